@@ -1,0 +1,298 @@
+"""Comparator (a): stdlib ``sqlite3`` doing the store's durable transaction by hand.
+
+Same schema (the DDL below mirrors ``breakpilot_store``'s revision 1), same PRAGMAs,
+same encoding (strict compact JSON, fixed-width ISO-8601 UTC text), same transaction
+shape: ``BEGIN IMMEDIATE``; allocate the session's next seq with one upsert
+``RETURNING last_seq``; insert the row; ``COMMIT``. Reads run in a plain
+``BEGIN``/``COMMIT`` and decode the row into a seed-shaped ``Checkpoint`` (JSON parsed,
+timestamp parsed), which is the work the store must do too. No retention: this is the
+floor for a durable create on this schema.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from typing import Any
+
+from benchmarks.contenders.base import Durability, Retention
+from benchmarks.payload import name_for, payload_for
+from benchmarks.seed_reference import Checkpoint
+
+DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS sessions (
+        session_id TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL,
+        checkpoint_count INTEGER NOT NULL DEFAULT 0,
+        created_at VARCHAR(32) NOT NULL,
+        updated_at VARCHAR(32) NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        created_at VARCHAR(32) NOT NULL,
+        data TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        origin_id TEXT,
+        PRIMARY KEY (session_id, seq)
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_checkpoints_session_name_seq"
+    " ON checkpoints (session_id, name, seq)",
+    "CREATE INDEX IF NOT EXISTS ix_checkpoints_session_created"
+    " ON checkpoints (session_id, created_at)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS uq_checkpoints_session_origin"
+    " ON checkpoints (session_id, origin_id)",
+)
+
+ALLOCATE_SEQ = (
+    "INSERT INTO sessions(session_id, last_seq, checkpoint_count, created_at, updated_at)"
+    " VALUES (?, 1, 1, ?, ?)"
+    " ON CONFLICT(session_id) DO UPDATE SET last_seq = last_seq + 1,"
+    " checkpoint_count = checkpoint_count + 1, updated_at = excluded.updated_at"
+    " RETURNING last_seq"
+)
+ALLOCATE_MANY = (
+    "INSERT INTO sessions(session_id, last_seq, checkpoint_count, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT(session_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq,"
+    " checkpoint_count = checkpoint_count + excluded.checkpoint_count,"
+    " updated_at = excluded.updated_at"
+    " RETURNING last_seq"
+)
+INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints(session_id, seq, name, created_at, data, metadata)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_IMPORTED = (
+    "INSERT INTO checkpoints(session_id, seq, name, created_at, data, metadata, origin_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_LATEST = (
+    "SELECT seq, name, created_at, data, metadata FROM checkpoints"
+    " WHERE session_id = ? ORDER BY seq DESC LIMIT 1"
+)
+SELECT_ONE = (
+    "SELECT seq, name, created_at, data, metadata FROM checkpoints"
+    " WHERE session_id = ? AND seq = ?"
+)
+SELECT_ALL = (
+    "SELECT seq, name, created_at, data, metadata FROM checkpoints"
+    " WHERE session_id = ? ORDER BY seq"
+)
+
+# Read by the cold-restart subprocess: what a user of plain sqlite3 would write.
+COLD_RESTART_CODE = """\
+import json, sqlite3, sys
+from datetime import datetime
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("PRAGMA synchronous=FULL")
+conn.execute("PRAGMA busy_timeout=5000")
+conn.execute("PRAGMA foreign_keys=ON")
+conn.execute("BEGIN")
+row = conn.execute(
+    "SELECT seq, name, created_at, data, metadata FROM checkpoints"
+    " WHERE session_id = ? ORDER BY seq DESC LIMIT 1", (sys.argv[2],)).fetchone()
+conn.execute("COMMIT")
+cp = (row[0], row[1], datetime.fromisoformat(row[2]), json.loads(row[3]), json.loads(row[4]))
+conn.close()
+assert cp[3]["step"] > 0
+"""
+
+
+def now_text() -> str:
+    """Fixed-width ISO-8601 UTC with microseconds, as the store writes it."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def encode(value: Any) -> str:
+    """Strict compact JSON, as the store writes it (NaN refused, UTF-8 kept)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def connect(path: str, durability: Durability) -> sqlite3.Connection:
+    """Autocommit connection (we issue BEGIN/COMMIT ourselves) with the store's PRAGMAs."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=5000")  # wait for the write lock, don't fail
+    conn.execute("PRAGMA foreign_keys=ON")  # ON DELETE CASCADE from sessions
+    return conn
+
+
+def _decode(session_id: str, row: tuple[Any, ...] | None) -> Checkpoint | None:
+    if row is None:
+        return None
+    seq, name, created_at, data, metadata = row
+    return Checkpoint(
+        id=f"{session_id}:{seq}",
+        name=name,
+        timestamp=datetime.fromisoformat(created_at),
+        data=json.loads(data),
+        metadata=json.loads(metadata),
+    )
+
+
+class RawWriter:
+    """Creates checkpoints in one session with the hand-written transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, session_id: str) -> None:
+        self._cur = conn.cursor()
+        self._session_id = session_id
+
+    def create(self, name: str, data: dict[str, Any]) -> str:
+        """BEGIN IMMEDIATE; upsert RETURNING seq; INSERT; COMMIT."""
+        now = now_text()
+        text = encode(data)
+        meta = encode({})
+        cur = self._cur
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute(ALLOCATE_SEQ, (self._session_id, now, now))
+            seq = cur.fetchone()[0]
+            cur.execute(INSERT_CHECKPOINT, (self._session_id, seq, name, now, text, meta))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return f"{self._session_id}:{seq}"
+
+
+class RawBackend:
+    """One database opened with stdlib sqlite3."""
+
+    def __init__(self, path: str, durability: Durability) -> None:
+        self._durability = durability
+        self._conn = connect(path, durability)
+        for statement in DDL:
+            self._conn.execute(statement)
+        self._cur = self._conn.cursor()
+
+    def writer(self, session_id: str, retention: Retention = "default") -> RawWriter:
+        """A writer (retention does not apply: (a) keeps every checkpoint)."""
+        return RawWriter(self._conn, session_id)
+
+    def _read_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        cur = self._cur
+        cur.execute("BEGIN")
+        try:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+        finally:
+            cur.execute("COMMIT")
+        return row
+
+    def get_latest(self, session_id: str) -> Checkpoint | None:
+        """Highest seq of the session, in a read transaction."""
+        return _decode(session_id, self._read_one(SELECT_LATEST, (session_id,)))
+
+    def get(self, session_id: str, seq: int) -> Checkpoint | None:
+        """Primary-key lookup, in a read transaction."""
+        return _decode(session_id, self._read_one(SELECT_ONE, (session_id, seq)))
+
+    def export(self, session_id: str) -> str:
+        """The seed's export format from one read transaction."""
+        cur = self._cur
+        cur.execute("BEGIN")
+        try:
+            items = [
+                {
+                    "id": f"{session_id}:{seq}",
+                    "name": name,
+                    "timestamp": created_at,
+                    "data": json.loads(data),
+                    "metadata": json.loads(metadata),
+                }
+                for seq, name, created_at, data, metadata in cur.execute(
+                    SELECT_ALL, (session_id,)
+                )
+            ]
+        finally:
+            cur.execute("COMMIT")
+        return json.dumps(items, indent=2)
+
+    def import_(self, session_id: str, text: str) -> int:
+        """All-or-nothing import with fresh seqs; the original id kept as origin_id."""
+        items = json.loads(text)
+        n = len(items)
+        rows: list[tuple[Any, ...]] = []
+        for item in items:
+            ts = datetime.fromisoformat(item["timestamp"]).astimezone(timezone.utc)
+            rows.append(
+                (
+                    item["name"],
+                    ts.isoformat(timespec="microseconds"),
+                    encode(item["data"]),
+                    encode(item.get("metadata", {})),
+                    item["id"],
+                )
+            )
+        now = now_text()
+        cur = self._cur
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute(ALLOCATE_MANY, (session_id, n, n, now, now))
+            base = cur.fetchone()[0] - n
+            cur.executemany(
+                INSERT_IMPORTED,
+                (
+                    (session_id, base + i, name, ts, data, meta, origin)
+                    for i, (name, ts, data, meta, origin) in enumerate(rows, start=1)
+                ),
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return n
+
+    def fill(self, sessions: list[tuple[int, str]], per_session: int) -> None:
+        """One transaction per session, executemany, synchronous=OFF while filling."""
+        cur = self._cur
+        cur.execute("PRAGMA synchronous=OFF")
+        try:
+            for index, session_id in sessions:
+                now = now_text()
+                cur.execute("BEGIN IMMEDIATE")
+                cur.execute(ALLOCATE_MANY, (session_id, per_session, per_session, now, now))
+                cur.fetchall()
+                cur.executemany(
+                    INSERT_CHECKPOINT,
+                    (
+                        (
+                            session_id,
+                            step,
+                            name_for(index, step),
+                            now_text(),
+                            encode(payload_for(index, step)),
+                            "{}",
+                        )
+                        for step in range(1, per_session + 1)
+                    ),
+                )
+                cur.execute("COMMIT")
+        finally:
+            level = "FULL" if self._durability == "full" else "NORMAL"
+            cur.execute(f"PRAGMA synchronous={level}")
+
+    def close(self) -> None:
+        """Close the connection (checkpoints the WAL)."""
+        self._conn.close()
+
+
+class RawSqliteContender:
+    """Comparator (a)."""
+
+    key = "a"
+    label = "(a) raw sqlite3"
+    durable = True
+
+    def open(self, path: str, durability: Durability) -> RawBackend:
+        """Open with the store's PRAGMAs at ``durability``."""
+        return RawBackend(path, durability)
+
+    def cold_restart_code(self) -> str | None:
+        """Plain sqlite3: connect, PRAGMAs, one SELECT, decode."""
+        return COLD_RESTART_CODE

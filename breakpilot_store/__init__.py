@@ -1,0 +1,48 @@
+"""breakpilot_store: a persistent checkpoint store for AI agents."""
+
+from .checkpoint import Checkpoint
+from .errors import (
+    BreakpilotStoreError,
+    CheckpointTypeError,
+    CheckpointValueError,
+    CorruptDatabaseError,
+    DatabaseError,
+    ImportConflictError,
+    ImportFormatError,
+    ReadOnlyStoreError,
+    SchemaVersionError,
+    StoreBusyError,
+    StoreClosedError,
+    StoreFullError,
+    StoreUnavailableError,
+    UnknownSessionError,
+    UnsupportedDatabaseError,
+)
+from .manager import CheckpointManager
+from .repository import SessionInfo
+from .store import CheckpointStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BreakpilotStoreError",
+    "Checkpoint",
+    "CheckpointManager",
+    "CheckpointStore",
+    "CheckpointTypeError",
+    "CheckpointValueError",
+    "CorruptDatabaseError",
+    "DatabaseError",
+    "ImportConflictError",
+    "ImportFormatError",
+    "ReadOnlyStoreError",
+    "SchemaVersionError",
+    "SessionInfo",
+    "StoreBusyError",
+    "StoreClosedError",
+    "StoreFullError",
+    "StoreUnavailableError",
+    "UnknownSessionError",
+    "UnsupportedDatabaseError",
+    "__version__",
+]

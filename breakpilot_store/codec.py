@@ -1,0 +1,196 @@
+"""Strict JSON encoding of checkpoint ``data`` and ``metadata``.
+
+A checkpoint must come back exactly as it went in, so only values that survive a JSON
+round trip unchanged are accepted: ``dict`` with ``str`` keys, ``list``, ``str``, ``int``,
+finite ``float``, ``bool`` and ``None`` (exact types, not subclasses). Anything else
+(tuples, sets, bytes, datetimes, NaN, enums, ...) is refused with an error naming the
+offending path, e.g. ``data['messages'][3]['at']``.
+
+The check is done twice on purpose: a fast recursive pass that only answers yes/no, and,
+only when that says no, a slow pass that finds the first offending path for the message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .errors import CheckpointTypeError, CheckpointValueError
+
+#: Deepest nesting accepted. The stdlib decoder (and SQLite's JSON functions) recurse, so a
+#: bound well under Python's recursion limit keeps decoding safe for every stored value.
+MAX_DEPTH = 500
+
+#: Longest session id or checkpoint name accepted, in characters. They are keys of
+#: indexes and appear in every id; a bound keeps indexes sane and errors clear.
+MAX_KEY_LENGTH = 1024
+
+_encode = json.JSONEncoder(
+    ensure_ascii=False,  # readable text at the sqlite3 prompt; UTF-8 checked below
+    allow_nan=False,
+    separators=(",", ":"),
+    check_circular=False,  # the validator already bounds depth, so cycles cannot loop
+).encode
+decode = json.loads
+
+
+def _ok(value: Any, depth: int) -> bool:
+    """Answer whether ``value`` is strictly JSON (fast path, no diagnostics)."""
+    t = type(value)
+    if t is dict:
+        if depth >= MAX_DEPTH:
+            return False
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if tv is float:
+                if v - v != 0.0:  # NaN and +/-Infinity
+                    return False
+                continue
+            if not _ok(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        if depth >= MAX_DEPTH:
+            return False
+        for v in value:
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if tv is float:
+                if v - v != 0.0:
+                    return False
+                continue
+            if not _ok(v, depth + 1):
+                return False
+        return True
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is float:
+        return value - value == 0.0
+    return False
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _problem(value: Any, path: str, depth: int, seen: set[int]) -> Exception | None:
+    """Find the first offending value below ``path`` and describe it (slow path)."""
+    t = type(value)
+    if t is str:
+        if not _utf8_ok(value):
+            return CheckpointValueError(
+                f"{path}: string contains a lone surrogate and cannot be stored as UTF-8"
+            )
+        return None
+    if t is int or t is bool or value is None:
+        return None
+    if t is float:
+        if math.isfinite(value):
+            return None
+        return CheckpointValueError(f"{path}: {value!r} is not valid JSON (NaN/Infinity)")
+    if t is dict or t is list:
+        if id(value) in seen:
+            return CheckpointValueError(f"{path}: the value contains itself (a cycle)")
+        if depth >= MAX_DEPTH:
+            return CheckpointValueError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+        seen.add(id(value))
+        try:
+            if t is dict:
+                for k, v in value.items():
+                    if type(k) is not str:
+                        return CheckpointTypeError(
+                            f"{path}: key {k!r} is a {type(k).__name__}; "
+                            "JSON object keys must be str"
+                        )
+                    if not _utf8_ok(k):
+                        return CheckpointValueError(f"{path}: key {k!r} contains a lone surrogate")
+                    found = _problem(v, f"{path}[{k!r}]", depth + 1, seen)
+                    if found is not None:
+                        return found
+            else:
+                for i, v in enumerate(value):
+                    found = _problem(v, f"{path}[{i}]", depth + 1, seen)
+                    if found is not None:
+                        return found
+        finally:
+            seen.discard(id(value))
+        return None
+    hint = " (use a list)" if t is tuple else ""
+    return CheckpointTypeError(
+        f"{path}: {t.__name__} is not a JSON type{hint}; "
+        "allowed: dict, list, str, int, float, bool, None"
+    )
+
+
+def encode(value: Any, path: str) -> str:
+    """Validate ``value`` strictly and return its compact JSON text.
+
+    Args:
+        value: The object to encode (normally a dict).
+        path: How to name the value in an error message, e.g. ``"data"``.
+
+    Returns:
+        The JSON text, which decodes back to a value equal to ``value``.
+
+    Raises:
+        CheckpointTypeError: A value (or key) of a type JSON cannot carry exactly.
+        CheckpointValueError: NaN/Infinity, a lone surrogate, a cycle or too deep nesting.
+    """
+    if _ok(value, 0):
+        text = _encode(value)
+        if text.isascii() or _utf8_ok(text):
+            return text
+    problem = _problem(value, path, 0, set())
+    if problem is None:  # pragma: no cover - the two passes agree by construction
+        problem = CheckpointValueError(f"{path}: value cannot be encoded as JSON")
+    raise problem
+
+
+def encode_object(value: Any, path: str, *, optional: bool = False) -> str:
+    """Encode a dict (``data`` or ``metadata``); ``None`` means ``{}`` when optional.
+
+    Raises:
+        CheckpointTypeError: ``value`` is not a dict, or holds a non-JSON value.
+        CheckpointValueError: ``value`` holds NaN/Infinity or is nested too deep.
+    """
+    if value is None and optional:
+        return "{}"
+    if type(value) is not dict:
+        kind = "a dict or None" if optional else "a dict"
+        raise CheckpointTypeError(f"{path} must be {kind}, not {type(value).__name__}")
+    return encode(value, path)
+
+
+def check_key(value: Any, what: str) -> str:
+    """Check a session id or checkpoint name: a non-empty ``str`` without NUL.
+
+    Raises:
+        CheckpointTypeError: ``value`` is not a str.
+        CheckpointValueError: empty, contains NUL or a lone surrogate, or too long.
+    """
+    if type(value) is not str:
+        if isinstance(value, str):
+            value = str(value)
+        else:
+            raise CheckpointTypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value:
+        raise CheckpointValueError(f"{what} must not be empty")
+    if "\x00" in value:
+        raise CheckpointValueError(f"{what} must not contain NUL characters: {value!r}")
+    if len(value) > MAX_KEY_LENGTH:
+        raise CheckpointValueError(
+            f"{what} is {len(value)} characters long; the limit is {MAX_KEY_LENGTH}"
+        )
+    if not value.isascii() and not _utf8_ok(value):
+        raise CheckpointValueError(f"{what} contains a lone surrogate: {value!r}")
+    return value

@@ -1,0 +1,170 @@
+"""Turn a path or URL into a configured SQLAlchemy ``Engine``.
+
+SQLite gets the pysqlite recipe from SQLAlchemy's documentation: the driver's own
+transaction handling is switched off and the ``begin`` event emits the ``BEGIN`` itself,
+``BEGIN IMMEDIATE`` for writes. A write that starts deferred and upgrades later can fail
+with "database is locked" regardless of busy_timeout; taking the write lock up front
+makes every writer wait its turn instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import CheckpointValueError, UnsupportedDatabaseError
+
+#: Environment variable naming the default store's URL.
+URL_ENV = "BREAKPILOT_STORE_URL"
+
+#: Execution option that marks a connection's transaction as a write (BEGIN IMMEDIATE).
+WRITE = "breakpilot_write"
+
+#: RETURNING arrived in SQLite 3.35; the sequence allocation depends on it.
+MIN_SQLITE = (3, 35, 0)
+
+Durability = Literal["full", "normal"]
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
+
+def default_url() -> str:
+    """Return the default store URL: ``$BREAKPILOT_STORE_URL`` or a per-user SQLite file."""
+    env = os.environ.get(URL_ENV)
+    if env:
+        return env
+    from platformdirs import user_data_path  # only needed when no store is named
+
+    directory = user_data_path("breakpilot-store", appauthor=False)
+    directory.mkdir(parents=True, exist_ok=True)
+    return str(URL.create("sqlite", database=str(directory / "checkpoints.db")))
+
+
+def resolve_url(target: str | os.PathLike[str] | URL | None) -> URL:
+    """Interpret ``target`` as a SQLAlchemy URL, a filesystem path, or the default.
+
+    Raises:
+        CheckpointValueError: ``target`` is neither a usable URL nor a path.
+    """
+    if target is None:
+        target = default_url()
+    if isinstance(target, URL):
+        return target
+    if isinstance(target, os.PathLike):
+        target = os.fspath(target)
+    if not isinstance(target, str) or not target:
+        raise CheckpointValueError(f"store must be a path or a database URL, not {target!r}")
+    if "://" in target:
+        try:
+            return make_url(target)
+        except ArgumentError as exc:
+            raise CheckpointValueError(f"not a valid database URL: {target!r}") from exc
+    return URL.create("sqlite", database=str(Path(target).expanduser().absolute()))
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """Return the file a SQLite URL points at, or ``None`` for memory or other backends."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):
+        database = database[5:].split("?", 1)[0]
+    return Path(database)
+
+
+def check_sqlite_version(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Refuse an SQLite library older than the store needs.
+
+    Raises:
+        UnsupportedDatabaseError: The linked SQLite is older than 3.35 (no RETURNING).
+    """
+    if version < MIN_SQLITE:
+        have = ".".join(map(str, version))
+        need = ".".join(map(str, MIN_SQLITE))
+        raise UnsupportedDatabaseError(
+            f"SQLite {have} is too old: breakpilot_store needs {need} or newer (RETURNING)"
+        )
+
+
+def create_sqlite_engine(
+    url: URL,
+    *,
+    durability: Durability = "full",
+    busy_timeout: float = 30.0,
+    readonly: bool = False,
+) -> Engine:
+    """Create an engine for a SQLite URL with the store's PRAGMAs and BEGIN handling."""
+    check_sqlite_version()
+    if durability not in _SYNCHRONOUS:
+        raise CheckpointValueError(f"durability must be 'full' or 'normal', not {durability!r}")
+    path = sqlite_path(url)
+    if readonly and path is not None:
+        # mode=ro makes SQLite itself refuse writes, so a read-only command cannot
+        # take a write lock even by mistake.
+        url = make_url(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true")
+    engine = create_engine(url, connect_args={"timeout": busy_timeout})
+    synchronous = _SYNCHRONOUS[durability]
+    busy_ms = int(busy_timeout * 1000)
+    wal = path is not None and not readonly
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let the begin event below emit BEGIN: pysqlite's own handling would start
+        # transactions late and never as IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # Wait this long for another connection's lock before raising "busy".
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            # Enforce the sessions -> checkpoints foreign key (ON DELETE CASCADE).
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if wal:
+                # Readers never block the writer, and the writer never blocks readers.
+                cursor.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit survives power loss. NORMAL (opt-in): it may be lost, but
+            # the file never corrupts.
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def create_store_engine(
+    url: URL,
+    *,
+    durability: Durability = "full",
+    busy_timeout: float = 30.0,
+    readonly: bool = False,
+    engine_options: dict[str, Any] | None = None,
+) -> Engine:
+    """Create the engine for ``url``, configured for the store's transaction rules."""
+    if busy_timeout is None or busy_timeout < 0:
+        raise CheckpointValueError(f"busy_timeout must be >= 0 seconds, not {busy_timeout!r}")
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return create_sqlite_engine(
+            url, durability=durability, busy_timeout=busy_timeout, readonly=readonly
+        )
+    if backend == "postgresql":
+        from .pg import create_postgres_engine
+
+        return create_postgres_engine(
+            url, busy_timeout=busy_timeout, readonly=readonly, **(engine_options or {})
+        )
+    raise CheckpointValueError(
+        f"unsupported database {backend!r}: use a SQLite path/URL or postgresql+psycopg://"
+    )

@@ -1,0 +1,123 @@
+"""The one ``MetaData`` and the Core tables: the only DDL source besides the migrations.
+
+The migrations in ``migrations/versions`` create exactly these tables (a test runs
+``alembic check`` to prove the two agree). Views are created by the migrations only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+#: Deterministic constraint names, so migrations can name what they alter or drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: Width of a stored SQLite timestamp: ``2026-11-24T04:47:09.123456+00:00``.
+TIMESTAMP_WIDTH = 32
+
+
+def to_text(value: datetime) -> str:
+    """Render an aware datetime as the fixed-width UTC text stored in SQLite.
+
+    Fixed width and one zone make text order equal time order, so ``created_at``
+    compares and sorts correctly as plain text (and in the ``sqlite3`` shell).
+    """
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC timestamp: fixed-width ISO-8601 text on SQLite, TIMESTAMPTZ elsewhere."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:  # noqa: D102
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(TIMESTAMP_WIDTH))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:  # noqa: D102
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return to_text(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:  # noqa: D102
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value)
+        return value.astimezone(timezone.utc)
+
+
+class JSONText(TypeDecorator[str]):
+    """A JSON document carried as text that the codec already validated and encoded.
+
+    On SQLite it is TEXT, readable with ``json_extract`` and ``->>``. The driver never
+    (de)serialises it: the codec owns the exact round trip.
+    """
+
+    impl = Text
+    cache_ok = True
+
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id", Text, primary_key=True),
+    # The highest seq ever handed out: ids are never reused, even after deletes.
+    Column("last_seq", Integer, nullable=False),
+    # How many checkpoints the session holds now, kept in the writing transaction, so
+    # that create never needs a COUNT(*) over the session to decide on compression.
+    Column("checkpoint_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column(
+        "session_id",
+        Text,
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("data", JSONText, nullable=False),
+    Column("metadata", JSONText, nullable=False),
+    # The original id of a checkpoint imported from another session.
+    Column("origin_id", Text, nullable=True),
+    Index(None, "session_id", "name", "seq"),
+    Index(None, "session_id", "created_at"),
+    # Makes a repeated import of the same foreign checkpoint findable (and unique).
+    Index(None, "session_id", "origin_id", unique=True),
+)
+
+#: The views the migrations create for people at the sqlite3/psql prompt.
+VIEW_NAMES = ("session_overview", "checkpoint_overview")

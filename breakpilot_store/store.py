@@ -1,0 +1,597 @@
+"""``CheckpointStore``: owns the engine; each public method is exactly one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import weakref
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from . import repository as repo
+from .checkpoint import Checkpoint, split_id
+from .codec import check_key, decode, encode_object
+from .engine import WRITE, Durability, create_store_engine, resolve_url
+from .errors import (
+    BreakpilotStoreError,
+    CheckpointTypeError,
+    CheckpointValueError,
+    ImportConflictError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    UnknownSessionError,
+)
+from .migrate import describe, ensure_schema
+from .repository import SessionInfo
+from .retention import cap_delete, cap_excess, compression_delete, needs_compression
+from .transfer import ImportEntry, export_chunks, parse_entry
+from .translate import translate
+
+#: How many import entries are checked against the database and inserted at a time.
+IMPORT_BATCH = 500
+
+# Stores alive in this process, so that a forked child can drop the parent's pooled
+# connections (sharing a SQLite or PostgreSQL connection across fork corrupts state).
+_LIVE_STORES: weakref.WeakSet[CheckpointStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_LIVE_STORES):
+        store._engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if type(value) is not int:
+        raise CheckpointTypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise CheckpointValueError(f"{what} must be a positive int, not {value}")
+    return value
+
+
+def aware(value: Any, what: str) -> datetime:
+    """Check that ``value`` is a timezone-aware datetime.
+
+    Raises:
+        CheckpointTypeError: ``value`` is not a datetime or is naive.
+    """
+    if not isinstance(value, datetime):
+        raise CheckpointTypeError(f"{what} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise CheckpointTypeError(
+            f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), "
+            f"got naive {value.isoformat()}"
+        )
+    return value
+
+
+class CheckpointStore:
+    """A database of checkpoints for many sessions (SQLite file or PostgreSQL).
+
+    Opening a store creates or upgrades the schema (under a lock, so many agents may
+    start at once) unless ``migrate=False``. Every public method runs in exactly one
+    transaction; SQLite writes start with ``BEGIN IMMEDIATE``.
+
+    Args:
+        url: A filesystem path, a SQLAlchemy URL, or ``None`` for the default store
+            (``$BREAKPILOT_STORE_URL``, else ``checkpoints.db`` in the user data dir).
+        durability: SQLite only: ``"full"`` (synchronous=FULL, survives power loss) or
+            ``"normal"`` (synchronous=NORMAL in WAL: faster, a power cut may lose the
+            last commits but never corrupts the file).
+        busy_timeout: Seconds to wait for another connection's lock before raising
+            :class:`~breakpilot_store.errors.StoreBusyError`.
+        migrate: Create/upgrade the schema if needed; with ``False`` only check it.
+        readonly: Open read-only (SQLite ``mode=ro``); writes raise
+            :class:`~breakpilot_store.errors.ReadOnlyStoreError`.
+        **engine_options: Backend options (PostgreSQL pool sizing, see README).
+
+    Raises:
+        SchemaVersionError: The database was migrated by newer code (both revisions named).
+        DatabaseError: The database cannot be opened (not a database, unreachable, ...).
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | URL | None = None,
+        *,
+        durability: Durability = "full",
+        busy_timeout: float = 30.0,
+        migrate: bool = True,
+        readonly: bool = False,
+        **engine_options: Any,
+    ) -> None:
+        self.url: URL = resolve_url(url)
+        self.readonly = readonly
+        self._where = describe(self.url)
+        self._closed = False
+        self._engine: Engine = create_store_engine(
+            self.url,
+            durability=durability,
+            busy_timeout=busy_timeout,
+            readonly=readonly,
+            engine_options=engine_options,
+        )
+        try:
+            try:
+                ensure_schema(self._engine, self.url, migrate=migrate and not readonly)
+            except SQLAlchemyError as exc:
+                raise translate(exc, self._where) from exc
+        except BaseException:
+            self._engine.dispose()
+            raise
+        _LIVE_STORES.add(self)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The store's SQLAlchemy ``Engine``."""
+        return self._engine
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close every pooled connection; the store cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+            _LIVE_STORES.discard(self)
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"CheckpointStore({self._where!r})"
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool) -> Iterator[Connection]:
+        """One transaction; driver errors leave it as typed errors."""
+        if self._closed:
+            raise StoreClosedError(f"store {self._where} is closed")
+        if write and self.readonly:
+            raise ReadOnlyStoreError(f"store {self._where} was opened read-only")
+        try:
+            with self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise translate(exc, self._where) from exc
+
+    # -- writing -----------------------------------------------------------------------
+
+    def create(
+        self,
+        session_id: str,
+        name: str,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        *,
+        compress_after: int | None = None,
+        max_checkpoints: int | None = None,
+    ) -> Checkpoint:
+        """Store a new checkpoint and apply the retention rule, in one transaction.
+
+        The seq is allocated in the same transaction as the insert, so it is gapless and
+        unique across processes. If the session then holds more than ``compress_after``
+        checkpoints it is compressed, and then capped at ``max_checkpoints`` (see
+        :mod:`breakpilot_store.retention` for the rule). ``None`` skips either step.
+
+        Args:
+            session_id: The session to add to (created on first use).
+            name: The checkpoint's name.
+            data: The state to store: a JSON-exact dict, stored as a snapshot.
+            metadata: Optional JSON-exact dict.
+            compress_after: Compress when the session holds more than this many.
+            max_checkpoints: Hard cap on the checkpoints the session holds.
+
+        Returns:
+            The stored checkpoint (its ``data`` is a copy, not the caller's dict).
+
+        Raises:
+            CheckpointTypeError: A wrong type anywhere (the path is named).
+            CheckpointValueError: A bad value (empty name, NaN, ...). Nothing is written.
+        """
+        session_id = check_key(session_id, "session_id")
+        name = check_key(name, "name")
+        data_text = encode_object(data, "data")
+        metadata_text = encode_object(metadata, "metadata", optional=True)
+        if compress_after is not None:
+            _positive_int(compress_after, "compress_after")
+        if max_checkpoints is not None:
+            _positive_int(max_checkpoints, "max_checkpoints")
+        now = _now()
+        with self._transaction(write=True) as conn:
+            seq, held = repo.allocate(conn, session_id, now)
+            repo.insert_checkpoint(conn, session_id, seq, name, now, data_text, metadata_text)
+            removed = 0
+            if compress_after is not None and needs_compression(held, compress_after):
+                removed = conn.execute(compression_delete(), {"sid": session_id}).rowcount
+            if max_checkpoints is not None:
+                excess = cap_excess(held - removed, max_checkpoints)
+                if excess:
+                    removed += conn.execute(
+                        cap_delete(), {"sid": session_id, "excess": excess}
+                    ).rowcount
+            repo.adjust_count(conn, session_id, -removed)
+        return Checkpoint(
+            id=f"{session_id}:{seq}",
+            name=name,
+            timestamp=now,
+            data=decode(data_text),
+            metadata=decode(metadata_text),
+        )
+
+    def compress(
+        self,
+        session_id: str,
+        *,
+        compress_after: int | None = 50,
+        max_checkpoints: int | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Apply the retention rule to a session now, as ``create`` would.
+
+        Returns:
+            The ids of the checkpoints removed (or that would be, with ``dry_run``).
+        """
+        session_id = check_key(session_id, "session_id")
+        if compress_after is not None:
+            _positive_int(compress_after, "compress_after")
+        if max_checkpoints is not None:
+            _positive_int(max_checkpoints, "max_checkpoints")
+        with self._transaction(write=not dry_run) as conn:
+            if not dry_run:
+                repo.allocate(conn, session_id, _now(), n=0)  # lock the session's row
+            before = {
+                cp.seq for cp in repo.iter_checkpoints(conn, session_id)
+            }  # bounded: a session this command is run on is being cleaned up
+            held = len(before)
+            if compress_after is not None and needs_compression(held, compress_after):
+                held -= conn.execute(compression_delete(), {"sid": session_id}).rowcount
+            if max_checkpoints is not None:
+                excess = cap_excess(held, max_checkpoints)
+                if excess:
+                    conn.execute(cap_delete(), {"sid": session_id, "excess": excess})
+            after = {cp.seq for cp in repo.iter_checkpoints(conn, session_id)}
+            removed = sorted(before - after)
+            if dry_run:
+                conn.rollback()
+            else:
+                repo.adjust_count(conn, session_id, -len(removed))
+        return [f"{session_id}:{seq}" for seq in removed]
+
+    def clear(self, session_id: str) -> int:
+        """Delete every checkpoint of a session; its numbering continues afterwards.
+
+        Returns:
+            How many checkpoints were deleted.
+        """
+        session_id = check_key(session_id, "session_id")
+        with self._transaction(write=True) as conn:
+            return repo.clear(conn, session_id, _now())
+
+    def delete_session(self, session_id: str) -> int:
+        """Delete a session, its checkpoints and its counter.
+
+        Unlike :meth:`clear`, the session's numbering is forgotten: a later checkpoint in
+        a session of the same id starts again at seq 1.
+
+        Returns:
+            How many checkpoints were deleted.
+
+        Raises:
+            UnknownSessionError: There is no such session.
+        """
+        session_id = check_key(session_id, "session_id")
+        with self._transaction(write=True) as conn:
+            removed = repo.delete_session(conn, session_id)
+        if removed is None:
+            raise UnknownSessionError(f"no session {session_id!r} in {self._where}")
+        return removed
+
+    def import_checkpoints(
+        self, session_id: str, entries: Iterable[Any], *, on_entry: Any = None
+    ) -> int:
+        """Import checkpoints in the seed's export form, all or nothing.
+
+        Entries whose id belongs to ``session_id`` keep their seq; an identical
+        checkpoint already stored there makes the entry a no-op, a different one raises
+        :class:`ImportConflictError`. Entries from other sessions get fresh seqs in
+        document order, with their original id kept as ``origin_id`` (importing the
+        same one again is a no-op when identical, a conflict when not). The session's
+        counter ends at or above every seq it holds. No compression is applied.
+
+        ``entries`` may be any iterable (e.g. a streaming parser): they are validated
+        and written in batches inside one transaction, so any error leaves the database
+        unchanged.
+
+        Args:
+            session_id: The session to import into.
+            entries: Dicts of the form ``Checkpoint.to_dict()`` returns.
+            on_entry: Optional callable invoked once per entry processed (progress).
+
+        Returns:
+            How many checkpoints were written (no-ops excluded).
+
+        Raises:
+            ImportFormatError: A malformed entry (its index is named).
+            ImportConflictError: An entry differs from what is stored under its id.
+        """
+        session_id = check_key(session_id, "session_id")
+        now = _now()
+        parsed = (parse_entry(entry, index) for index, entry in enumerate(entries))
+        with self._transaction(write=True) as conn:
+            top, _ = repo.allocate(conn, session_id, now, n=0)  # also locks the row
+            written = pending = 0
+            for batch in _batched(parsed, IMPORT_BATCH):
+                rows: list[dict[str, Any]] = []
+                own = repo.fetch_rows_by_seq(
+                    conn, session_id, (e.seq for e in batch if e.session_id == session_id)
+                )
+                foreign = repo.fetch_rows_by_origin(
+                    conn, session_id, (e.id for e in batch if e.session_id != session_id)
+                )
+                for entry in batch:
+                    mine = entry.session_id == session_id
+                    seen = own.get(entry.seq) if mine else foreign.get(entry.id)
+                    if seen is not None:
+                        if not entry.same_as(seen):
+                            raise ImportConflictError(
+                                f"checkpoint {entry.id!r} differs from the one already "
+                                f"stored in session {session_id!r}; nothing was imported"
+                            )
+                        continue
+                    if mine:
+                        seq = entry.seq
+                        top = max(top, seq)
+                    else:
+                        # Park foreign entries at negative seqs until every own seq
+                        # is known; renumber_pending moves them above all of those.
+                        pending += 1
+                        seq = -pending
+                    row = _import_row(session_id, seq, entry)
+                    rows.append(row)
+                    stored = (
+                        session_id,
+                        seq,
+                        entry.name,
+                        entry.timestamp,
+                        entry.data_text,
+                        entry.metadata_text,
+                    )
+                    if mine:
+                        own[entry.seq] = stored
+                    else:
+                        foreign[entry.id] = stored
+                repo.insert_rows(conn, rows)
+                written += len(rows)
+                if on_entry is not None:
+                    for _ in batch:
+                        on_entry()
+            if pending:
+                repo.renumber_pending(conn, session_id, top)
+                top += pending
+            repo.set_counter(conn, session_id, top, written, now)
+        return written
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, checkpoint_id: str) -> Checkpoint | None:
+        """Return the checkpoint with this id (``"session:seq"``), or ``None``.
+
+        Raises:
+            CheckpointTypeError: ``checkpoint_id`` is not a str.
+        """
+        if not isinstance(checkpoint_id, str):
+            raise CheckpointTypeError(
+                f"checkpoint_id must be a str, not {type(checkpoint_id).__name__}"
+            )
+        parts = split_id(checkpoint_id)
+        if parts is None:
+            return None
+        with self._transaction(write=False) as conn:
+            return repo.fetch(conn, parts[0], parts[1])
+
+    def get_latest(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        """Return the session's highest-seq checkpoint (with ``name``, if given)."""
+        session_id = check_key(session_id, "session_id")
+        if name is not None:
+            name = check_key(name, "name")
+        with self._transaction(write=False) as conn:
+            return repo.fetch_latest(conn, session_id, name)
+
+    def list_checkpoints(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        since: datetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Checkpoint]:
+        """Return a session's checkpoints in seq order (or newest first).
+
+        Args:
+            session_id: The session.
+            name: Only checkpoints with this name.
+            since: Only those created strictly after this aware datetime.
+            start: Only those created at or after this aware datetime.
+            end: Only those created at or before this aware datetime.
+            newest_first: Highest seq first instead of lowest.
+            limit: At most this many.
+        """
+        session_id = check_key(session_id, "session_id")
+        if name is not None:
+            name = check_key(name, "name")
+        if limit is not None:
+            _positive_int(limit, "limit")
+        filters = {
+            "after": aware(since, "since") if since is not None else None,
+            "start": aware(start, "start") if start is not None else None,
+            "end": aware(end, "end") if end is not None else None,
+        }
+        with self._transaction(write=False) as conn:
+            return repo.list_checkpoints(
+                conn, session_id, name=name, newest_first=newest_first, limit=limit, **filters
+            )
+
+    def iter_checkpoints(self, session_id: str) -> Iterator[Checkpoint]:
+        """Stream a session's checkpoints in seq order in one read transaction.
+
+        Memory stays constant whatever the session's size; the read transaction stays
+        open until the iterator is exhausted or closed.
+        """
+        session_id = check_key(session_id, "session_id")
+        with self._transaction(write=False) as conn:
+            yield from repo.iter_checkpoints(conn, session_id)
+
+    def count(self, session_id: str) -> int:
+        """Return how many checkpoints the session holds (0 if unknown)."""
+        session_id = check_key(session_id, "session_id")
+        with self._transaction(write=False) as conn:
+            return repo.count(conn, session_id)
+
+    def summary(self, session_id: str) -> dict[str, Any]:
+        """Return the seed's summary dict for a session, from one read transaction.
+
+        Keys: ``total_count``, ``unique_names``, ``names`` (name -> count, in order of
+        first appearance), ``first_checkpoint``/``last_checkpoint`` (``to_dict()`` or
+        ``None``) and ``duration_seconds``.
+        """
+        session_id = check_key(session_id, "session_id")
+        with self._transaction(write=False) as conn:
+            names = repo.name_counts(conn, session_id)
+            first = repo.fetch_first(conn, session_id)
+            last = repo.fetch_latest(conn, session_id)
+        if first is None or last is None:
+            return {
+                "total_count": 0,
+                "unique_names": 0,
+                "names": {},
+                "first_checkpoint": None,
+                "last_checkpoint": None,
+                "duration_seconds": 0,
+            }
+        return {
+            "total_count": sum(names.values()),
+            "unique_names": len(names),
+            "names": names,
+            "first_checkpoint": first.to_dict(),
+            "last_checkpoint": last.to_dict(),
+            "duration_seconds": (last.timestamp - first.timestamp).total_seconds(),
+        }
+
+    def export_chunks(self, session_id: str) -> Iterator[str]:
+        """Stream a session's export (the seed's JSON format) piece by piece."""
+        return export_chunks(self.iter_checkpoints(session_id))
+
+    def export_json(self, session_id: str) -> str:
+        """Return a session's checkpoints as the seed's export JSON (indent 2)."""
+        return "".join(self.export_chunks(session_id))
+
+    def list_sessions(
+        self, *, prefix: str | None = None, idle_for: Any = None
+    ) -> list[SessionInfo]:
+        """Return every session with its counts and last activity, ordered by id.
+
+        Args:
+            prefix: Only sessions whose id starts with this (matched literally).
+            idle_for: A ``timedelta``: only sessions with no write for at least this long.
+        """
+        if prefix is not None and not isinstance(prefix, str):
+            raise CheckpointTypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        idle_before = _now() - idle_for if idle_for is not None else None
+        with self._transaction(write=False) as conn:
+            return repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
+
+    def session_info(self, session_id: str) -> SessionInfo | None:
+        """Return one session's :class:`SessionInfo`, or ``None`` if it does not exist."""
+        session_id = check_key(session_id, "session_id")
+        with self._transaction(write=False) as conn:
+            found = repo.list_sessions(conn, session_id=session_id)
+        return found[0] if found else None
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
+        """Run SQLite's WAL checkpoint (``PASSIVE``, ``FULL``, ``RESTART``, ``TRUNCATE``).
+
+        Copies committed pages from the ``-wal`` file into the database so the WAL can be
+        reset. A reader holding an old snapshot can stop it from finishing; run it again
+        once readers have moved on.
+
+        Returns:
+            SQLite's ``(busy, wal_pages, checkpointed_pages)``; ``busy`` is 1 if it
+            could not finish. ``(0, 0, 0)`` on other backends.
+        """
+        mode = mode.upper()
+        if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
+            raise CheckpointValueError(f"unknown WAL checkpoint mode {mode!r}")
+        if self._closed:
+            raise StoreClosedError(f"store {self._where} is closed")
+        if self._engine.dialect.name != "sqlite":
+            return (0, 0, 0)
+        try:
+            # On the bare driver connection: SQLAlchemy would open a transaction first,
+            # and a checkpoint cannot finish inside one.
+            raw = self._engine.raw_connection()
+            try:
+                row = raw.driver_connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            finally:
+                raw.close()
+        except SQLAlchemyError as exc:
+            raise translate(exc, self._where) from exc
+        except Exception as exc:  # the bare driver raises its own errors
+            if type(exc).__module__ == "sqlite3":
+                raise translate(DBAPIError(None, None, exc), self._where) from exc
+            raise
+        return (int(row[0]), int(row[1]), int(row[2]))
+
+    def execute_read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Run a read-only SQL query in one read transaction (for the ops CLI)."""
+        with self._transaction(write=False) as conn:
+            return list(conn.execute(text(sql), params or {}))
+
+
+def _import_row(session_id: str, seq: int, entry: ImportEntry) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "seq": seq,
+        "name": entry.name,
+        "created_at": entry.timestamp,
+        "data": entry.data_text,
+        "metadata": entry.metadata_text,
+        "origin_id": None if entry.session_id == session_id else entry.id,
+    }
+
+
+def _batched(items: Iterable[ImportEntry], size: int) -> Iterator[list[ImportEntry]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+__all__ = ["BreakpilotStoreError", "CheckpointStore", "SessionInfo", "aware"]

@@ -1,0 +1,159 @@
+"""The seed's export format: render it (streaming) and parse its entries strictly.
+
+An export is ``json.dumps([cp.to_dict() for cp in checkpoints], indent=2)``, the seed's
+exact bytes, so the seed can import what we export and the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .checkpoint import Checkpoint, split_id
+from .codec import check_key, decode, encode_object
+from .errors import BreakpilotStoreError, ImportFormatError
+
+
+def export_chunks(checkpoints: Iterable[Checkpoint]) -> Iterator[str]:
+    """Yield the export document piece by piece (one piece per checkpoint).
+
+    The concatenation equals ``json.dumps([cp.to_dict() ...], indent=2)`` byte for byte:
+    each element is dumped on its own and indented one more level, which is what the
+    list dump does.
+    """
+    first = True
+    for cp in checkpoints:
+        body = json.dumps(cp.to_dict(), indent=2).replace("\n", "\n  ")
+        yield ("[\n  " if first else ",\n  ") + body
+        first = False
+    yield "[]" if first else "\n]"
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    """One validated element of an import document.
+
+    Attributes:
+        id: The id as written in the document.
+        session_id: The session part of ``id``.
+        seq: The seq part of ``id``.
+        name: The checkpoint's name.
+        timestamp: Its creation time (aware, UTC).
+        data: The decoded data (for comparisons).
+        metadata: The decoded metadata.
+        data_text: ``data`` as the codec encodes it (what is stored).
+        metadata_text: ``metadata`` as the codec encodes it.
+    """
+
+    id: str
+    session_id: str
+    seq: int
+    name: str
+    timestamp: datetime
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    data_text: str
+    metadata_text: str
+
+    def same_as(self, row: Any) -> bool:
+        """Compare with a stored row ``(session_id, seq, name, created_at, data, meta)``.
+
+        Identical means same name, same instant to the microsecond, equal data and
+        metadata.
+        """
+        return (
+            row[2] == self.name
+            and row[3] == self.timestamp
+            and decode(row[4]) == self.data
+            and decode(row[5]) == self.metadata
+        )
+
+
+def parse_timestamp(value: Any, where: str) -> datetime:
+    """Parse an ISO-8601 timestamp that carries a zone; return it in UTC.
+
+    Raises:
+        ImportFormatError: Not a string, not ISO-8601, or without a zone.
+    """
+    if not isinstance(value, str):
+        raise ImportFormatError(f"{where}: timestamp must be a string, not {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ImportFormatError(f"{where}: timestamp {value!r} is not ISO-8601") from exc
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ImportFormatError(
+            f"{where}: timestamp {value!r} has no time zone; write it with an offset such as +00:00"
+        )
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_entry(entry: Any, index: int) -> ImportEntry:
+    """Validate one element of an import document.
+
+    Raises:
+        ImportFormatError: Naming the entry's index and what is wrong with it.
+    """
+    where = f"entry {index}"
+    if not isinstance(entry, Mapping):
+        raise ImportFormatError(f"{where}: must be an object, not {type(entry).__name__}")
+    for key in ("id", "name", "timestamp", "data"):
+        if key not in entry:
+            raise ImportFormatError(f"{where}: missing field {key!r}")
+    raw_id = entry["id"]
+    if not isinstance(raw_id, str):
+        raise ImportFormatError(f"{where}: id must be a string, not {type(raw_id).__name__}")
+    parts = split_id(raw_id)
+    if parts is None:
+        raise ImportFormatError(
+            f"{where}: id {raw_id!r} is not of the form 'session:seq' with seq >= 1"
+        )
+    where = f"entry {index} ({raw_id!r})"
+    try:
+        session_id = check_key(parts[0], "the session part of the id")
+        name = check_key(entry["name"], "name")
+        metadata = entry.get("metadata", {})
+        data_text = encode_object(entry["data"], "data")
+        metadata_text = encode_object(metadata, "metadata", optional=True)
+    except BreakpilotStoreError as exc:
+        raise ImportFormatError(f"{where}: {exc}") from exc
+    return ImportEntry(
+        id=raw_id,
+        session_id=session_id,
+        seq=parts[1],
+        name=name,
+        timestamp=parse_timestamp(entry["timestamp"], where),
+        data=decode(data_text),
+        metadata=decode(metadata_text),
+        data_text=data_text,
+        metadata_text=metadata_text,
+    )
+
+
+def parse_document(json_data: Any) -> list[Any]:
+    """Parse an export document (a JSON array) from text.
+
+    Raises:
+        ImportFormatError: Not text, not JSON, or not an array.
+    """
+    if isinstance(json_data, (bytes, bytearray)):
+        try:
+            json_data = json_data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportFormatError(f"import document is not UTF-8: {exc}") from exc
+    if not isinstance(json_data, str):
+        raise ImportFormatError(
+            f"import document must be a JSON string, not {type(json_data).__name__}"
+        )
+    try:
+        document = json.loads(json_data)
+    except (ValueError, RecursionError) as exc:
+        raise ImportFormatError(f"import document is not valid JSON: {exc}") from exc
+    if not isinstance(document, list):
+        raise ImportFormatError(
+            f"import document must be a JSON array of checkpoints, not {type(document).__name__}"
+        )
+    return document

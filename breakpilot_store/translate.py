@@ -1,0 +1,75 @@
+"""Translate driver exceptions into the store's typed errors, in one place.
+
+The store's transaction scope calls :func:`translate`; the original exception stays
+attached as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from .errors import (
+    CorruptDatabaseError,
+    DatabaseError,
+    ReadOnlyStoreError,
+    StoreBusyError,
+    StoreFullError,
+    StoreUnavailableError,
+)
+
+# SQLite primary result codes (the low byte of the extended code).
+_SQLITE_ERRORS: dict[int, tuple[type[DatabaseError], str]] = {
+    5: (
+        StoreBusyError,
+        "is locked by another connection (waited busy_timeout); nothing was written",
+    ),
+    6: (StoreBusyError, "has a table locked by another connection; nothing was written"),
+    8: (ReadOnlyStoreError, "is read-only (file or directory permissions); nothing was written"),
+    11: (CorruptDatabaseError, "is damaged (database disk image is malformed)"),
+    13: (StoreFullError, "is full (disk or page limit); nothing was written"),
+    14: (StoreUnavailableError, "cannot be opened (missing directory or no permission)"),
+    26: (CorruptDatabaseError, "is not a SQLite database (or is encrypted or truncated)"),
+}
+
+# PostgreSQL SQLSTATEs.
+_PG_ERRORS: dict[str, tuple[type[DatabaseError], str]] = {
+    "55P03": (StoreBusyError, "is locked by another session (lock_timeout); nothing was written"),
+    "57014": (StoreBusyError, "cancelled the statement (statement_timeout); nothing was written"),
+    "40P01": (StoreBusyError, "detected a deadlock; nothing was written"),
+    "53100": (StoreFullError, "is out of disk space; nothing was written"),
+    "25006": (ReadOnlyStoreError, "is read-only; nothing was written"),
+    "3D000": (StoreUnavailableError, "does not exist"),
+    "28000": (StoreUnavailableError, "refused the login"),
+    "28P01": (StoreUnavailableError, "refused the password"),
+}
+
+
+def translate(exc: SQLAlchemyError, where: str) -> DatabaseError:
+    """Return the typed error for a SQLAlchemy/driver exception raised on ``where``.
+
+    Args:
+        exc: The exception SQLAlchemy raised.
+        where: How to name the database in the message (a path, or a URL without password).
+    """
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    detail = str(orig if orig is not None else exc).strip().splitlines()[0]
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF) in _SQLITE_ERRORS:
+        cls, what = _SQLITE_ERRORS[code & 0xFF]
+        return cls(f"database {where} {what} ({detail})")
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _PG_ERRORS:
+        cls, what = _PG_ERRORS[sqlstate]
+        return cls(f"database {where} {what} ({detail})")
+    if (
+        isinstance(exc, DBAPIError)
+        and exc.connection_invalidated
+        or (
+            orig is not None
+            and type(orig).__name__ == "OperationalError"
+            and sqlstate is None
+            and code is None
+        )
+    ):
+        return StoreUnavailableError(f"database {where} cannot be reached ({detail})")
+    return DatabaseError(f"database {where} refused the operation ({detail})")

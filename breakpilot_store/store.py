@@ -7,7 +7,7 @@ import itertools
 import os
 import weakref
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -535,6 +535,47 @@ class CheckpointStore:
         return found[0] if found else None
 
     # -- maintenance -------------------------------------------------------------------
+
+    def prune_sessions(
+        self, idle_for: timedelta, *, prefix: str | None = None, dry_run: bool = False
+    ) -> list[tuple[str, int]]:
+        """Delete every session with no write for at least ``idle_for``, in one transaction.
+
+        Choosing and deleting happen in the same write transaction (``BEGIN IMMEDIATE``
+        on SQLite), so an agent that writes to a session while the prune runs is never
+        half-pruned: its write lands either before the prune (the session is no longer
+        idle and is kept) or after it (the session starts again at seq 1). Added for
+        ``breakpilot-store prune``.
+
+        Args:
+            idle_for: A positive ``timedelta``; sessions whose last write (``updated_at``)
+                is older than now minus this are deleted.
+            prefix: Only sessions whose id starts with this (matched literally).
+            dry_run: Only report what would be deleted; a read transaction, nothing written.
+
+        Returns:
+            ``(session_id, checkpoints_deleted)`` for each session, ordered by id.
+
+        Raises:
+            CheckpointTypeError: ``idle_for`` is not a ``timedelta``, or ``prefix`` not a str.
+            CheckpointValueError: ``idle_for`` is not positive.
+        """
+        if not isinstance(idle_for, timedelta):
+            raise CheckpointTypeError(
+                f"idle_for must be a timedelta, not {type(idle_for).__name__}"
+            )
+        if idle_for <= timedelta(0):
+            raise CheckpointValueError(f"idle_for must be positive, not {idle_for}")
+        if prefix is not None and not isinstance(prefix, str):
+            raise CheckpointTypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        idle_before = _now() - idle_for
+        with self._transaction(write=not dry_run) as conn:
+            idle = repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
+            if dry_run:
+                return [(info.session_id, info.checkpoints) for info in idle]
+            return [
+                (info.session_id, repo.delete_session(conn, info.session_id) or 0) for info in idle
+            ]
 
     def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
         """Run SQLite's WAL checkpoint (``PASSIVE``, ``FULL``, ``RESTART``, ``TRUNCATE``).

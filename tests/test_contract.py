@@ -47,7 +47,10 @@ class TestContract:
             assert m2.create("next", {}).id == "agent-7:4"
         db = raw()
         assert db.query("SELECT seq, name FROM checkpoints ORDER BY seq") == [
-            (1, "step0"), (2, "step1"), (3, "step2"), (4, "next")
+            (1, "step0"),
+            (2, "step1"),
+            (3, "step2"),
+            (4, "next"),
         ]
         assert db.query("SELECT session_id, last_seq, checkpoint_count FROM sessions") == [
             ("agent-7", 4, 4)
@@ -120,7 +123,7 @@ class TestContract:
         assert m.get_by_name("zzz") == []
         assert m.get_latest().data == {"i": 5}
         assert m.get_latest("a").data == {"i": 4}
-        assert m.get_latest("") .data == {"i": 5}  # the seed treats "" as no filter
+        assert m.get_latest("").data == {"i": 5}  # the seed treats "" as no filter
         assert m.get_latest("nope") is None
         assert [c.id for c in m] == [c.id for c in m.get_all()]
         assert len(m) == 6
@@ -262,8 +265,15 @@ class TestContract:
         with pytest.raises(TypeError):
             manager(store).create(None, {})  # type: ignore[arg-type]
 
-    @pytest.mark.parametrize("kw", [{"max_checkpoints": 0}, {"compress_after": -1},
-                                    {"compress_after": 2.5}, {"max_checkpoints": True}])
+    @pytest.mark.parametrize(
+        "kw",
+        [
+            {"max_checkpoints": 0},
+            {"compress_after": -1},
+            {"compress_after": 2.5},
+            {"max_checkpoints": True},
+        ],
+    )
     def test_limits_must_be_positive_ints(self, store, kw):
         with pytest.raises((ValueError, TypeError)) as info:
             CheckpointManager("s", store=store, **kw)
@@ -391,12 +401,9 @@ class TestContract:
     def test_foreign_seqs_go_above_every_own_seq_in_the_document(self, store):
         m = manager(store)
         doc = [
-            {"id": "agent-7:1", "name": "a", "timestamp": "2026-01-01T00:00:00+00:00",
-             "data": {}},
-            {"id": "other:9", "name": "f", "timestamp": "2026-01-01T00:00:01+00:00",
-             "data": {}},
-            {"id": "agent-7:5", "name": "b", "timestamp": "2026-01-01T00:00:02+00:00",
-             "data": {}},
+            {"id": "agent-7:1", "name": "a", "timestamp": "2026-01-01T00:00:00+00:00", "data": {}},
+            {"id": "other:9", "name": "f", "timestamp": "2026-01-01T00:00:01+00:00", "data": {}},
+            {"id": "agent-7:5", "name": "b", "timestamp": "2026-01-01T00:00:02+00:00", "data": {}},
         ]
         assert m.import_checkpoints(json.dumps(doc)) == 3
         assert [c.id for c in m.get_all()] == ["agent-7:1", "agent-7:5", "agent-7:6"]
@@ -420,16 +427,28 @@ class TestContract:
             ('{"id": 1}', "JSON array"),
             ("[1]", "entry 0"),
             ('[{"id": "x:1", "name": "n", "data": {}}]', "timestamp"),
-            ('[{"id": "x:1", "name": "n", "timestamp": "2026-01-01T00:00:00", "data": {}}]',
-             "time zone"),
-            ('[{"id": "x", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00", "data": {}}]',
-             "session:seq"),
-            ('[{"id": "x:1", "name": "", "timestamp": "2026-01-01T00:00:00+00:00", "data": {}}]',
-             "name"),
-            ('[{"id": "x:1", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00", "data": []}]',
-             "data must be a dict"),
-            ('[{"id": "x:1", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00",'
-             ' "data": {"v": NaN}}]', "data['v']"),
+            (
+                '[{"id": "x:1", "name": "n", "timestamp": "2026-01-01T00:00:00", "data": {}}]',
+                "time zone",
+            ),
+            (
+                '[{"id": "x", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00", "data": {}}]',
+                "session:seq",
+            ),
+            (
+                '[{"id": "x:1", "name": "", "timestamp": "2026-01-01T00:00:00+00:00", "data": {}}]',
+                "name",
+            ),
+            (
+                '[{"id": "x:1", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00",'
+                ' "data": []}]',
+                "data must be a dict",
+            ),
+            (
+                '[{"id": "x:1", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00",'
+                ' "data": {"v": NaN}}]',
+                "data['v']",
+            ),
             ('[{"id": "x:1", "name": "n", "timestamp": "yesterday", "data": {}}]', "ISO-8601"),
         ],
     )
@@ -450,8 +469,12 @@ class TestContract:
 
     def test_import_with_duplicate_ids_in_one_document(self, store):
         m = manager(store)
-        entry = {"id": "o:1", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00",
-                 "data": {"a": 1}}
+        entry = {
+            "id": "o:1",
+            "name": "n",
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "data": {"a": 1},
+        }
         assert m.import_checkpoints(json.dumps([entry, entry])) == 1
         other = dict(entry, data={"a": 2})
         with pytest.raises(ImportConflictError):
@@ -467,7 +490,8 @@ class TestContract:
         a.create("last", {})
         infos = store.list_sessions()
         assert [(i.session_id, i.checkpoints, i.last_seq, i.last_name) for i in infos] == [
-            ("a", 2, 2, "last"), ("b", 1, 1, "x")
+            ("a", 2, 2, "last"),
+            ("b", 1, 1, "x"),
         ]
         assert infos[0].last_checkpoint_at >= infos[0].first_checkpoint_at
         assert [i.session_id for i in store.list_sessions(prefix="a")] == ["a"]

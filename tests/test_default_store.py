@@ -30,8 +30,9 @@ def test_user_data_directory_when_nothing_is_set(tmp_path: Path) -> None:
         "print(m.create('n', {}).id)\n"
         "print(m.store.url.database)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     ident, where = done.stdout.split()
     assert ident == "agent:1"

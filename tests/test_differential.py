@@ -45,7 +45,11 @@ class Model:
         row = Row(self.last_seq, name, json.loads(json.dumps(data)), dict(metadata or {}))
         self.rows.append(row)
         if len(self.rows) > self.compress_after:
-            first, recent, middle = self.rows[0], self.rows[-KEEP_RECENT:], self.rows[1:-KEEP_RECENT]
+            first, recent, middle = (
+                self.rows[0],
+                self.rows[-KEEP_RECENT:],
+                self.rows[1:-KEEP_RECENT],
+            )
             latest: dict[str, int] = {}
             for r in middle:
                 latest[r.name] = max(latest.get(r.name, 0), r.seq)  # highest seq, not clock
@@ -89,8 +93,11 @@ class Model:
 
 NAMES = st.sampled_from(["plan", "act", "observe", "reflect", "done"])
 JSON_LEAVES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
 )
 JSON = st.recursive(
     JSON_LEAVES,

@@ -22,7 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as raw:
-        return {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        return {
+            r[0]
+            for r in raw.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        }
 
 
 def test_single_head_equal_to_the_code_constant() -> None:
@@ -36,8 +39,13 @@ def test_upgrade_downgrade_round_trip(db_path: Path) -> None:
     engine = create_store_engine(resolve_url(db_path))
     try:
         upgrade(engine)
-        assert {"sessions", "checkpoints", "session_overview", "checkpoint_overview",
-                "alembic_version"} <= tables(db_path)
+        assert {
+            "sessions",
+            "checkpoints",
+            "session_overview",
+            "checkpoint_overview",
+            "alembic_version",
+        } <= tables(db_path)
         downgrade(engine, "base")
         assert tables(db_path) == {"alembic_version"}
         upgrade(engine)
@@ -67,15 +75,26 @@ def test_alembic_cli_from_the_repo_root(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {**os.environ, "BREAKPILOT_STORE_URL": url}
     alembic = [sys.executable, "-m", "alembic"]
-    for args in (["upgrade", "head"], ["check"], ["downgrade", "base"], ["upgrade", "head"],
-                 ["current"]):
-        done = subprocess.run(alembic + args, cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=120)
+    for args in (
+        ["upgrade", "head"],
+        ["check"],
+        ["downgrade", "base"],
+        ["upgrade", "head"],
+        ["current"],
+    ):
+        done = subprocess.run(
+            alembic + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, (args, done.stderr)
     assert HEAD in done.stdout
-    done = subprocess.run(alembic + ["-x", f"url={url}", "check"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if k != "BREAKPILOT_STORE_URL"})
+    done = subprocess.run(
+        alembic + ["-x", f"url={url}", "check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "BREAKPILOT_STORE_URL"},
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -16,7 +16,9 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = dist.glob("breakpilot_store-*.whl")
     env_dir = tmp_path / "venv"
@@ -24,7 +26,9 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
     python = env_dir / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", str(wheel)],
-        check=True, capture_output=True, timeout=600,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -40,7 +44,11 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BREAKPILOT_STORE_URL")}
     done = subprocess.run(
-        [str(python), "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
+        [str(python), "-c", code],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr

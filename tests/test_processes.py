@@ -25,7 +25,10 @@ WRITER = textwrap.dedent(
 def run_writer(path: Path, session: str, count: int) -> list[str]:
     out = subprocess.run(
         [sys.executable, "-c", WRITER, str(path), session, str(count)],
-        check=True, capture_output=True, text=True, timeout=120,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return out.stdout.split()
 
@@ -36,9 +39,7 @@ def test_restart_in_a_new_process_continues(db_path: Path) -> None:
     second = run_writer(db_path, "agent-7", 3)  # resumes from get_latest()
     assert second == ["agent-7:6", "agent-7:7", "agent-7:8"]
     with sqlite3.connect(db_path) as raw:
-        rows = raw.execute(
-            "SELECT seq, data ->> '$.step' FROM checkpoints ORDER BY seq"
-        ).fetchall()
+        rows = raw.execute("SELECT seq, data ->> '$.step' FROM checkpoints ORDER BY seq").fetchall()
     assert rows == [(i, i - 1) for i in range(1, 9)]
 
 
@@ -47,7 +48,9 @@ def test_four_processes_on_one_session(db_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(db_path), "shared", "60"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]
@@ -62,6 +65,7 @@ def test_four_processes_on_one_session(db_path: Path) -> None:
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("SELECT count(*), max(seq) FROM checkpoints").fetchone() == (241, 241)
         assert raw.execute("SELECT last_seq, checkpoint_count FROM sessions").fetchone() == (
-            241, 241
+            241,
+            241,
         )
         assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -51,9 +51,7 @@ def fill(path: Path, session: str, n: int) -> None:
     """Give ``session`` n checkpoints quickly, straight through sqlite3."""
     with sqlite3.connect(path) as raw:
         ts = "2026-01-01T00:00:00.000000+00:00"
-        raw.execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (session, n, n, ts, ts)
-        )
+        raw.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (session, n, n, ts, ts))
         raw.executemany(
             "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
             "VALUES (?, ?, ?, ?, ?, '{}')",
@@ -80,8 +78,9 @@ def test_create_without_compression_does_not_grow_with_the_session(store) -> Non
     print("no-compression steps", small_steps, big_steps)
     assert big_steps <= small_steps * 1.1, (small_steps, big_steps)
     # Sanity of the instrument: a COUNT(*) over the big session is visible to it.
-    scan = counter.measure(lambda: store.execute_read(
-        "SELECT count(*) FROM checkpoints WHERE session_id = 'big'"), 1)
+    scan = counter.measure(
+        lambda: store.execute_read("SELECT count(*) FROM checkpoints WHERE session_id = 'big'"), 1
+    )
     assert scan > BIG
 
 

@@ -21,7 +21,10 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    cast,
+    type_coerce,
 )
+from sqlalchemy.types import UserDefinedType
 
 #: Deterministic constraint names, so migrations can name what they alter or drop.
 NAMING_CONVENTION = {
@@ -73,15 +76,42 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+class PGJSONText(UserDefinedType[str]):
+    """PostgreSQL ``JSON`` that travels as text: the driver never parses or builds it.
+
+    ``JSON``, not ``JSONB``: JSONB refuses ``\u0000`` in strings, turns ``-0.0`` into
+    ``0`` and ``1e308`` into a 309-digit integer, and reorders keys; ``JSON`` keeps the
+    codec's exact text. Values are bound as text and cast to JSON in SQL, and read back
+    cast to TEXT, so psycopg's own JSON (de)serialisation never runs.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:  # noqa: D102
+        return "JSON"
+
+    def bind_expression(self, bindvalue: Any) -> Any:  # noqa: D102
+        return cast(type_coerce(bindvalue, Text), self)
+
+    def column_expression(self, colexpr: Any) -> Any:  # noqa: D102
+        return cast(colexpr, Text)
+
+
 class JSONText(TypeDecorator[str]):
     """A JSON document carried as text that the codec already validated and encoded.
 
-    On SQLite it is TEXT, readable with ``json_extract`` and ``->>``. The driver never
+    On SQLite it is TEXT, readable with ``json_extract`` and ``->>``; on PostgreSQL it
+    is ``JSON`` (see :class:`PGJSONText`), readable with ``->>``. The driver never
     (de)serialises it: the codec owns the exact round trip.
     """
 
     impl = Text
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:  # noqa: D102
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(PGJSONText())
+        return dialect.type_descriptor(Text())
 
 
 sessions = Table(

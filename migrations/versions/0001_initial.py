@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -20,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 # Self-contained types (a migration must not change when the models do later):
 # SQLite keeps timestamps as fixed-width ISO-8601 UTC text so they sort and read as text.
 TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
-JSON_TEXT = sa.Text()
+# JSON on PostgreSQL (not JSONB: JSONB refuses "\u0000" in strings, rewrites -0.0, 1e308
+# and key order), TEXT on SQLite; either way the codec's exact text is stored.
+JSON_TEXT = sa.Text().with_variant(postgresql.JSON(), "postgresql")
 
 SESSION_OVERVIEW = """
 CREATE VIEW session_overview AS

@@ -1,0 +1,302 @@
+"""PostgreSQL: the engine factory and the advisory lock for schema changes.
+
+The store runs on PostgreSQL with the same statements as on SQLite; what differs lives
+here:
+
+* Every transaction runs at ``READ COMMITTED``. The sequence allocation
+  (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``) locks the session's row, so
+  concurrent writers of one session queue on that lock and each sees the committed
+  counter of the one before: gapless, with no serialization failures to retry.
+* Session settings (``lock_timeout`` from ``busy_timeout``, ``statement_timeout``,
+  ``search_path`` from ``schema=``, read-only) travel as libpq startup ``options``, so
+  they cost no round trip. Behind PgBouncer in transaction mode (``pgbouncer=True``)
+  startup options are not forwarded and a session ``SET`` would leak between clients,
+  so the same settings are applied with ``set_config(..., true)`` (``SET LOCAL``) at the
+  start of every transaction instead.
+* psycopg never prepares statements (``prepare_threshold=None``): a server-side
+  prepared statement belongs to one server connection, and PgBouncer in transaction
+  mode hands each transaction whichever server connection is free.
+* The pool is sized by the caller (``pool_size``, ``max_overflow``, ``pool_timeout``,
+  ``pool_recycle``, ``pool_pre_ping``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL
+
+from .errors import CheckpointTypeError, CheckpointValueError
+
+#: A schema name the store accepts: a plain lower-case PostgreSQL identifier, so that
+#: it reads the same unquoted in ``search_path``, in libpq options and at the psql prompt.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+#: Defaults for the pool; every one can be overridden through ``CheckpointStore(...)``.
+POOL_DEFAULTS: dict[str, Any] = {
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_timeout": 30.0,
+    # Below the idle timeouts of common proxies and load balancers (often 1 hour).
+    "pool_recycle": 1800,
+    # A fleet outlives server restarts and failovers: test a pooled connection before use.
+    "pool_pre_ping": True,
+}
+
+#: Seconds libpq waits for the server to answer a connection attempt (unless the URL
+#: says otherwise), so that an unreachable server fails fast instead of hanging.
+CONNECT_TIMEOUT = 10
+
+#: Engine options the store understands on PostgreSQL (besides the pool's).
+OPTIONS = ("schema", "statement_timeout", "pgbouncer", "application_name", "connect_timeout")
+
+# Engines created with ``schema=``: the advisory lock creates that schema if missing.
+_SCHEMAS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def _seconds(value: Any, what: str, *, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CheckpointTypeError(f"{what} must be a number of seconds, not {value!r}")
+    if value < 0:
+        raise CheckpointValueError(f"{what} must be >= 0 seconds, not {value!r}")
+    return float(value)
+
+
+def _ms(seconds: float) -> int:
+    # 0 means "do not wait" for the store but "no limit" for PostgreSQL: use 1 ms.
+    return max(1, round(seconds * 1000))
+
+
+def check_schema(schema: Any) -> str:
+    """Check a ``schema=`` name: a lower-case identifier of at most 63 characters.
+
+    Raises:
+        CheckpointTypeError: ``schema`` is not a str.
+        CheckpointValueError: It is not a plain lower-case identifier.
+    """
+    if not isinstance(schema, str):
+        raise CheckpointTypeError(f"schema must be a str, not {type(schema).__name__}")
+    if not SCHEMA_NAME.fullmatch(schema):
+        raise CheckpointValueError(
+            f"schema must be a lower-case identifier (letters, digits, _; at most 63 "
+            f"characters, not starting with a digit), not {schema!r}"
+        )
+    return schema
+
+
+def session_settings(
+    *,
+    busy_timeout: float,
+    statement_timeout: float | None = None,
+    schema: str | None = None,
+    readonly: bool = False,
+) -> dict[str, str]:
+    """Return the PostgreSQL settings the store applies to every connection.
+
+    Args:
+        busy_timeout: Seconds to wait for a row or table lock (``lock_timeout``).
+        statement_timeout: Seconds a statement may run, or ``None`` for the server's.
+        schema: The schema to work in (``search_path``), or ``None`` for the URL's.
+        readonly: Make every transaction read-only (``default_transaction_read_only``).
+    """
+    settings = {"lock_timeout": f"{_ms(busy_timeout)}ms"}
+    if statement_timeout is not None:
+        settings["statement_timeout"] = f"{_ms(statement_timeout)}ms"
+    if schema is not None:
+        settings["search_path"] = schema
+    if readonly:
+        settings["default_transaction_read_only"] = "on"
+    return settings
+
+
+def _startup_options(existing: str | None, settings: dict[str, str]) -> str:
+    """Append ``-c name=value`` for each setting to the URL's own libpq ``options``.
+
+    Later ``-c`` flags win, so an explicit ``schema=`` overrides a ``search_path`` in
+    the URL while any other option there is kept.
+    """
+    flags = [f"-c {name}={value}" for name, value in settings.items()]
+    return " ".join([existing, *flags] if existing else flags)
+
+
+def create_postgres_engine(
+    url: URL,
+    *,
+    busy_timeout: float = 30.0,
+    readonly: bool = False,
+    schema: str | None = None,
+    statement_timeout: float | None = None,
+    pgbouncer: bool = False,
+    application_name: str | None = "breakpilot-store",
+    connect_timeout: int | None = None,
+    **pool_options: Any,
+) -> Engine:
+    """Create an engine for a ``postgresql+psycopg://`` URL, set up for the store.
+
+    Args:
+        url: The database URL. ``?options=-csearch_path=<schema>`` in it works too.
+        busy_timeout: Seconds to wait for another transaction's lock before the store
+            raises :class:`~breakpilot_store.errors.StoreBusyError` (``lock_timeout``).
+        readonly: Every transaction is read-only (``default_transaction_read_only``).
+        schema: Keep the store's tables in this schema (``search_path``), so that one
+            server can host several deployments. Created, if missing, the first time
+            the store's schema is created. Overrides a ``search_path`` in the URL.
+        statement_timeout: Seconds any one statement may run before the server cancels
+            it (:class:`~breakpilot_store.errors.StoreBusyError`); ``None`` keeps the
+            server's setting.
+        pgbouncer: Apply the settings above per transaction (``SET LOCAL``) instead of
+            as startup options, for PgBouncer in transaction mode.
+        application_name: Shown in ``pg_stat_activity`` (unless the URL sets one).
+        connect_timeout: Seconds to wait for a connection (default 10, unless the URL
+            sets one).
+        **pool_options: ``pool_size``, ``max_overflow``, ``pool_timeout``,
+            ``pool_recycle``, ``pool_pre_ping`` (see :data:`POOL_DEFAULTS`).
+
+    Raises:
+        CheckpointValueError: An unknown option, or a bad value for a known one.
+        CheckpointTypeError: An option of the wrong type.
+    """
+    unknown = sorted(set(pool_options) - set(POOL_DEFAULTS))
+    if unknown:
+        raise CheckpointValueError(
+            f"unknown PostgreSQL engine option(s) {', '.join(unknown)}; known: "
+            f"{', '.join([*OPTIONS, *POOL_DEFAULTS])}"
+        )
+    pool = {**POOL_DEFAULTS, **pool_options}
+    for name in ("pool_size", "max_overflow"):
+        if isinstance(pool[name], bool) or not isinstance(pool[name], int):
+            raise CheckpointTypeError(f"{name} must be an int, not {pool[name]!r}")
+    if pool["pool_size"] < 1 or pool["max_overflow"] < 0:
+        raise CheckpointValueError(
+            f"pool_size must be >= 1 and max_overflow >= 0, not "
+            f"{pool['pool_size']!r} and {pool['max_overflow']!r}"
+        )
+    _seconds(pool["pool_timeout"], "pool_timeout", allow_none=False)
+    if not isinstance(pool["pool_pre_ping"], bool):
+        raise CheckpointTypeError(f"pool_pre_ping must be a bool, not {pool['pool_pre_ping']!r}")
+    busy = _seconds(busy_timeout, "busy_timeout", allow_none=False)
+    statement = _seconds(statement_timeout, "statement_timeout")
+    if schema is not None:
+        schema = check_schema(schema)
+    if url.drivername != "postgresql+psycopg":
+        raise CheckpointValueError(
+            f"PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://..., "
+            f"not {url.drivername}://"
+        )
+    try:
+        import psycopg  # noqa: F401  (a clear message beats SQLAlchemy's import error)
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise CheckpointValueError(
+            "PostgreSQL needs psycopg 3: pip install 'breakpilot-store[postgres]'"
+        ) from exc
+
+    assert busy is not None
+    settings = session_settings(
+        busy_timeout=busy, statement_timeout=statement, schema=schema, readonly=readonly
+    )
+    connect_args: dict[str, Any] = {
+        # Never prepare server-side: see the module docstring (PgBouncer).
+        "prepare_threshold": None,
+    }
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = (
+            CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+        )
+    if application_name is not None and "application_name" not in url.query:
+        connect_args["application_name"] = application_name
+    if not pgbouncer:
+        existing = url.query.get("options")
+        if isinstance(existing, tuple):
+            existing = " ".join(existing)
+        connect_args["options"] = _startup_options(existing, settings)
+
+    engine = create_engine(
+        url,
+        isolation_level="READ COMMITTED",
+        connect_args=connect_args,
+        **pool,
+    )
+    if schema is not None:
+        _SCHEMAS[engine] = schema
+
+    if pgbouncer:
+        names = list(settings)
+        values = [settings[n] for n in names]
+        # One round trip per transaction; set_config(..., true) is SET LOCAL: it ends
+        # with the transaction, so nothing leaks to the next client of the server
+        # connection.
+        apply = text(
+            "SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
+        ).bindparams(
+            **{f"n{i}": n for i, n in enumerate(names)},
+            **{f"v{i}": v for i, v in enumerate(values)},
+        )
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.execute(apply)
+
+    return engine
+
+
+def lock_key_sql() -> str:
+    """Return the SQL expression of the advisory lock key for the schema in use.
+
+    Advisory locks are per database; the key adds the ``search_path``, so deployments
+    in different schemas of one database never wait for each other.
+    """
+    return "hashtextextended('breakpilot_store.schema:' || current_setting('search_path'), 0)"
+
+
+@contextlib.contextmanager
+def advisory_lock(engine: Engine) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while the schema is created or upgraded.
+
+    The lock is transaction-level (``pg_advisory_xact_lock``) on a dedicated
+    connection whose transaction stays open until the block ends: the migration's own
+    transaction (on another connection) commits while it is held, a crash releases it
+    with the connection, and it works behind PgBouncer in transaction mode (an open
+    transaction keeps its server connection; a session-level lock would not). Many
+    agents opening a new database at once queue here, waiting as long as it takes (as
+    on SQLite's file lock); the first creates the schema, the others find it done.
+
+    If the engine was created with ``schema=``, that schema is created first (if
+    missing), under the same lock, and committed, so the migration can create in it.
+    """
+    with engine.connect() as conn:
+        schema = _SCHEMAS.get(engine)
+        if schema is not None:
+            with conn.begin():
+                _take_lock(conn)
+                # check_schema allowed only plain identifiers, so this cannot inject.
+                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        with conn.begin():
+            _take_lock(conn)
+            yield
+
+
+def _take_lock(conn: Any) -> None:
+    # Waiting for the lock is not "busy": a migration may take longer than lock_timeout.
+    conn.execute(
+        text(
+            "SELECT set_config('lock_timeout', '0', true), "
+            "set_config('statement_timeout', '0', true)"
+        )
+    )
+    conn.execute(text(f"SELECT pg_advisory_xact_lock({lock_key_sql()})"))
+
+
+__all__ = [
+    "POOL_DEFAULTS",
+    "advisory_lock",
+    "check_schema",
+    "create_postgres_engine",
+    "session_settings",
+]

@@ -588,6 +588,10 @@ class CheckpointStore:
             SQLite's ``(busy, wal_pages, checkpointed_pages)``; ``busy`` is 1 if it
             could not finish. ``(0, 0, 0)`` on other backends.
         """
+        if not isinstance(mode, str):
+            raise CheckpointTypeError(
+                f"WAL checkpoint mode must be a str, not {type(mode).__name__}"
+            )
         mode = mode.upper()
         if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
             raise CheckpointValueError(f"unknown WAL checkpoint mode {mode!r}")

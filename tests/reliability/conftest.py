@@ -31,9 +31,7 @@ def dump(path: Path | str) -> tuple[list[tuple], list[tuple]]:
     conn = raw_connect(path)
     try:
         sessions = conn.execute("SELECT * FROM sessions ORDER BY session_id").fetchall()
-        checkpoints = conn.execute(
-            "SELECT * FROM checkpoints ORDER BY session_id, seq"
-        ).fetchall()
+        checkpoints = conn.execute("SELECT * FROM checkpoints ORDER BY session_id, seq").fetchall()
     finally:
         conn.close()
     return sessions, checkpoints

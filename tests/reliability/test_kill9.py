@@ -23,29 +23,24 @@ WRITER = """
 import random, sys
 from breakpilot_store import CheckpointManager, CheckpointStore
 
-path, limit = sys.argv[1], int(sys.argv[2])
+path, limit, session = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cap, compress, names = (int(v) for v in sys.argv[4:7])
 store = CheckpointStore(path)
-manager = CheckpointManager(
-    %(session)r, max_checkpoints=%(max)d, compress_after=%(compress)d, store=store
-)
-info = store.session_info(%(session)r)
+manager = CheckpointManager(session, max_checkpoints=cap, compress_after=compress, store=store)
+info = store.session_info(session)
 seq = info.last_seq if info else 0
 print("open", flush=True)
 for _ in range(limit):
     seq += 1
     blob = "x" * random.randrange(0, 64 * 1024)  # vary the transaction's size
-    cp = manager.create(f"step{seq %% %(names)d}", {"seq": seq, "blob": blob}, {"pid": 1})
+    cp = manager.create(f"step{seq % names}", {"seq": seq, "blob": blob}, {"pid": 1})
     if cp.seq != seq:
         print(f"MISMATCH {cp.id} expected {seq}", flush=True)
         sys.exit(3)
     print(cp.seq, flush=True)
 store.close()
-""" % {
-    "session": SESSION,
-    "max": MAX_CHECKPOINTS,
-    "compress": COMPRESS_AFTER,
-    "names": NAMES,
-}
+"""
+ARGS = (SESSION, str(MAX_CHECKPOINTS), str(COMPRESS_AFTER), str(NAMES))
 
 
 def name_for(seq: int) -> str:
@@ -93,7 +88,7 @@ def state(path: Path) -> tuple[int, list[tuple[int, str, dict]]]:
 
 def kill_once(path: Path, rng: random.Random) -> tuple[list[int], str]:
     """Start a writer, SIGKILL it at a random moment, return the seqs it acknowledged."""
-    proc = popen_child(WRITER, str(path), "100000")
+    proc = popen_child(WRITER, str(path), "100000", *ARGS)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -150,7 +145,7 @@ def test_kill9_loop_loses_nothing_acknowledged(tmp_path: Path) -> None:
     assert kills_mid_writing >= KILLS // 2, "too few kills landed while writing"
 
     # The next process opens the file and continues the numbering.
-    done = run_child(WRITER, str(path), "5")
+    done = run_child(WRITER, str(path), "5", *ARGS)
     assert done.returncode == 0, done.stderr
     acked = [int(line) for line in done.stdout.split() if line.isdigit()]
     assert acked and acked[0] > max(every_acked)

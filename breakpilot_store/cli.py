@@ -1,0 +1,708 @@
+"""``breakpilot-store``: the operators' CLI (also ``python -m breakpilot_store``).
+
+Thin on purpose: parse the arguments, make one or a few store calls, hand the result
+to :mod:`breakpilot_store.cli_format`. Read-only commands open the database with
+``readonly=True, migrate=False`` (SQLite ``mode=ro``), so they never take a write lock
+and never change the schema. Exit codes: 0 success, 1 a user or data error (one line on
+stderr; ``--debug`` adds the traceback), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import ijson
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import __version__
+from .cli_format import DURATION, SESSION_SORT_KEYS, SINCE, Output, human_bytes, plural, seq_ranges
+from .engine import MIN_SQLITE, create_store_engine, resolve_url, sqlite_path
+from .errors import (
+    BreakpilotStoreError,
+    CheckpointValueError,
+    DatabaseError,
+    ImportFormatError,
+    SchemaVersionError,
+    StoreUnavailableError,
+    UnknownSessionError,
+)
+from .migrate import HEAD, KNOWN_REVISIONS, current_revision, describe, ensure_schema, read_revision
+from .store import CheckpointStore
+from .translate import translate
+
+#: Seconds a command waits for another connection's lock (tests lower it).
+BUSY_TIMEOUT = 30.0
+
+#: Where ``demo`` writes unless ``--db`` says otherwise (never the production store).
+DEMO_DB = "breakpilot-demo.db"
+
+#: A WAL file bigger than this is worth a warning in ``doctor``.
+LARGE_WAL = 64 * 1024 * 1024
+
+
+@dataclass
+class Options:
+    """The global options, shared by every command through the click context."""
+
+    db: str | None = None
+    json: bool = False
+    debug: bool = False
+    output: Output = field(default_factory=Output)
+
+
+pass_options = click.make_pass_decorator(Options)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
+    return text
+
+
+class StoreGroup(click.Group):
+    """A click group that turns store and I/O errors into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except (BreakpilotStoreError, OSError, SQLAlchemyError) as exc:
+            if ctx.params.get("debug"):
+                traceback.print_exception(exc)
+            click.echo(f"Error: {_one_line(exc)}", err=True)
+            ctx.exit(1)
+
+
+# -- options every command also accepts after its name --------------------------------
+
+
+def _set_json(ctx: click.Context, _param: Any, value: bool) -> None:
+    if value:
+        ctx.ensure_object(Options).json = True
+
+
+def _set_db(ctx: click.Context, _param: Any, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Options).db = value
+
+
+def common(func: Any) -> Any:
+    """Let ``--db`` and ``--json`` also follow the command name."""
+    func = click.option(
+        "--json", is_flag=True, expose_value=False, callback=_set_json, help="Print JSON."
+    )(func)
+    return click.option(
+        "--db",
+        metavar="PATH|URL",
+        expose_value=False,
+        callback=_set_db,
+        help="Same as the global --db.",
+    )(func)
+
+
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Show what would be removed; change nothing."
+)
+
+
+@click.group(
+    cls=StoreGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
+)
+@click.option(
+    "--db",
+    metavar="PATH|URL",
+    help="SQLite file or database URL (default: $BREAKPILOT_STORE_URL, else the per-user store).",
+)
+@click.option("--json", "json_mode", is_flag=True, help="Machine-readable JSON output.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(__version__, prog_name="breakpilot-store")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, json_mode: bool, debug: bool) -> None:
+    """Inspect and look after breakpilot_store checkpoint databases."""
+    ctx.obj = Options(db=db, json=json_mode, debug=debug)
+
+
+def _json(opts: Options) -> Output:
+    opts.output.json_mode = opts.json
+    return opts.output
+
+
+# -- opening stores ---------------------------------------------------------------------
+
+
+def _require_file(url: URL) -> None:
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreUnavailableError(
+            f"no database at {path} (pass --db PATH|URL or set BREAKPILOT_STORE_URL)"
+        )
+
+
+def open_read(target: str | URL | None) -> CheckpointStore:
+    """Open an existing store read-only: no write lock, no schema change, ever."""
+    url = resolve_url(target)
+    _require_file(url)
+    return CheckpointStore(url, readonly=True, migrate=False, busy_timeout=BUSY_TIMEOUT)
+
+
+def open_write(target: str | URL | None, *, create: bool = False) -> CheckpointStore:
+    """Open a store for writing; only ``create=True`` may create or upgrade it."""
+    url = resolve_url(target)
+    if not create:
+        _require_file(url)
+    return CheckpointStore(url, migrate=create, busy_timeout=BUSY_TIMEOUT)
+
+
+def _where(store: CheckpointStore) -> str:
+    return describe(store.url)
+
+
+def _session_or_fail(store: CheckpointStore, session: str) -> Any:
+    info = store.session_info(session)
+    if info is None:
+        raise UnknownSessionError(f"no session {session!r} in {_where(store)}")
+    return info
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--prefix", help="Only sessions whose id starts with this.")
+@click.option("--idle-for", type=DURATION, help="Only sessions with no write for this long.")
+@click.option(
+    "--sort",
+    type=click.Choice(list(SESSION_SORT_KEYS)),
+    default="id",
+    show_default=True,
+    help="Order by id, checkpoints held, last seq, first or last activity, last name.",
+)
+@click.option("--reverse", "-r", is_flag=True, help="Reverse the order.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows.")
+@common
+@pass_options
+def sessions(
+    opts: Options,
+    prefix: str | None,
+    idle_for: Any,
+    sort: str,
+    reverse: bool,
+    limit: int | None,
+) -> None:
+    """One row per session: checkpoints held, last seq, activity, last name."""
+    with open_read(opts.db) as store:
+        infos = store.list_sessions(prefix=prefix, idle_for=idle_for)
+    infos.sort(key=SESSION_SORT_KEYS[sort], reverse=reverse)
+    _json(opts).sessions(infos[:limit] if limit else infos)
+
+
+@cli.command("list")
+@click.argument("session")
+@click.option("--name", help="Only checkpoints with this name.")
+@click.option("--since", type=SINCE, help="Only newer ones: a duration (2h) or ISO time.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="0 for all."
+)
+@common
+@pass_options
+def list_(opts: Options, session: str, name: str | None, since: Any, limit: int) -> None:
+    """The checkpoints of SESSION, newest first."""
+    with open_read(opts.db) as store:
+        info = _session_or_fail(store, session)
+        cps = store.list_checkpoints(
+            session, name=name, since=since, newest_first=True, limit=limit or None
+        )
+    out = _json(opts)
+    if not cps and not opts.json:
+        out.note(f"no checkpoints match in session {session!r}")
+        return
+    out.checkpoints(cps)
+    if limit and len(cps) == limit and info.checkpoints > limit:
+        out.note(f"newest {limit} shown (the session holds {info.checkpoints}); --limit 0 for all")
+
+
+@cli.command()
+@click.argument("checkpoint_id", metavar="ID")
+@common
+@pass_options
+def show(opts: Options, checkpoint_id: str) -> None:
+    """One checkpoint (ID is SESSION:SEQ) with its data and metadata."""
+    with open_read(opts.db) as store:
+        cp = store.get(checkpoint_id)
+        if cp is None:
+            raise CheckpointValueError(
+                f"no checkpoint {checkpoint_id!r} in {_where(store)} (ids are SESSION:SEQ)"
+            )
+    _json(opts).checkpoint(cp)
+
+
+# -- moving data ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("session")
+@click.option(
+    "-o", "--output", "out_path", type=click.Path(dir_okay=False), help="File (default stdout)."
+)
+@common
+@pass_options
+def export(opts: Options, session: str, out_path: str | None) -> None:
+    """Write SESSION in the seed's JSON export format, streaming."""
+    out = _json(opts)
+    with open_read(opts.db) as store:
+        info = _session_or_fail(store, session)
+        chunks = store.export_chunks(session)
+        if out_path in (None, "-"):
+            stream = click.get_text_stream("stdout")
+            for chunk in chunks:
+                stream.write(chunk)
+            if stream.isatty():
+                stream.write("\n")
+            stream.flush()
+            return
+        target = Path(out_path)
+        temp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        written = -1
+        try:
+            with (
+                temp.open("w", encoding="utf-8", newline="") as f,
+                out.progress(f"export {session}", info.checkpoints) as advance,
+            ):
+                for chunk in chunks:
+                    f.write(chunk)
+                    written += 1
+                    advance()
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+    out.note(f"exported {plural(written, 'checkpoint')} of session {session!r} to {target}")
+
+
+@cli.command("import")
+@click.argument("session")
+@click.argument("file", type=click.File("rb"))
+@common
+@pass_options
+def import_(opts: Options, session: str, file: Any) -> None:
+    """Import FILE (an export; - for stdin) into SESSION, streaming, all or nothing."""
+    out = _json(opts)
+    name = getattr(file, "name", "-")
+    peek = file.peek(64) if hasattr(file, "peek") else b""
+    head = peek.lstrip(b" \t\r\n")
+    if head and not head.startswith(b"["):
+        raise ImportFormatError(f"{name} is not an export: it must be a JSON array of checkpoints")
+    size = os.fstat(file.fileno()).st_size if file.seekable() else None
+    seen = 0
+    with open_write(opts.db, create=True) as store, out.progress(f"import {session}", size) as bar:
+
+        def on_entry() -> None:
+            nonlocal seen
+            seen += 1
+            bar(completed=file.tell() if size else None)
+
+        try:
+            entries = ijson.items(file, "item", use_float=True)
+            written = store.import_checkpoints(session, entries, on_entry=on_entry)
+        except ijson.JSONError as exc:
+            detail = str(exc).strip().splitlines()[0]
+            raise ImportFormatError(
+                f"{name} is not valid JSON ({detail}); nothing was imported"
+            ) from exc
+    if opts.json:
+        out.json({"session_id": session, "entries": seen, "written": written})
+        return
+    already = f"; {seen - written} were already there" if seen > written else ""
+    out.echo(f"imported {plural(written, 'checkpoint')} into session {session!r}{already}")
+
+
+@cli.command()
+@click.option("--from", "source", metavar="URL", help="Source store (default: the --db store).")
+@click.option("--to", "target", metavar="URL", required=True, help="Destination store.")
+@click.option("--prefix", help="Only sessions whose id starts with this.")
+@common
+@pass_options
+def copy(opts: Options, source: str | None, target: str, prefix: str | None) -> None:
+    """Copy every session from one store to another (e.g. SQLite to PostgreSQL)."""
+    src_url = resolve_url(source if source is not None else opts.db)
+    dst_url = resolve_url(target)
+    if describe(src_url) == describe(dst_url):
+        raise CheckpointValueError(f"--from and --to are the same database ({describe(dst_url)})")
+    out = _json(opts)
+    results = []
+    with open_read(src_url) as src, open_write(dst_url, create=True) as dst:
+        infos = src.list_sessions(prefix=prefix)
+        total = sum(info.checkpoints for info in infos)
+        with out.progress("copy", total) as advance:
+            for info in infos:
+                sid = info.session_id
+                before = dst.count(sid)
+                sent = 0
+
+                def entries(sid: str = sid) -> Any:
+                    nonlocal sent
+                    for cp in src.iter_checkpoints(sid):
+                        sent += 1
+                        yield cp.to_dict()
+
+                written = dst.import_checkpoints(sid, entries(), on_entry=advance)
+                after = dst.count(sid)
+                if after != before + written or after < sent:
+                    raise DatabaseError(
+                        f"session {sid!r} did not verify after the copy: sent {sent}, "
+                        f"the destination held {before} and now holds {after}"
+                    )
+                results.append(
+                    {"session_id": sid, "checkpoints": sent, "written": written, "held": after}
+                )
+    if opts.json:
+        out.json({"from": describe(src_url), "to": describe(dst_url), "sessions": results})
+        return
+    for r in results:
+        out.echo(
+            f"copied session {r['session_id']!r}: {plural(r['checkpoints'], 'checkpoint')} "
+            f"({r['written']} new), verified"
+        )
+    copied = sum(r["checkpoints"] for r in results)
+    out.echo(
+        f"copied {plural(len(results), 'session')} ({plural(copied, 'checkpoint')}) "
+        f"from {describe(src_url)} to {describe(dst_url)}"
+    )
+
+
+# -- removing data ----------------------------------------------------------------------
+
+
+def _need_yes(yes: bool, dry_run: bool, what: str) -> None:
+    if not (yes or dry_run):
+        raise click.UsageError(f"{what} deletes data: add --yes to confirm, or --dry-run first")
+
+
+@cli.command()
+@click.argument("session")
+@click.option("--compress-after", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--max-checkpoints", type=click.IntRange(min=1), help="Hard cap to apply.")
+@dry_run_option
+@common
+@pass_options
+def compress(
+    opts: Options, session: str, compress_after: int, max_checkpoints: int | None, dry_run: bool
+) -> None:
+    """Apply the retention rule to SESSION now and print what it removed."""
+    # Even with --dry-run the store runs the real DELETE and rolls it back, so this
+    # command always needs a writable database (it writes nothing with --dry-run).
+    with open_write(opts.db) as store:
+        info = _session_or_fail(store, session)
+        removed = store.compress(
+            session,
+            compress_after=compress_after,
+            max_checkpoints=max_checkpoints,
+            dry_run=dry_run,
+        )
+    out = _json(opts)
+    if opts.json:
+        out.json({"session_id": session, "dry_run": dry_run, "removed": removed})
+        return
+    if not removed:
+        out.echo(f"nothing to remove: session {session!r} holds {info.checkpoints}")
+        return
+    verb = "would remove" if dry_run else "removed"
+    seqs = seq_ranges(int(cid.rpartition(":")[2]) for cid in removed)
+    out.echo(f"{verb} {plural(len(removed), 'checkpoint')} from session {session!r}: seq {seqs}")
+
+
+@cli.command()
+@click.argument("session")
+@click.option("--yes", "-y", is_flag=True, help="Confirm the deletion.")
+@dry_run_option
+@common
+@pass_options
+def delete(opts: Options, session: str, yes: bool, dry_run: bool) -> None:
+    """Delete SESSION and all of its checkpoints."""
+    _need_yes(yes, dry_run, "delete")
+    if dry_run:
+        with open_read(opts.db) as store:
+            removed = _session_or_fail(store, session).checkpoints
+    else:
+        with open_write(opts.db) as store:
+            removed = store.delete_session(session)
+    _json(opts).removal([(session, removed)], dry_run)
+
+
+@cli.command()
+@click.option("--idle-for", type=DURATION, required=True, help="E.g. 30d, 12h, 15m, 45s.")
+@click.option("--prefix", help="Only sessions whose id starts with this.")
+@click.option("--yes", "-y", is_flag=True, help="Confirm the deletion.")
+@dry_run_option
+@common
+@pass_options
+def prune(opts: Options, idle_for: Any, prefix: str | None, yes: bool, dry_run: bool) -> None:
+    """Delete every session with no write for longer than --idle-for."""
+    _need_yes(yes, dry_run, "prune")
+    opener = open_read if dry_run else open_write
+    with opener(opts.db) as store:
+        removed = store.prune_sessions(idle_for, prefix=prefix, dry_run=dry_run)
+    _json(opts).removal(removed, dry_run)
+
+
+# -- schema and maintenance -------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Schema migrations (alembic), for teams that run them themselves."""
+
+
+def _revision_status(revision: str | None) -> str:
+    if revision == HEAD:
+        return "head"
+    if revision is None:
+        return "empty"
+    return "behind" if revision in KNOWN_REVISIONS else "newer"
+
+
+@db.command()
+@common
+@pass_options
+def upgrade(opts: Options) -> None:
+    """Create the schema, or upgrade it to this version's head."""
+    url = resolve_url(opts.db)
+    engine = create_store_engine(url, busy_timeout=BUSY_TIMEOUT)
+    try:
+        before = read_revision(engine)
+        ensure_schema(engine, url, migrate=True)
+    except SQLAlchemyError as exc:
+        raise translate(exc, describe(url)) from exc
+    finally:
+        engine.dispose()
+    out = _json(opts)
+    if opts.json:
+        out.json({"database": describe(url), "from": before, "to": HEAD})
+    elif before == HEAD:
+        out.echo(f"{describe(url)} is already at revision {HEAD} (head)")
+    else:
+        out.echo(f"upgraded {describe(url)} from {before or 'an empty database'} to {HEAD}")
+
+
+def _read_engine(target: str | None) -> tuple[URL, Any]:
+    url = resolve_url(target)
+    _require_file(url)
+    return url, create_store_engine(url, readonly=True, busy_timeout=BUSY_TIMEOUT)
+
+
+@db.command()
+@common
+@pass_options
+def current(opts: Options) -> None:
+    """Print the database's schema revision and whether it is at head."""
+    url, engine = _read_engine(opts.db)
+    try:
+        revision = read_revision(engine)
+    except SQLAlchemyError as exc:
+        raise translate(exc, describe(url)) from exc
+    finally:
+        engine.dispose()
+    status = _revision_status(revision)
+    out = _json(opts)
+    if opts.json:
+        out.json({"database": describe(url), "revision": revision, "head": HEAD, "status": status})
+        return
+    hint = {
+        "head": "(head)",
+        "empty": "(no schema: run `breakpilot-store db upgrade`)",
+        "behind": f"(behind head {HEAD}: run `breakpilot-store db upgrade`)",
+        "newer": f"(newer than this breakpilot-store, whose head is {HEAD})",
+    }[status]
+    out.echo(f"{revision or 'none'} {hint}")
+
+
+@db.command()
+@common
+@pass_options
+def check(opts: Options) -> None:
+    """Fail unless the schema is at head and matches the code (alembic check)."""
+    from alembic import command
+    from alembic.util.exc import CommandError
+
+    from .migrate import alembic_config
+
+    url, engine = _read_engine(opts.db)
+    try:
+        with engine.connect() as conn, conn.begin():
+            revision = current_revision(conn)
+            if revision != HEAD:
+                raise SchemaVersionError(
+                    f"{describe(url)} is at revision {revision or 'none'}, not head {HEAD}: "
+                    "run `breakpilot-store db upgrade`"
+                )
+            try:
+                command.check(alembic_config(connection=conn))
+            except CommandError as exc:
+                raise SchemaVersionError(f"{describe(url)}: {_one_line(exc)}") from exc
+    except SQLAlchemyError as exc:
+        raise translate(exc, describe(url)) from exc
+    finally:
+        engine.dispose()
+    _json(opts).echo(f"{describe(url)}: schema at {HEAD} (head) and matching the code")
+
+
+@cli.command()
+@common
+@pass_options
+def doctor(opts: Options) -> None:
+    """Check the database: versions, revision, integrity, sizes; exit 1 on problems."""
+    url, engine = _read_engine(opts.db)
+    try:
+        rows = _diagnose(url, engine)
+    except SQLAlchemyError as exc:
+        raise translate(exc, describe(url)) from exc
+    finally:
+        engine.dispose()
+    out = _json(opts)
+    problems = [row for row in rows if row[2] == "PROBLEM"]
+    if opts.json:
+        out.json(
+            {
+                "database": describe(url),
+                "ok": not problems,
+                "checks": [{"check": c, "value": v, "status": s or "info"} for c, v, s in rows],
+            }
+        )
+    else:
+        out.key_values(rows)
+        out.echo(f"{plural(len(problems), 'problem')} found" if problems else "no problems found")
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+_COUNTERS_OFF = """
+SELECT count(*) FROM sessions s WHERE s.checkpoint_count !=
+    (SELECT count(*) FROM checkpoints c WHERE c.session_id = s.session_id)
+ OR s.last_seq < coalesce(
+    (SELECT max(c.seq) FROM checkpoints c WHERE c.session_id = s.session_id), 0)
+"""
+
+
+def _diagnose(url: URL, engine: Any) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    path = sqlite_path(url)
+    if engine.dialect.name == "sqlite":
+        ok = sqlite3.sqlite_version_info >= MIN_SQLITE
+        rows.append(("SQLite library", sqlite3.sqlite_version, "ok" if ok else "PROBLEM"))
+    if path is not None:
+        wal = Path(f"{path}-wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        rows.append(("file", str(path), ""))
+        rows.append(("file size", human_bytes(path.stat().st_size), ""))
+        rows.append(("WAL size", human_bytes(wal_size), "warn" if wal_size > LARGE_WAL else "ok"))
+    with engine.connect() as conn, conn.begin():
+        revision = current_revision(conn)
+        status = _revision_status(revision)
+        rows.append(("schema revision", f"{revision or 'none'} ({status})", _ok(status == "head")))
+        if engine.dialect.name == "sqlite":
+            pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+            mode = pragma("journal_mode")
+            rows.append(("journal mode", str(mode), "ok" if mode == "wal" else "warn"))
+            size, count, free = pragma("page_size"), pragma("page_count"), pragma("freelist_count")
+            rows.append(("pages", f"{count} x {size} B, {free} free", ""))
+            found = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check(20)")]
+            rows.append(("integrity_check", "; ".join(found), _ok(found == ["ok"])))
+            bad_fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            rows.append(("foreign_key_check", f"{len(bad_fk)} orphan rows", _ok(not bad_fk)))
+        else:
+            rows.append(("server", str(conn.exec_driver_sql("SELECT version()").scalar()), ""))
+        if status == "head":
+            n_sessions = conn.exec_driver_sql("SELECT count(*) FROM sessions").scalar()
+            n_cps = conn.exec_driver_sql("SELECT count(*) FROM checkpoints").scalar()
+            rows.append(("contents", f"{n_sessions} sessions, {n_cps} checkpoints", ""))
+            off = conn.exec_driver_sql(_COUNTERS_OFF).scalar()
+            rows.append(("session counters", f"{off} out of step", _ok(off == 0)))
+    return rows
+
+
+def _ok(good: bool) -> str:
+    return "ok" if good else "PROBLEM"
+
+
+@cli.command()
+@common
+@pass_options
+def vacuum(opts: Options) -> None:
+    """Rebuild the database file compactly and truncate the WAL (takes the write lock)."""
+    with open_write(opts.db) as store:
+        path = sqlite_path(store.url)
+        before = _disk_size(path)
+        _vacuum(store)
+        after = _disk_size(path)
+    out = _json(opts)
+    if opts.json:
+        out.json({"database": _where(store), "bytes_before": before, "bytes_after": after})
+    elif path is None:
+        out.echo(f"vacuumed {_where(store)}")
+    else:
+        out.echo(f"vacuumed {path}: {human_bytes(before)} -> {human_bytes(after)} (file + WAL)")
+
+
+def _disk_size(path: Path | None) -> int | None:
+    if path is None:
+        return None
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def _vacuum(store: CheckpointStore) -> None:
+    engine = store.engine
+    try:
+        if engine.dialect.name == "sqlite":
+            # VACUUM cannot run inside a transaction: use the bare driver connection,
+            # which the engine keeps in autocommit (isolation_level=None).
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.execute("VACUUM")
+            finally:
+                raw.close()
+            store.wal_checkpoint("TRUNCATE")
+        else:
+            with engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("VACUUM (ANALYZE) sessions, checkpoints")
+    except sqlite3.Error as exc:
+        raise translate(_wrap(exc), _where(store)) from exc
+    except SQLAlchemyError as exc:
+        raise translate(exc, _where(store)) from exc
+
+
+def _wrap(exc: Exception) -> SQLAlchemyError:
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError(None, None, exc)
+
+
+# -- the demo ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--steps", type=click.IntRange(2, 100), default=8, show_default=True)
+@click.option("--kill-after", type=click.IntRange(1, 99), default=4, show_default=True)
+@click.option("--step-delay", type=click.FloatRange(0, 10), default=0.3, hidden=True)
+@common
+@pass_options
+def demo(opts: Options, steps: int, kill_after: int, step_delay: float) -> None:
+    """Watch an agent get SIGKILLed and resume from its last checkpoint."""
+    from .demo import run_demo
+
+    if kill_after >= steps:
+        raise click.BadParameter("must be less than --steps", param_hint="--kill-after")
+    _json(opts)
+    run_demo(opts.db or DEMO_DB, opts.output, steps, kill_after, step_delay, open_read)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI (the ``breakpilot-store`` console script)."""
+    cli.main(args=argv, prog_name="breakpilot-store")

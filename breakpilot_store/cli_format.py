@@ -1,0 +1,358 @@
+"""Output and argument parsing for the ``breakpilot-store`` CLI.
+
+Everything the commands print goes through :class:`Output`: rich tables and syntax
+colouring on a terminal, plain text (no escape codes, 80 columns) when piped, and plain
+JSON with ``--json``. Progress bars are drawn on stderr, and only on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+
+from .checkpoint import Checkpoint
+from .repository import SessionInfo
+
+# -- arguments --------------------------------------------------------------------------
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(\d+)([wdhms])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration such as ``30d``, ``12h``, ``15m``, ``45s`` or ``1d12h``.
+
+    Raises:
+        ValueError: The text is not such a duration, or it is zero.
+    """
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"{text!r} is not a duration; use e.g. 30d, 12h, 15m, 45s or 1d12h")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is zero; a duration must be longer than that")
+    return timedelta(seconds=seconds)
+
+
+class DurationType(click.ParamType):
+    """A click parameter holding a :func:`parse_duration` duration."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> timedelta:  # noqa: D102
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class SinceType(click.ParamType):
+    """A point in time: an ISO-8601 timestamp (UTC if no zone) or a duration ago."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:  # noqa: D102
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            return datetime.now(timezone.utc) - parse_duration(text)
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is neither a duration (30d, 12h, 15m, 45s) nor an ISO-8601 "
+                "time (2026-11-24T09:30:00+00:00)",
+                param,
+                ctx,
+            )
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment
+
+
+DURATION = DurationType()
+SINCE = SinceType()
+
+# -- plain values -----------------------------------------------------------------------
+
+
+def short_time(value: datetime | None) -> str:
+    """Render a timestamp for a table: UTC, to the second, 19 characters."""
+    if value is None:
+        return "-"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(value: datetime | None) -> str | None:
+    """Render a timestamp for JSON output (ISO-8601, as in the export format)."""
+    return None if value is None else value.isoformat()
+
+
+def session_dict(info: SessionInfo) -> dict[str, Any]:
+    """Return a session as a JSON-ready dict (timestamps as ISO-8601 strings)."""
+    return {
+        key: iso(value) if isinstance(value, datetime) else value
+        for key, value in asdict(info).items()
+    }
+
+
+def compact_json(value: Any) -> str:
+    """Render a JSON value on one line, readable (non-ASCII kept)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def payload_size(cp: Checkpoint) -> int:
+    """Return the size in bytes of a checkpoint's stored data and metadata."""
+    return len(compact_json(cp.data).encode()) + len(compact_json(cp.metadata).encode())
+
+
+def human_bytes(size: int | None) -> str:
+    """Render a byte count as ``12.3 KiB``."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def seq_ranges(seqs: Iterable[int]) -> str:
+    """Render sequence numbers compactly: ``2-31, 33, 40-41``."""
+    ordered = sorted(seqs)
+    runs: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        runs.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ", ".join(runs)
+
+
+def plural(n: int, word: str) -> str:
+    """Return ``"1 checkpoint"`` / ``"3 checkpoints"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# -- output -----------------------------------------------------------------------------
+
+_CP_HEADS = ("seq", "name", "created (UTC)", "size", "data")
+
+
+def clip(text: str, width: int) -> str:
+    """Cut ``text`` to ``width`` characters, marking a cut with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def _table() -> Table:
+    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+
+
+SESSION_SORT_KEYS = {
+    "id": lambda i: i.session_id,
+    "checkpoints": lambda i: i.checkpoints,
+    "seq": lambda i: i.last_seq,
+    "first": lambda i: i.created_at,
+    "last": lambda i: i.updated_at,
+    "name": lambda i: i.last_name or "",
+}
+
+
+@dataclass
+class Output:
+    """Where and how a command prints: JSON or human text, colour only on a terminal.
+
+    Attributes:
+        json_mode: Print machine-readable JSON instead of tables.
+    """
+
+    json_mode: bool = False
+
+    @property
+    def out(self) -> Console:
+        """A console on the current stdout (looked up per call, for CliRunner)."""
+        return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+    @property
+    def err(self) -> Console:
+        """A console on the current stderr."""
+        return Console(file=sys.stderr, highlight=False, soft_wrap=False)
+
+    def echo(self, text: str = "") -> None:
+        """Print a plain line to stdout."""
+        click.echo(text)
+
+    def note(self, text: str) -> None:
+        """Print a remark for people on stderr (never mixed into JSON or exports)."""
+        click.echo(text, err=True)
+
+    def json(self, value: Any) -> None:
+        """Print ``value`` as indented JSON on stdout."""
+        click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+    def sessions(self, infos: Sequence[SessionInfo]) -> None:
+        """Print sessions as a table (or JSON)."""
+        if self.json_mode:
+            self.json([session_dict(info) for info in infos])
+            return
+        if not infos:
+            self.note("no sessions")
+            return
+        table = _table()
+        table.add_column("session", overflow="fold", min_width=8, ratio=2)
+        table.add_column("held", justify="right", no_wrap=True)
+        table.add_column("seq", justify="right", no_wrap=True)
+        table.add_column("first (UTC)", no_wrap=True, min_width=10)
+        table.add_column("last (UTC)", no_wrap=True, min_width=10)
+        table.add_column("last name", overflow="ellipsis", no_wrap=True, ratio=1)
+        for info in infos:
+            table.add_row(
+                info.session_id,
+                str(info.checkpoints),
+                str(info.last_seq),
+                short_time(info.created_at)[:16],
+                short_time(info.updated_at)[:16],
+                info.last_name or "-",
+            )
+        self.out.print(table)
+
+    def checkpoints(self, cps: Sequence[Checkpoint]) -> None:
+        """Print checkpoints as a table with a data preview (or as export-format JSON)."""
+        if self.json_mode:
+            self.json([cp.to_dict() for cp in cps])
+            return
+        console = self.out
+        rows = [
+            (str(cp.seq), cp.name, short_time(cp.timestamp), str(payload_size(cp)), cp.data)
+            for cp in cps
+        ]
+        widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(_CP_HEADS[:4])]
+        widths[1] = min(widths[1], 24)
+        # The preview gets what is left of the line, so the fixed columns never shrink.
+        budget = max(10, console.width - sum(widths) - 3 * len(widths))
+        table = _table()
+        for head, width in zip(_CP_HEADS[:4], widths, strict=True):
+            right = head in ("seq", "size")
+            table.add_column(
+                head,
+                justify="right" if right else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                width=width,
+            )
+        table.add_column(_CP_HEADS[4], no_wrap=True, overflow="ellipsis", max_width=budget)
+        for *fixed, data in rows:
+            table.add_row(*fixed, clip(compact_json(data), budget))
+        console.print(table)
+
+    def checkpoint(self, cp: Checkpoint) -> None:
+        """Print one checkpoint: its fields, then data and metadata pretty-printed."""
+        if self.json_mode:
+            self.json(cp.to_dict())
+            return
+        for label, value in (
+            ("id", cp.id),
+            ("session", cp.session_id),
+            ("seq", str(cp.seq)),
+            ("name", cp.name),
+            ("created", cp.timestamp.isoformat()),
+            ("size", f"{payload_size(cp)} bytes"),
+        ):
+            self.echo(f"{label:<9}{value}")
+        for label, value in (("data", cp.data), ("metadata", cp.metadata)):
+            self.echo(f"{label}:")
+            self.pretty_json(value)
+
+    def pretty_json(self, value: Any) -> None:
+        """Print JSON indented; syntax-coloured only when stdout is a terminal."""
+        text = json.dumps(value, indent=2, ensure_ascii=False)
+        console = self.out
+        if console.is_terminal:
+            console.print(Syntax(text, "json", background_color="default", word_wrap=True))
+        else:
+            self.echo(text)
+
+    def key_values(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Print ``(check, value, status)`` rows, e.g. the doctor's report."""
+        table = _table()
+        table.add_column("check", no_wrap=True)
+        table.add_column("value", overflow="fold", ratio=1)
+        table.add_column("", no_wrap=True)
+        styles = {"ok": "green", "PROBLEM": "bold red", "warn": "yellow", "": ""}
+        for check, value, status in rows:
+            style = styles.get(status, "")
+            table.add_row(check, value, f"[{style}]{status}[/]" if style else status)
+        self.out.print(table)
+
+    @contextmanager
+    def progress(self, description: str, total: float | None) -> Iterator[Any]:
+        """Yield an ``advance(completed=None, step=1)`` callable drawing a bar on stderr.
+
+        On anything but a terminal (pipes, files, CliRunner) nothing is drawn.
+        """
+        console = self.err
+        progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[count]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        with progress:
+            task = progress.add_task(description, total=total, count="")
+            done = 0
+
+            def advance(completed: float | None = None, step: int = 1) -> None:
+                nonlocal done
+                done += step
+                if completed is None:
+                    progress.update(task, advance=step, count=f"{done:,}")
+                else:
+                    progress.update(task, completed=completed, count=f"{done:,}")
+
+            yield advance
+
+    def removal(self, removed: Sequence[tuple[str, int]], dry_run: bool) -> None:
+        """Print the sessions a ``delete`` or ``prune`` removed (or would remove)."""
+        if self.json_mode:
+            self.json(
+                {
+                    "dry_run": dry_run,
+                    "sessions": [{"session_id": s, "checkpoints": n} for s, n in removed],
+                }
+            )
+            return
+        verb = "would delete" if dry_run else "deleted"
+        if not removed:
+            self.echo("no sessions to delete")
+            return
+        for session_id, n in removed:
+            self.echo(f"{verb} session {session_id!r} ({plural(n, 'checkpoint')})")
+        if len(removed) > 1:
+            total = sum(n for _, n in removed)
+            self.echo(f"{verb} {plural(len(removed), 'session')}, {plural(total, 'checkpoint')}")

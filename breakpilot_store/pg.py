@@ -23,13 +23,15 @@ here:
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
 
 from .errors import CheckpointTypeError, CheckpointValueError
 
@@ -57,6 +59,10 @@ OPTIONS = ("schema", "statement_timeout", "pgbouncer", "application_name", "conn
 
 # Engines created with ``schema=``: the advisory lock creates that schema if missing.
 _SCHEMAS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+# How to make a pool-less twin of an engine, for the advisory lock's own connection.
+_DEDICATED: weakref.WeakKeyDictionary[Engine, Callable[[], Engine]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _seconds(value: Any, what: str, *, allow_none: bool = True) -> float | None:
@@ -217,16 +223,28 @@ def create_postgres_engine(
             existing = " ".join(existing)
         connect_args["options"] = _startup_options(existing, settings)
 
+    engine = _build(url, connect_args, settings if pgbouncer else None, **pool)
+    # The advisory lock needs a connection of its own, outside the pool: with a pool of
+    # one, holding the lock on a pooled connection would starve the migration.
+    _DEDICATED[engine] = functools.partial(
+        _build, url, connect_args, settings if pgbouncer else None, poolclass=NullPool
+    )
+    if schema is not None:
+        _SCHEMAS[engine] = schema
+    return engine
+
+
+def _build(
+    url: URL, connect_args: dict[str, Any], per_transaction: dict[str, str] | None, **pool: Any
+) -> Engine:
     engine = create_engine(
         url,
         isolation_level="READ COMMITTED",
         connect_args=connect_args,
         **pool,
     )
-    if schema is not None:
-        _SCHEMAS[engine] = schema
-
-    if pgbouncer:
+    if per_transaction is not None:
+        settings = per_transaction
         names = list(settings)
         values = [settings[n] for n in names]
         # One round trip per transaction; set_config(..., true) is SET LOCAL: it ends
@@ -270,16 +288,22 @@ def advisory_lock(engine: Engine) -> Iterator[None]:
     If the engine was created with ``schema=``, that schema is created first (if
     missing), under the same lock, and committed, so the migration can create in it.
     """
-    with engine.connect() as conn:
-        schema = _SCHEMAS.get(engine)
-        if schema is not None:
+    factory = _DEDICATED.get(engine)
+    lock_engine = factory() if factory is not None else engine
+    try:
+        with lock_engine.connect() as conn:
+            schema = _SCHEMAS.get(engine)
+            if schema is not None:
+                with conn.begin():
+                    _take_lock(conn)
+                    # check_schema allowed only plain identifiers: this cannot inject.
+                    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
             with conn.begin():
                 _take_lock(conn)
-                # check_schema allowed only plain identifiers, so this cannot inject.
-                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
-        with conn.begin():
-            _take_lock(conn)
-            yield
+                yield
+    finally:
+        if lock_engine is not engine:
+            lock_engine.dispose()
 
 
 def _take_lock(conn: Any) -> None:

@@ -100,8 +100,14 @@ def create_sqlite_engine(
     durability: Durability = "full",
     busy_timeout: float = 30.0,
     readonly: bool = False,
+    immutable: bool = False,
 ) -> Engine:
-    """Create an engine for a SQLite URL with the store's PRAGMAs and BEGIN handling."""
+    """Create an engine for a SQLite URL with the store's PRAGMAs and BEGIN handling.
+
+    ``immutable`` (with ``readonly``) reads the file as a snapshot that nobody changes,
+    without ``-wal``/``-shm`` files: the only way to read a WAL database in a read-only
+    directory that has none (SQLite must create them otherwise, even to read).
+    """
     check_sqlite_version()
     if durability not in _SYNCHRONOUS:
         raise CheckpointValueError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -109,7 +115,8 @@ def create_sqlite_engine(
     if readonly and path is not None:
         # mode=ro makes SQLite itself refuse writes, so a read-only command cannot
         # take a write lock even by mistake.
-        url = make_url(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true")
+        snapshot = "&immutable=1" if immutable else ""
+        url = make_url(f"sqlite:///file:{quote(str(path))}?mode=ro{snapshot}&uri=true")
     engine = create_engine(url, connect_args={"timeout": busy_timeout})
     synchronous = _SYNCHRONOUS[durability]
     busy_ms = int(busy_timeout * 1000)

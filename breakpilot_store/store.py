@@ -50,6 +50,39 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+#: SQLITE_READONLY_DIRECTORY: the directory is read-only and has no -wal/-shm files.
+_READONLY_DIRECTORY = 1544
+
+
+def _readonly_directory(exc: SQLAlchemyError) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    return code == _READONLY_DIRECTORY
+
+
+def _snapshot_engine(url: URL, durability: Durability, busy_timeout: float) -> Engine:
+    from .engine import create_sqlite_engine
+
+    return create_sqlite_engine(
+        url, durability=durability, busy_timeout=busy_timeout, readonly=True, immutable=True
+    )
+
+
+def _check_snapshot(engine: Engine, url: URL, where: str) -> None:
+    """Check a snapshot's schema: it cannot be created or upgraded in a read-only place."""
+    from .migrate import HEAD, check_known, read_revision
+
+    try:
+        revision = read_revision(engine)
+    except SQLAlchemyError as exc:
+        raise translate(exc, where) from exc
+    check_known(revision, url)
+    if revision != HEAD:
+        raise ReadOnlyStoreError(
+            f"database {where} needs its schema created or upgraded, but its directory "
+            "is read-only; nothing was written"
+        )
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -128,7 +161,14 @@ class CheckpointStore:
             try:
                 ensure_schema(self._engine, self.url, migrate=migrate and not readonly)
             except SQLAlchemyError as exc:
-                raise translate(exc, self._where) from exc
+                if not _readonly_directory(exc):
+                    raise translate(exc, self._where) from exc
+                # A read-only directory without -wal/-shm: SQLite cannot even read the
+                # WAL file there. Nothing can be written either, so read a snapshot;
+                # writes then fail in SQLite as read-only, naming the file.
+                self._engine.dispose()
+                self._engine = _snapshot_engine(self.url, durability, busy_timeout)
+                _check_snapshot(self._engine, self.url, self._where)
         except BaseException:
             self._engine.dispose()
             raise

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 
 from .checkpoint import Checkpoint
 from .codec import decode
+from .retention import cap_delete, cap_excess, compression_delete, needs_compression
 from .schema import UTCDateTime, checkpoints, sessions
 
 _c = checkpoints.c
@@ -65,11 +66,15 @@ _ADJUST_COUNT = (
 
 
 def row_to_checkpoint(row: Sequence[Any]) -> Checkpoint:
-    """Build a :class:`Checkpoint` from ``(session_id, seq, name, created_at, data, meta)``."""
+    """Build a :class:`Checkpoint` from ``(session_id, seq, name, created_at, data, meta)``.
+
+    ``created_at`` arrives typed through Core, or as SQLite's stored text on the hot path.
+    """
+    created_at = row[3]
     return Checkpoint(
         id=f"{row[0]}:{row[1]}",
         name=row[2],
-        timestamp=row[3],
+        timestamp=datetime.fromisoformat(created_at) if type(created_at) is str else created_at,
         data=decode(row[4]),
         metadata=decode(row[5]),
     )
@@ -83,7 +88,7 @@ def allocate(conn: Connection, session_id: str, now: datetime, n: int = 1) -> tu
     Returns:
         ``(last_seq, checkpoint_count)`` after the allocation.
     """
-    row = conn.execute(_ALLOCATE, {"sid": session_id, "n": n, "now": now}).one()
+    row = conn.execute(_ALLOCATE, {"sid": session_id, "n": n, "now": now}).fetchone()
     return row[0], row[1]
 
 
@@ -112,6 +117,35 @@ def insert_checkpoint(
     )
 
 
+def create_checkpoint(
+    conn: Connection,
+    session_id: str,
+    name: str,
+    now: datetime,
+    data: str,
+    metadata: str,
+    *,
+    compress_after: int | None,
+    max_checkpoints: int | None,
+) -> int:
+    """Allocate a seq, insert the checkpoint and apply the retention rule; return the seq.
+
+    Three statements in the common case (allocate, insert, nothing to delete), and no
+    count or scan of the session: the held count comes back from the allocation.
+    """
+    seq, held = allocate(conn, session_id, now)
+    insert_checkpoint(conn, session_id, seq, name, now, data, metadata)
+    removed = 0
+    if compress_after is not None and needs_compression(held, compress_after):
+        removed = conn.execute(compression_delete(), {"sid": session_id}).rowcount
+    if max_checkpoints is not None:
+        excess = cap_excess(held - removed, max_checkpoints)
+        if excess:
+            removed += conn.execute(cap_delete(), {"sid": session_id, "excess": excess}).rowcount
+    adjust_count(conn, session_id, -removed)
+    return seq
+
+
 def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert many checkpoint rows in one executemany (keys as :func:`insert_checkpoint`)."""
     if rows:
@@ -126,16 +160,16 @@ def adjust_count(conn: Connection, session_id: str, delta: int) -> None:
 
 def fetch(conn: Connection, session_id: str, seq: int) -> Checkpoint | None:
     """Return checkpoint ``seq`` of ``session_id``, or ``None``."""
-    row = conn.execute(_BY_SEQ, {"sid": session_id, "seq": seq}).first()
+    row = conn.execute(_BY_SEQ, {"sid": session_id, "seq": seq}).fetchone()
     return row_to_checkpoint(row) if row is not None else None
 
 
 def fetch_latest(conn: Connection, session_id: str, name: str | None = None) -> Checkpoint | None:
     """Return the highest-seq checkpoint of the session (with ``name``, if given)."""
     if name is None:
-        row = conn.execute(_LATEST, {"sid": session_id}).first()
+        row = conn.execute(_LATEST, {"sid": session_id}).fetchone()
     else:
-        row = conn.execute(_LATEST_NAMED, {"sid": session_id, "name": name}).first()
+        row = conn.execute(_LATEST_NAMED, {"sid": session_id, "name": name}).fetchone()
     return row_to_checkpoint(row) if row is not None else None
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from . import repository as repo
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key, decode, encode_object
-from .engine import WRITE, Durability, create_store_engine, resolve_url
+from .engine import WRITE, Durability, create_store_engine, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
     CheckpointTypeError,
@@ -27,6 +27,7 @@ from .errors import (
     StoreClosedError,
     UnknownSessionError,
 )
+from .fastpath import DriverConnection, PinnedConnections, write_transaction
 from .migrate import describe, ensure_schema
 from .repository import SessionInfo
 from .retention import cap_delete, cap_excess, compression_delete, needs_compression
@@ -43,6 +44,8 @@ _LIVE_STORES: weakref.WeakSet[CheckpointStore] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for store in list(_LIVE_STORES):
+        if store._pins is not None:
+            store._pins.forget_after_fork()
         store._engine.dispose(close=False)
 
 
@@ -150,6 +153,7 @@ class CheckpointStore:
         self.readonly = readonly
         self._where = describe(self.url)
         self._closed = False
+        self._pins: PinnedConnections | None = None
         self._engine: Engine = create_store_engine(
             self.url,
             durability=durability,
@@ -172,6 +176,10 @@ class CheckpointStore:
         except BaseException:
             self._engine.dispose()
             raise
+        if sqlite_path(self.url) is not None:
+            # SQLite files take the hot path (see fastpath.py); in-memory databases and
+            # other backends go through SQLAlchemy Core connections.
+            self._pins = PinnedConnections(self._engine, self._where)
         _LIVE_STORES.add(self)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -190,6 +198,8 @@ class CheckpointStore:
         """Close every pooled connection; the store cannot be used afterwards."""
         if not self._closed:
             self._closed = True
+            if self._pins is not None:
+                self._pins.close()
             self._engine.dispose()
             _LIVE_STORES.discard(self)
 
@@ -217,6 +227,28 @@ class CheckpointStore:
                     yield conn
         except SQLAlchemyError as exc:
             raise translate(exc, self._where) from exc
+
+    @contextlib.contextmanager
+    def _hot(self, write: bool) -> Iterator[Any]:
+        """The hot path's transaction: the bare driver on SQLite files, else Core.
+
+        Yields something with ``execute(statement, params)`` that the repository
+        functions accept. A read here is one statement, its own implicit transaction.
+        """
+        if self._pins is None:
+            with self._transaction(write) as conn:
+                yield conn
+            return
+        if self._closed:
+            raise StoreClosedError(f"store {self._where} is closed")
+        if write and self.readonly:
+            raise ReadOnlyStoreError(f"store {self._where} was opened read-only")
+        conn = self._pins.get()
+        if write:
+            with write_transaction(conn, self._where):
+                yield DriverConnection(conn, self._where)
+        else:
+            yield DriverConnection(conn, self._where)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -261,19 +293,11 @@ class CheckpointStore:
         if max_checkpoints is not None:
             _positive_int(max_checkpoints, "max_checkpoints")
         now = _now()
-        with self._transaction(write=True) as conn:
-            seq, held = repo.allocate(conn, session_id, now)
-            repo.insert_checkpoint(conn, session_id, seq, name, now, data_text, metadata_text)
-            removed = 0
-            if compress_after is not None and needs_compression(held, compress_after):
-                removed = conn.execute(compression_delete(), {"sid": session_id}).rowcount
-            if max_checkpoints is not None:
-                excess = cap_excess(held - removed, max_checkpoints)
-                if excess:
-                    removed += conn.execute(
-                        cap_delete(), {"sid": session_id, "excess": excess}
-                    ).rowcount
-            repo.adjust_count(conn, session_id, -removed)
+        with self._hot(write=True) as conn:
+            seq = repo.create_checkpoint(
+                conn, session_id, name, now, data_text, metadata_text,
+                compress_after=compress_after, max_checkpoints=max_checkpoints,
+            )
         return Checkpoint(
             id=f"{session_id}:{seq}",
             name=name,
@@ -450,7 +474,7 @@ class CheckpointStore:
         parts = split_id(checkpoint_id)
         if parts is None:
             return None
-        with self._transaction(write=False) as conn:
+        with self._hot(write=False) as conn:
             return repo.fetch(conn, parts[0], parts[1])
 
     def get_latest(self, session_id: str, name: str | None = None) -> Checkpoint | None:
@@ -458,7 +482,7 @@ class CheckpointStore:
         session_id = check_key(session_id, "session_id")
         if name is not None:
             name = check_key(name, "name")
-        with self._transaction(write=False) as conn:
+        with self._hot(write=False) as conn:
             return repo.fetch_latest(conn, session_id, name)
 
     def list_checkpoints(

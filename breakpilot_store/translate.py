@@ -7,6 +7,7 @@ attached as ``__cause__``.
 from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from .errors import (
     CorruptDatabaseError,
@@ -51,6 +52,12 @@ def translate(exc: SQLAlchemyError, where: str) -> DatabaseError:
         exc: The exception SQLAlchemy raised.
         where: How to name the database in the message (a path, or a URL without password).
     """
+    if isinstance(exc, PoolTimeoutError):
+        # Every pooled connection stayed checked out for pool_timeout seconds.
+        return StoreBusyError(
+            f"database {where}: no free connection in the pool within pool_timeout "
+            f"(raise pool_size/max_overflow); nothing was written ({exc})"
+        )
     orig = exc.orig if isinstance(exc, DBAPIError) else None
     detail = str(orig if orig is not None else exc).strip().splitlines()[0]
     code = getattr(orig, "sqlite_errorcode", None)
@@ -73,3 +80,8 @@ def translate(exc: SQLAlchemyError, where: str) -> DatabaseError:
     ):
         return StoreUnavailableError(f"database {where} cannot be reached ({detail})")
     return DatabaseError(f"database {where} refused the operation ({detail})")
+
+
+def translate_driver(exc: Exception, where: str) -> DatabaseError:
+    """Like :func:`translate`, for an exception raised by the bare driver."""
+    return translate(DBAPIError(None, None, exc), where)

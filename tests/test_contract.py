@@ -234,6 +234,8 @@ class TestContract:
             ({"x": [float("inf")]}, ValueError, "data['x'][0]"),
             ({"x": object()}, TypeError, "object"),
             ({"s": "\ud800"}, ValueError, "surrogate"),
+            ({"n": [2**64]}, ValueError, "data['n'][0]: integer"),
+            ({"n": -(2**63) - 1}, ValueError, "64-bit"),
             ([1, 2], TypeError, "data must be a dict"),
             (None, TypeError, "data must be a dict"),
         ],

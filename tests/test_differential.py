@@ -95,7 +95,7 @@ NAMES = st.sampled_from(["plan", "act", "observe", "reflect", "done"])
 JSON_LEAVES = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(-(2**70), 2**70),
+    st.integers(-(2**63), 2**64 - 1),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=8),
 )

@@ -1,0 +1,157 @@
+"""The SQLite hot path: ``create``, ``get`` and ``get_latest`` on the bare driver.
+
+Agents call ``create`` on every step and ``get_latest`` on every restart, so these three
+must cost what a hand-written ``sqlite3`` transaction costs. Measured (benchmarks/),
+SQLAlchemy's per-call machinery (pool checkout, ``Connection``, events, result
+objects) cost several times SQLite's own work. Here the same SQL (the constants in
+:mod:`breakpilot_store.repository` and :mod:`breakpilot_store.retention`) runs on a
+``sqlite3`` connection that SQLAlchemy's pool created (so it carries the engine's PRAGMAs)
+and that stays pinned to the calling thread; the transaction rules are unchanged:
+``BEGIN IMMEDIATE`` for the write, one transaction per call, driver errors translated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects import sqlite
+
+from .schema import to_text
+from .translate import translate_driver
+
+
+class _Pin:
+    """Holds one thread's connection.
+
+    When the thread ends, the holder is collected and its finalizer hands the connection
+    back to the pool.
+    """
+
+    __slots__ = ("connection", "__weakref__")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+
+class PinnedConnections:
+    """One pooled ``sqlite3`` connection per thread, checked out on first use."""
+
+    def __init__(self, engine: Engine, where: str) -> None:
+        self._engine = engine
+        self._where = where
+        self._local = threading.local()
+        self._finalizers: list[weakref.finalize] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        """Return the calling thread's connection, checking one out if needed."""
+        pin = getattr(self._local, "pin", None)
+        if pin is not None:
+            return pin.connection
+        try:
+            proxied = self._engine.raw_connection()
+        except Exception as exc:  # noqa: BLE001 - translated below or re-raised
+            raise _translated(exc, self._where) from exc
+        pin = _Pin(proxied.driver_connection)
+        finalizer = weakref.finalize(pin, proxied.close)
+        with self._lock:
+            self._finalizers = [f for f in self._finalizers if f.alive]
+            self._finalizers.append(finalizer)
+        self._local.pin = pin
+        return pin.connection
+
+    def close(self) -> None:
+        """Return every pinned connection to the pool (before the engine is disposed)."""
+        with self._lock:
+            finalizers, self._finalizers = self._finalizers, []
+        for finalizer in finalizers:
+            finalizer()
+        self._local = threading.local()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's connections without touching them."""
+        for finalizer in self._finalizers:
+            finalizer.detach()
+        self._finalizers = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+
+def _translated(exc: Exception, where: str) -> Exception:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .translate import translate
+
+    if isinstance(exc, SQLAlchemyError):
+        return translate(exc, where)
+    if isinstance(exc, sqlite3.Error):
+        return translate_driver(exc, where)
+    return exc
+
+
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection, where: str) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error, which is translated."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise translate_driver(exc, where) from exc
+
+
+
+
+_DIALECT = sqlite.dialect(paramstyle="named")
+_COMPILED: dict[Any, tuple[str, dict[str, Any]]] = {}
+_TIMESTAMP_PARAMS = ("now", "created_at")
+
+
+def _compile(statement: Any) -> tuple[str, dict[str, Any]]:
+    """Compile a Core statement once for sqlite3's named style; keep its fixed params."""
+    found = _COMPILED.get(statement)
+    if found is None:
+        compiled = statement.compile(dialect=_DIALECT)
+        fixed = {k: v for k, v in compiled.params.items() if v is not None}
+        found = _COMPILED[statement] = (compiled.string, fixed)
+    return found
+
+
+class DriverConnection:
+    """Runs the repository's Core statements on a bare ``sqlite3`` connection.
+
+    It offers the one method the repository's hot-path functions use,
+    ``execute(statement, params)``, with SQLAlchemy's SQL compiled once per statement
+    and the same text timestamps the ``UTCDateTime`` type would bind.
+    """
+
+    __slots__ = ("_conn", "_where")
+
+    def __init__(self, conn: sqlite3.Connection, where: str) -> None:
+        self._conn = conn
+        self._where = where
+
+    def execute(self, statement: Any, params: dict[str, Any]) -> sqlite3.Cursor:
+        """Execute a Core statement with ``params``; driver errors are translated."""
+        sql, fixed = _compile(statement)
+        if fixed:
+            params = {**fixed, **params}
+        for key in _TIMESTAMP_PARAMS:
+            value = params.get(key)
+            if value is not None and type(value) is not str:
+                params[key] = to_text(value)
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate_driver(exc, self._where) from exc

@@ -40,6 +40,11 @@ MAX_INT = 2**64 - 1
 # NaN as null and turns integers beyond 64 bits into floats when decoding. It therefore
 # runs only behind the strict validator (no NaN reaches it), and integers outside
 # MIN_INT..MAX_INT are refused (orjson.dumps raises on them, and the slow path names them).
+_stdlib_encode = json.JSONEncoder(
+    ensure_ascii=False,  # readable text at the sqlite3 prompt, like orjson's
+    allow_nan=False,
+    separators=(",", ":"),
+).encode
 _orjson_dumps = orjson.dumps
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONEncodeError
@@ -180,9 +185,11 @@ def encode(value: Any, path: str) -> str:
         except _OrjsonError:
             pass
     problem = _problem(value, path, 0, set())
-    if problem is None:  # pragma: no cover - the two passes agree by construction
-        problem = CheckpointValueError(f"{path}: value cannot be encoded as JSON")
-    raise problem
+    if problem is not None:
+        raise problem
+    # Valid, but deeper than orjson writes (it stops at 255 levels): the stdlib writes
+    # the same JSON, only slower.
+    return _stdlib_encode(value)
 
 
 def encode_object(value: Any, path: str, *, optional: bool = False) -> str:

@@ -80,12 +80,18 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(database)
 
 
-def check_sqlite_version(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+def check_sqlite_version(version: tuple[int, int, int] | None = None) -> None:
     """Refuse an SQLite library older than the store needs.
+
+    Args:
+        version: The version to check; by default the linked library's, read at call
+            time (not import time), so a test can stand in an older one.
 
     Raises:
         UnsupportedDatabaseError: The linked SQLite is older than 3.35 (no RETURNING).
     """
+    if version is None:
+        version = sqlite3.sqlite_version_info
     if version < MIN_SQLITE:
         have = ".".join(map(str, version))
         need = ".".join(map(str, MIN_SQLITE))

@@ -86,6 +86,45 @@ def _check_snapshot(engine: Engine, url: URL, where: str) -> None:
         )
 
 
+def _check_not_truncated(url: URL, where: str) -> None:
+    """Refuse a SQLite file shorter than its own header says (O(1): reads 100 bytes).
+
+    SQLite opens such a file and only fails when a query reaches a missing page, maybe
+    much later. A WAL with content may legitimately hold pages the file does not have
+    yet (a checkpoint cut short), so the check is skipped then.
+
+    Raises:
+        CorruptDatabaseError: The file is truncated.
+    """
+    from .engine import sqlite_path
+    from .errors import CorruptDatabaseError
+
+    path = sqlite_path(url)
+    if path is None:
+        return
+    try:
+        size = path.stat().st_size
+        wal = path.with_name(path.name + "-wal")
+        if size < 100 or (wal.exists() and wal.stat().st_size > 0):
+            return
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError:
+        return  # missing or unreadable: SQLite reports it, typed, on connect
+    if not header.startswith(b"SQLite format 3\x00"):
+        return  # SQLite itself reports "not a database"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_valid = header[24:28] == header[92:96] and pages > 0
+    if header_valid and size < pages * page_size:
+        raise CorruptDatabaseError(
+            f"database {where} is truncated: its header says {pages} pages of {page_size} "
+            f"bytes ({pages * page_size} bytes) but the file has {size}; restore it "
+            "from a backup. Nothing was written."
+        )
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -152,6 +191,7 @@ class CheckpointStore:
         self.url: URL = resolve_url(url)
         self.readonly = readonly
         self._where = describe(self.url)
+        _check_not_truncated(self.url, self._where)
         self._closed = False
         self._pins: PinnedConnections | None = None
         self._engine: Engine = create_store_engine(

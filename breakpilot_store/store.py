@@ -91,7 +91,8 @@ def _check_not_truncated(url: URL, where: str) -> None:
 
     SQLite opens such a file and only fails when a query reaches a missing page, maybe
     much later. A WAL with content may legitimately hold pages the file does not have
-    yet (a checkpoint cut short), so the check is skipped then.
+    yet (a checkpoint cut short), and so may a hot rollback journal: the check is
+    skipped then.
 
     Raises:
         CorruptDatabaseError: The file is truncated.
@@ -104,8 +105,11 @@ def _check_not_truncated(url: URL, where: str) -> None:
         return
     try:
         size = path.stat().st_size
-        wal = path.with_name(path.name + "-wal")
-        if size < 100 or (wal.exists() and wal.stat().st_size > 0):
+        for suffix in ("-wal", "-journal"):  # recovery may still supply pages
+            log = path.with_name(path.name + suffix)
+            if log.exists() and log.stat().st_size > 0:
+                return
+        if size < 100:
             return
         with open(path, "rb") as file:
             header = file.read(100)

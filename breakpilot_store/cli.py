@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,7 +260,7 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
         info = _session_or_fail(store, session)
         chunks = store.export_chunks(session)
         if out_path in (None, "-"):
-            stream = click.get_text_stream("stdout")
+            stream = sys.stdout
             for chunk in chunks:
                 stream.write(chunk)
             if stream.isatty():
@@ -286,6 +287,26 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
     out.note(f"exported {plural(written, 'checkpoint')} of session {session!r} to {target}")
 
 
+def _peek(file: Any) -> bytes:
+    """Look at the start of a binary stream without consuming it."""
+    if hasattr(file, "peek"):
+        return file.peek(64)[:64]
+    if file.seekable():
+        start = file.tell()
+        head = file.read(64)
+        file.seek(start)
+        return head
+    return b""
+
+
+def _size(file: Any) -> int | None:
+    """The size of a regular file (for the progress bar); ``None`` for pipes."""
+    try:
+        return os.fstat(file.fileno()).st_size if file.seekable() else None
+    except (OSError, AttributeError):
+        return None
+
+
 @cli.command("import")
 @click.argument("session")
 @click.argument("file", type=click.File("rb"))
@@ -295,11 +316,10 @@ def import_(opts: Options, session: str, file: Any) -> None:
     """Import FILE (an export; - for stdin) into SESSION, streaming, all or nothing."""
     out = _json(opts)
     name = getattr(file, "name", "-")
-    peek = file.peek(64) if hasattr(file, "peek") else b""
-    head = peek.lstrip(b" \t\r\n")
+    head = _peek(file).lstrip(b" \t\r\n")
     if head and not head.startswith(b"["):
         raise ImportFormatError(f"{name} is not an export: it must be a JSON array of checkpoints")
-    size = os.fstat(file.fileno()).st_size if file.seekable() else None
+    size = _size(file)
     seen = 0
     with open_write(opts.db, create=True) as store, out.progress(f"import {session}", size) as bar:
 
@@ -308,9 +328,23 @@ def import_(opts: Options, session: str, file: Any) -> None:
             seen += 1
             bar(completed=file.tell() if size else None)
 
+        def attempt(items: Any) -> int:
+            nonlocal seen
+            seen = 0
+            entries = items(file, "item", use_float=True)
+            return store.import_checkpoints(session, entries, on_entry=on_entry)
+
         try:
-            entries = ijson.items(file, "item", use_float=True)
-            written = store.import_checkpoints(session, entries, on_entry=on_entry)
+            try:
+                written = attempt(ijson.items)
+            except ijson.JSONError as exc:
+                # The fast C parser stops at integers beyond 64 bits, which the store
+                # keeps exactly; the pure-Python parser reads them. The failed attempt
+                # wrote nothing (import is all or nothing), so read again from the top.
+                if "integer overflow" not in str(exc) or not file.seekable():
+                    raise
+                file.seek(0)
+                written = attempt(ijson.get_backend("python").items)
         except ijson.JSONError as exc:
             detail = str(exc).strip().splitlines()[0]
             raise ImportFormatError(

@@ -220,15 +220,8 @@ class Output:
         if not infos:
             self.note("no sessions")
             return
-        table = _table()
-        table.add_column("session", overflow="fold", min_width=8, ratio=2)
-        table.add_column("held", justify="right", no_wrap=True)
-        table.add_column("seq", justify="right", no_wrap=True)
-        table.add_column("first (UTC)", no_wrap=True, min_width=10)
-        table.add_column("last (UTC)", no_wrap=True, min_width=10)
-        table.add_column("last name", overflow="ellipsis", no_wrap=True, ratio=1)
-        for info in infos:
-            table.add_row(
+        rows = [
+            (
                 info.session_id,
                 str(info.checkpoints),
                 str(info.last_seq),
@@ -236,35 +229,66 @@ class Output:
                 short_time(info.updated_at)[:16],
                 info.last_name or "-",
             )
-        self.out.print(table)
+            for info in infos
+        ]
+        heads = ("session", "held", "seq", "first (UTC)", "last (UTC)", "last name")
+        # Ids fold onto more lines rather than lose characters: they get copied.
+        self.table(heads, rows, flex=0, caps={5: 16}, right=(1, 2), fold=True)
 
     def checkpoints(self, cps: Sequence[Checkpoint]) -> None:
         """Print checkpoints as a table with a data preview (or as export-format JSON)."""
         if self.json_mode:
             self.json([cp.to_dict() for cp in cps])
             return
-        console = self.out
         rows = [
-            (str(cp.seq), cp.name, short_time(cp.timestamp), str(payload_size(cp)), cp.data)
+            (
+                str(cp.seq),
+                cp.name,
+                short_time(cp.timestamp),
+                str(payload_size(cp)),
+                compact_json(cp.data),
+            )
             for cp in cps
         ]
-        widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(_CP_HEADS[:4])]
-        widths[1] = min(widths[1], 24)
-        # The preview gets what is left of the line, so the fixed columns never shrink.
-        budget = max(10, console.width - sum(widths) - 3 * len(widths))
+        heads = ("seq", "name", "created (UTC)", "size", "data")
+        self.table(heads, rows, flex=4, caps={1: 24}, right=(0, 3))
+
+    def table(
+        self,
+        heads: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        flex: int,
+        caps: dict[int, int],
+        right: Sequence[int] = (),
+        fold: bool = False,
+    ) -> None:
+        """Print a table that fits the console: column ``flex`` gets what is left.
+
+        Other columns keep their natural width (at most ``caps[i]``, cut with an
+        ellipsis); the flexible one is folded (``fold``) or cut to the rest of the line.
+        """
+        console = self.out
+        widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(heads)]
+        for i, cap in caps.items():
+            widths[i] = min(widths[i], cap)
+        fixed = sum(w for i, w in enumerate(widths) if i != flex)
+        widths[flex] = max(8, min(widths[flex], console.width - fixed - 3 * (len(heads) - 1)))
         table = _table()
-        for head, width in zip(_CP_HEADS[:4], widths, strict=True):
-            right = head in ("seq", "size")
+        for i, (head, width) in enumerate(zip(heads, widths, strict=True)):
+            folding = fold and i == flex
             table.add_column(
                 head,
-                justify="right" if right else "left",
-                no_wrap=True,
-                overflow="ellipsis",
+                justify="right" if i in right else "left",
+                no_wrap=not folding,
+                overflow="fold" if folding else "ellipsis",
                 width=width,
             )
-        table.add_column(_CP_HEADS[4], no_wrap=True, overflow="ellipsis", max_width=budget)
-        for *fixed, data in rows:
-            table.add_row(*fixed, clip(compact_json(data), budget))
+        for row in rows:
+            cells = list(row)
+            if not (fold and flex is not None):
+                cells[flex] = clip(cells[flex], widths[flex])
+            table.add_row(*cells)
         console.print(table)
 
     def checkpoint(self, cp: Checkpoint) -> None:
@@ -272,6 +296,7 @@ class Output:
         if self.json_mode:
             self.json(cp.to_dict())
             return
+        console = self.out
         for label, value in (
             ("id", cp.id),
             ("session", cp.session_id),
@@ -280,7 +305,8 @@ class Output:
             ("created", cp.timestamp.isoformat()),
             ("size", f"{payload_size(cp)} bytes"),
         ):
-            self.echo(f"{label:<9}{value}")
+            # Fold (not cut) at the console's width: ids and names get copied.
+            console.print(f"{label:<9}{value}", overflow="fold", markup=False)
         for label, value in (("data", cp.data), ("metadata", cp.metadata)):
             self.echo(f"{label}:")
             self.pretty_json(value)

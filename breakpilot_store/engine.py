@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -32,6 +33,36 @@ MIN_SQLITE = (3, 35, 0)
 
 Durability = Literal["full", "normal"]
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
+#: The pool record of every SQLite connection made here, so that a forked child can
+#: close the ones it inherited (see :func:`close_inherited_connections`).
+_SQLITE_RECORDS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def close_inherited_connections() -> None:
+    """In a forked child, close every SQLite connection inherited from the parent.
+
+    SQLite keeps each file's lock state in process memory, shared by all connections
+    to that file. While an inherited connection stays open, the child's own new
+    connections trust the parent's locks instead of taking their own; the parent can
+    then see itself as the file's last user, checkpoint, and delete the ``-wal`` the
+    child is still appending to (its acknowledged checkpoints are lost). Closing them in
+    the child leaves the parent's locks and files alone: POSIX locks belong to the
+    process that took them, and an idle connection's close writes nothing while the
+    parent holds its shared lock. A connection inside a transaction (another parent
+    thread mid-write at the fork) is left untouched: rolling it back here would write
+    to the ``-shm`` the parent is using.
+    """
+    for record in list(_SQLITE_RECORDS):
+        conn = record.dbapi_connection
+        if conn is None or conn.in_transaction:
+            continue
+        record.dbapi_connection = None  # the pool must not reset or close it again
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+    _SQLITE_RECORDS.clear()
 
 
 def default_url() -> str:
@@ -133,6 +164,7 @@ def create_sqlite_engine(
         # Let the begin event below emit BEGIN: pysqlite's own handling would start
         # transactions late and never as IMMEDIATE.
         dbapi_connection.isolation_level = None
+        _SQLITE_RECORDS.add(_record)
         cursor = dbapi_connection.cursor()
         try:
             # Wait this long for another connection's lock before raising "busy".

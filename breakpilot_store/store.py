@@ -47,6 +47,10 @@ def _after_fork_in_child() -> None:
         if store._pins is not None:
             store._pins.forget_after_fork()
         store._engine.dispose(close=False)
+    # Dereferencing them is not enough for SQLite: see close_inherited_connections.
+    from .engine import close_inherited_connections
+
+    close_inherited_connections()
 
 
 if hasattr(os, "register_at_fork"):

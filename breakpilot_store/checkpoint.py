@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+#: The largest seq SQLite can store (a signed 64-bit INTEGER).
+MAX_SEQ = 2**63 - 1
+
 
 def split_id(checkpoint_id: str) -> tuple[str, int] | None:
     """Split ``"session:seq"`` into its parts, or return ``None`` if it is not one.
@@ -13,10 +16,11 @@ def split_id(checkpoint_id: str) -> tuple[str, int] | None:
     Session ids may themselves contain ``:``, so the split is on the last one.
     """
     session_id, sep, seq = checkpoint_id.rpartition(":")
-    if not sep or not session_id or not seq.isascii() or not seq.isdigit():
+    if not sep or not session_id or not seq.isascii() or not seq.isdigit() or len(seq) > 19:
         return None
     number = int(seq)
-    if number < 1 or str(number) != seq:  # "007" is not the id of seq 7
+    # "007" is not the id of seq 7; beyond SQLite's 64-bit INTEGER no seq can exist.
+    if number < 1 or number > MAX_SEQ or str(number) != seq:
         return None
     return session_id, number
 

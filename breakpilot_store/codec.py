@@ -98,6 +98,12 @@ def _ok(value: Any, depth: int) -> bool:
     return False
 
 
+def _short_int(value: int) -> str:
+    """Render an integer for a message; str() itself refuses more than 4300 digits."""
+    digits = value.bit_length() * 30103 // 100000  # log10(2) = 0.30103
+    return str(value) if digits < 40 else f"{'-' if value < 0 else ''}(about {digits} digits)"
+
+
 def _utf8_ok(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -121,7 +127,8 @@ def _problem(value: Any, path: str, depth: int, seen: set[int]) -> Exception | N
         if MIN_INT <= value <= MAX_INT:
             return None
         return CheckpointValueError(
-            f"{path}: integer {value} is outside the 64-bit range JSON readers keep exactly "
+            f"{path}: integer {_short_int(value)} is outside the 64-bit range JSON readers "
+            "keep exactly "
             f"({MIN_INT}..{MAX_INT}); store it as a string"
         )
     if t is float:

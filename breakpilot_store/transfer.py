@@ -16,6 +16,10 @@ from .checkpoint import Checkpoint, split_id
 from .codec import check_key, decode, encode_object
 from .errors import BreakpilotStoreError, ImportFormatError
 
+#: The largest seq an import may carry: half of SQLite's range, so that a session's
+#: counter can never be pushed to where ``last_seq + 1`` overflows into a float.
+MAX_IMPORT_SEQ = 2**62
+
 
 def export_chunks(checkpoints: Iterable[Checkpoint]) -> Iterator[str]:
     """Yield the export document piece by piece (one piece per checkpoint).
@@ -88,7 +92,10 @@ def parse_timestamp(value: Any, where: str) -> datetime:
         raise ImportFormatError(
             f"{where}: timestamp {value!r} has no time zone; write it with an offset such as +00:00"
         )
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ImportFormatError(f"{where}: timestamp {value!r} is out of range in UTC") from exc
 
 
 def parse_entry(entry: Any, index: int) -> ImportEntry:
@@ -112,6 +119,11 @@ def parse_entry(entry: Any, index: int) -> ImportEntry:
             f"{where}: id {raw_id!r} is not of the form 'session:seq' with seq >= 1"
         )
     where = f"entry {index} ({raw_id!r})"
+    if parts[1] > MAX_IMPORT_SEQ:
+        raise ImportFormatError(
+            f"{where}: seq {parts[1]} is too large (the limit is {MAX_IMPORT_SEQ}, which "
+            "leaves room for the session's later checkpoints)"
+        )
     try:
         session_id = check_key(parts[0], "the session part of the id")
         name = check_key(entry["name"], "name")

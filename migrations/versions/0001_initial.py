@@ -52,7 +52,9 @@ SELECT
     c.created_at,
     length(CAST(c.data AS TEXT)) + length(CAST(c.metadata AS TEXT)) AS payload_size,
     substr(CAST(c.data AS TEXT), 1, 60) AS preview,
-    c.origin_id
+    c.origin_id,
+    c.data,
+    c.metadata
 FROM checkpoints c
 """
 

@@ -71,3 +71,33 @@ def test_readme_quick_start_begins_with_the_demo():
     first = re.search(r"```(?:console|bash|sh)?\n(?:\$ )?(.+)", section)
     assert first is not None
     assert first.group(1).strip() == "breakpilot-store demo"
+
+
+def _sqlite3_examples():
+    for doc in ("README.md", "docs/cli.md"):
+        for line in (ROOT / doc).read_text(encoding="utf-8").splitlines():
+            if line.startswith("sqlite3 "):
+                yield doc, line
+
+
+@pytest.mark.parametrize(("doc", "line"), list(_sqlite3_examples()))
+def test_the_documented_sqlite3_queries_run(doc, line, tmp_path):
+    import shlex
+    import sqlite3
+
+    from breakpilot_store import CheckpointStore
+
+    path = tmp_path / "agents.db"
+    with CheckpointStore(path) as store:
+        for step in range(1, 7):
+            data = {"step": step, "messages": [{"role": "user", "content": "hi"}]}
+            store.create("agent-7", "step_done", data, {"model": "m-1"})
+    argv = shlex.split(line)
+    assert argv[0] == "sqlite3" and "-readonly" in argv
+    sql = argv[-1]
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+    assert rows, (doc, sql)

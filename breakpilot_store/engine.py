@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from .errors import CheckpointValueError, UnsupportedDatabaseError
+from .errors import CheckpointTypeError, CheckpointValueError, UnsupportedDatabaseError
 
 #: Environment variable naming the default store's URL.
 URL_ENV = "BREAKPILOT_STORE_URL"
@@ -197,7 +197,11 @@ def create_store_engine(
     engine_options: dict[str, Any] | None = None,
 ) -> Engine:
     """Create the engine for ``url``, configured for the store's transaction rules."""
-    if busy_timeout is None or busy_timeout < 0:
+    if type(busy_timeout) not in (int, float):
+        raise CheckpointTypeError(
+            f"busy_timeout must be a number of seconds, not {type(busy_timeout).__name__}"
+        )
+    if not 0 <= busy_timeout < float("inf"):  # NaN fails this too
         raise CheckpointValueError(f"busy_timeout must be >= 0 seconds, not {busy_timeout!r}")
     backend = url.get_backend_name()
     if backend == "sqlite":

@@ -635,6 +635,10 @@ class CheckpointStore:
         """
         if prefix is not None and not isinstance(prefix, str):
             raise CheckpointTypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        if idle_for is not None and not isinstance(idle_for, timedelta):
+            raise CheckpointTypeError(
+                f"idle_for must be a timedelta, not {type(idle_for).__name__}"
+            )
         idle_before = _now() - idle_for if idle_for is not None else None
         with self._transaction(write=False) as conn:
             return repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)

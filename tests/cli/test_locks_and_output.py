@@ -165,3 +165,29 @@ def test_long_session_ids_stay_whole_in_the_sessions_table(run, wide_db):
     out = run("--db", wide_db, "sessions").stdout
     column = "".join(line.split(" ", 1)[0] for line in out.splitlines()[2:])
     assert column == "".join(_ids(wide_db))
+
+
+TERMINAL = {"FORCE_COLOR": "1", "COLUMNS": "80"}  # rich then treats the streams as a terminal
+
+
+def test_on_a_terminal_show_is_syntax_coloured(run, db):
+    result = run("--db", db, "show", "beta:1", env=TERMINAL)
+    assert result.exit_code == 0, result.output
+    assert ANSI.search(result.stdout)
+    plain = ANSI.sub("", re.sub(r"\x1b\[[0-9;]*m", "", result.stdout))
+    assert '"who": "test"' in plain
+
+
+def test_on_a_terminal_export_and_import_draw_a_progress_bar(run, db, tmp_path):
+    out = tmp_path / "a.json"
+    result = run("--db", db, "export", "alpha", "-o", out, env=TERMINAL)
+    assert result.exit_code == 0, result.output
+    assert "export alpha" in result.stderr  # the bar's label, on stderr only
+    assert out.read_text() == run("--db", db, "export", "alpha").stdout
+    result = run("--db", tmp_path / "t.db", "import", "alpha", out, env=TERMINAL)
+    assert result.exit_code == 0, result.output
+    assert "import alpha" in result.stderr
+    assert "imported 5 checkpoints" in result.stdout
+    result = run("copy", "--from", db, "--to", tmp_path / "c.db", env=TERMINAL)
+    assert result.exit_code == 0, result.output
+    assert raw_rows(tmp_path / "c.db", "SELECT count(*) FROM checkpoints") == [(8,)]

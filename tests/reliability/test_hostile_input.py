@@ -351,9 +351,13 @@ _SEEN: list[str] = []
 
 def test_no_caller_value_reaches_sql_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_connect = sqlite3.connect
-    monkeypatch.setattr(
-        sqlite3, "connect", lambda *a, **kw: real_connect(*a, **{**kw, "factory": _Connection})
-    )
+
+    def recording_connect(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        return real_connect(*args, **{**kwargs, "factory": _Connection})
+
+    # SQLAlchemy's pysqlite dialect calls sqlite3.dbapi2.connect.
+    monkeypatch.setattr(sqlite3, "connect", recording_connect)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", recording_connect)
     _SEEN.clear()
     path = tmp_path / "text.db"
     store = CheckpointStore(path)

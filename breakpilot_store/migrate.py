@@ -115,6 +115,13 @@ def schema_lock(engine: Engine, url: URL) -> Iterator[None]:
     yield
 
 
+def _lift_statement_timeout(conn: Connection) -> None:
+    # PostgreSQL: a schema change may outlast the store's statement_timeout (a setting
+    # for agents' calls); SET LOCAL lifts it for this transaction only.
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+
+
 def upgrade(engine: Engine, target: str = "head") -> None:
     """Run the migrations up to ``target`` in one transaction (all or nothing)."""
     from alembic import command
@@ -122,6 +129,7 @@ def upgrade(engine: Engine, target: str = "head") -> None:
     with engine.connect() as conn:
         conn.execution_options(**{WRITE: True})
         with conn.begin():
+            _lift_statement_timeout(conn)
             command.upgrade(alembic_config(connection=conn), target)
 
 
@@ -132,6 +140,7 @@ def downgrade(engine: Engine, target: str = "base") -> None:
     with engine.connect() as conn:
         conn.execution_options(**{WRITE: True})
         with conn.begin():
+            _lift_statement_timeout(conn)
             command.downgrade(alembic_config(connection=conn), target)
 
 

@@ -46,11 +46,27 @@ def test_defaults_read_committed_lock_timeout_no_prepared_statements(pg_url) -> 
 
 
 def test_statement_timeout_cancels_and_raises_busy(pg_url) -> None:
+    CheckpointStore(pg_url).close()  # the schema exists: this is about agents' calls
     with CheckpointStore(pg_url, statement_timeout=0.05) as store:
         assert setting(store, "statement_timeout") == "50ms"
         with pytest.raises(StoreBusyError, match="statement_timeout"):
             store.execute_read("SELECT pg_sleep(30)")
         assert store.count("s") == 0  # the pool recovered
+
+
+def test_migrations_are_not_bound_by_statement_timeout(pg_url, monkeypatch) -> None:
+    from alembic import command
+
+    real_upgrade = command.upgrade
+
+    def slow_upgrade(config, target):  # a migration statement slower than the timeout
+        config.attributes["connection"].exec_driver_sql("SELECT pg_sleep(0.3)")
+        real_upgrade(config, target)
+
+    monkeypatch.setattr(command, "upgrade", slow_upgrade)
+    with CheckpointStore(pg_url, statement_timeout=0.05) as store:
+        assert setting(store, "statement_timeout") == "50ms"
+        assert store.create("s", "n", {}).id == "s:1"
 
 
 def test_busy_timeout_becomes_lock_timeout(pg_url) -> None:

@@ -72,6 +72,8 @@ class StoreGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:  # noqa: D102
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # `... | head`: click exits quietly
         except (BreakpilotStoreError, OSError, SQLAlchemyError) as exc:
             if ctx.params.get("debug"):
                 traceback.print_exception(exc)

@@ -388,7 +388,9 @@ def copy(opts: Options, source: str | None, target: str, prefix: str | None) -> 
                         sent += 1
                         yield cp.to_dict()
 
-                written = dst.import_checkpoints(sid, entries(), on_entry=advance)
+                written = dst.import_checkpoints(
+                    sid, entries(), on_entry=advance, min_last_seq=info.last_seq
+                )
                 after = dst.count(sid)
                 if after != before + written or after < sent:
                     raise DatabaseError(

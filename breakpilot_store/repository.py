@@ -233,6 +233,12 @@ def iter_checkpoints(
         yield row_to_checkpoint(row)
 
 
+def held_seqs(conn: Connection, session_id: str) -> list[int]:
+    """Return the seqs a session holds, ascending."""
+    stmt = select(_c.seq).where(_c.session_id == session_id).order_by(_c.seq)
+    return list(conn.execute(stmt).scalars())
+
+
 def clear(conn: Connection, session_id: str, now: datetime) -> int:
     """Delete every checkpoint of the session but keep its counter; return how many."""
     removed = conn.execute(_CLEAR, {"sid": session_id}).rowcount
@@ -352,14 +358,40 @@ def list_sessions(
     return [SessionInfo(*row) for row in conn.execute(stmt)]
 
 
-def delete_session(conn: Connection, session_id: str) -> int | None:
-    """Delete a session and (by cascade) its checkpoints.
+def lock_session(
+    conn: Connection, session_id: str, *, idle_before: datetime | None = None
+) -> int | None:
+    """Lock a session's row until commit and return its held count.
+
+    ``SELECT ... FOR UPDATE`` on PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` already holds
+    the database lock). With ``idle_before``, only a session whose last write is older
+    qualifies; PostgreSQL re-checks that on the latest row version, so a session an agent
+    wrote to in the meantime is no longer idle.
 
     Returns:
-        How many checkpoints it held, or ``None`` if there was no such session.
+        The session's checkpoint count, or ``None`` if it does not exist (or is not idle).
     """
-    held = conn.execute(_COUNT, {"sid": session_id}).scalar()
-    if held is None:
+    stmt = select(_s.checkpoint_count).where(_s.session_id == session_id).with_for_update()
+    if idle_before is not None:
+        stmt = stmt.where(_s.updated_at < idle_before)
+    return conn.execute(stmt).scalar()
+
+
+def delete_session(
+    conn: Connection, session_id: str, *, idle_before: datetime | None = None
+) -> int | None:
+    """Delete a session and (by cascade) its checkpoints.
+
+    Args:
+        conn: A connection in a write transaction.
+        session_id: The session.
+        idle_before: Delete only if its last write is older than this (see
+            :func:`lock_session`).
+
+    Returns:
+        How many checkpoints it held, or ``None`` if there was no such (idle) session.
+    """
+    if lock_session(conn, session_id, idle_before=idle_before) is None:
         return None
     # Delete the children explicitly rather than rely on the cascade alone: the count
     # returned is then what was really removed, and no orphan is left even on a

@@ -343,8 +343,14 @@ class CheckpointStore:
         now = _now()
         with self._hot(write=True) as conn:
             seq = repo.create_checkpoint(
-                conn, session_id, name, now, data_text, metadata_text,
-                compress_after=compress_after, max_checkpoints=max_checkpoints,
+                conn,
+                session_id,
+                name,
+                now,
+                data_text,
+                metadata_text,
+                compress_after=compress_after,
+                max_checkpoints=max_checkpoints,
             )
         return Checkpoint(
             id=f"{session_id}:{seq}",
@@ -372,12 +378,12 @@ class CheckpointStore:
             _positive_int(compress_after, "compress_after")
         if max_checkpoints is not None:
             _positive_int(max_checkpoints, "max_checkpoints")
-        with self._transaction(write=not dry_run) as conn:
-            if not dry_run:
-                repo.allocate(conn, session_id, _now(), n=0)  # lock the session's row
-            before = {
-                cp.seq for cp in repo.iter_checkpoints(conn, session_id)
-            }  # bounded: a session this command is run on is being cleaned up
+        # A write transaction even for a dry run (rolled back below): the rule is run
+        # for real, and a read transaction must never be upgraded to a write.
+        with self._transaction(write=True) as conn:
+            if repo.lock_session(conn, session_id) is None:
+                return []
+            before = repo.held_seqs(conn, session_id)
             held = len(before)
             if compress_after is not None and needs_compression(held, compress_after):
                 held -= conn.execute(compression_delete(), {"sid": session_id}).rowcount
@@ -385,8 +391,8 @@ class CheckpointStore:
                 excess = cap_excess(held, max_checkpoints)
                 if excess:
                     conn.execute(cap_delete(), {"sid": session_id, "excess": excess})
-            after = {cp.seq for cp in repo.iter_checkpoints(conn, session_id)}
-            removed = sorted(before - after)
+            after = set(repo.held_seqs(conn, session_id))
+            removed = [seq for seq in before if seq not in after]
             if dry_run:
                 conn.rollback()
             else:
@@ -423,7 +429,12 @@ class CheckpointStore:
         return removed
 
     def import_checkpoints(
-        self, session_id: str, entries: Iterable[Any], *, on_entry: Any = None
+        self,
+        session_id: str,
+        entries: Iterable[Any],
+        *,
+        on_entry: Any = None,
+        min_last_seq: int = 0,
     ) -> int:
         """Import checkpoints in the seed's export form, all or nothing.
 
@@ -442,6 +453,9 @@ class CheckpointStore:
             session_id: The session to import into.
             entries: Dicts of the form ``Checkpoint.to_dict()`` returns.
             on_entry: Optional callable invoked once per entry processed (progress).
+            min_last_seq: The session's counter ends at least here, so that a copy of a
+                session keeps its numbering even if its newest checkpoints were deleted
+                at the source (``breakpilot-store copy`` passes the source's last seq).
 
         Returns:
             How many checkpoints were written (no-ops excluded).
@@ -451,6 +465,8 @@ class CheckpointStore:
             ImportConflictError: An entry differs from what is stored under its id.
         """
         session_id = check_key(session_id, "session_id")
+        if type(min_last_seq) is not int or min_last_seq < 0:
+            raise CheckpointValueError(f"min_last_seq must be an int >= 0, not {min_last_seq!r}")
         now = _now()
         parsed = (parse_entry(entry, index) for index, entry in enumerate(entries))
         with self._transaction(write=True) as conn:
@@ -504,6 +520,7 @@ class CheckpointStore:
             if pending:
                 repo.renumber_pending(conn, session_id, top)
                 top += pending
+            top = max(top, min_last_seq)
             repo.set_counter(conn, session_id, top, written, now)
         return written
 
@@ -689,9 +706,14 @@ class CheckpointStore:
             idle = repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
             if dry_run:
                 return [(info.session_id, info.checkpoints) for info in idle]
-            return [
-                (info.session_id, repo.delete_session(conn, info.session_id) or 0) for info in idle
-            ]
+            pruned = []
+            for info in idle:
+                # Re-checked under the row lock: on PostgreSQL (READ COMMITTED) an agent
+                # may have written since the listing, and then the session is kept.
+                removed = repo.delete_session(conn, info.session_id, idle_before=idle_before)
+                if removed is not None:
+                    pruned.append((info.session_id, removed))
+            return pruned
 
     def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
         """Run SQLite's WAL checkpoint (``PASSIVE``, ``FULL``, ``RESTART``, ``TRUNCATE``).

@@ -527,3 +527,33 @@ class TestContract:
         assert db.query(
             "SELECT session_id, checkpoints, last_seq, last_name FROM session_overview"
         ) == [("agent-7", 1, 1, "task_started")]
+
+
+class TestSupervisorWrites:
+    """Compress and prune decide and delete under the session's lock."""
+
+    def test_compress_dry_run_changes_nothing_and_reports(self, store, raw):
+        m = manager(store, compress_after=1000, max_checkpoints=1000)
+        for i in range(30):
+            m.create("same", {"i": i})
+        before = raw().dump()
+        would = store.compress("agent-7", compress_after=25, dry_run=True)
+        # first = 1, recent = 11..30, and 10 is the latest "same" among the rest.
+        assert would == [f"agent-7:{i}" for i in range(2, 10)]
+        assert raw().dump() == before
+        assert store.compress("agent-7", compress_after=25) == would
+        assert [c.seq for c in m.get_all()] == [1, *range(10, 31)]
+        assert raw().query("SELECT checkpoint_count FROM sessions") == [(22,)]
+        assert store.compress("nobody") == []
+        assert raw().query("SELECT count(*) FROM sessions") == [(1,)]
+
+    def test_prune_skips_a_session_written_after_the_cutoff(self, store, raw):
+        manager(store, "old").create("x", {})
+        manager(store, "busy").create("x", {})
+        db = raw()
+        # Age both sessions, then let "busy" write again: only "old" is idle.
+        db.query("UPDATE sessions SET updated_at = ?", ("2000-01-01T00:00:00.000000+00:00",))
+        db.conn.commit()
+        manager(store, "busy").create("y", {})
+        assert store.prune_sessions(timedelta(days=1)) == [("old", 1)]
+        assert raw().query("SELECT session_id FROM sessions") == [("busy",)]

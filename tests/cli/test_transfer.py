@@ -283,3 +283,18 @@ def test_export_does_not_write_to_the_source(run, db):
     result = run("--db", db, "export", "alpha")
     assert result.exit_code == 0
     assert raw_rows(db, "SELECT count(*) FROM checkpoints") == [(8,)]
+
+
+def test_copy_keeps_each_sessions_numbering(run, db, tmp_path):
+    # The newest checkpoints of 'alpha' are gone at the source; its counter is not.
+    with CheckpointStore(db) as store:
+        store.clear("alpha")
+        store.create("alpha", "after-clear", {})
+        store.clear("alpha")
+    target = tmp_path / "numbered.db"
+    result = run("copy", "--from", db, "--to", target)
+    assert result.exit_code == 0, result.output
+    query = "SELECT session_id, last_seq FROM sessions ORDER BY session_id"
+    assert raw_rows(target, query) == raw_rows(db, query)
+    with CheckpointStore(target) as store:
+        assert store.create("alpha", "next", {}).id == "alpha:7"

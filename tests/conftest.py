@@ -47,6 +47,17 @@ class RawDB:
             self.conn.rollback()  # never hold a snapshot between checks
         return rows
 
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Run a writing statement (``?`` placeholders) and commit it, as an operator would."""
+        if self.kind == "postgres":
+            sql = sql.replace("?", "%s")
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params)
+        finally:
+            cur.close()
+        self.conn.commit()
+
     def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None

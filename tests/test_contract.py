@@ -552,8 +552,7 @@ class TestSupervisorWrites:
         manager(store, "busy").create("x", {})
         db = raw()
         # Age both sessions, then let "busy" write again: only "old" is idle.
-        db.query("UPDATE sessions SET updated_at = ?", ("2000-01-01T00:00:00.000000+00:00",))
-        db.conn.commit()
+        db.execute("UPDATE sessions SET updated_at = ?", ("2000-01-01T00:00:00.000000+00:00",))
         manager(store, "busy").create("y", {})
         assert store.prune_sessions(timedelta(days=1)) == [("old", 1)]
         assert raw().query("SELECT session_id FROM sessions") == [("busy",)]

@@ -89,7 +89,5 @@ def payload_for(session_index: int, step: int) -> dict[str, Any]:
 
 def encoded_size(session_index: int = 0, step: int = 1) -> int:
     """Size in bytes of one payload as compact UTF-8 JSON (for the report)."""
-    text = json.dumps(
-        payload_for(session_index, step), ensure_ascii=False, separators=(",", ":")
-    )
+    text = json.dumps(payload_for(session_index, step), ensure_ascii=False, separators=(",", ":"))
     return len(text.encode("utf-8"))

@@ -1,7 +1,7 @@
 """Comparator (b): LangGraph's ``SqliteSaver`` (optional ``bench`` extra).
 
 What we hand it: our own ``sqlite3.connect(path, check_same_thread=False)`` with
-``journal_mode=WAL``, ``synchronous`` = the workload's level, ``busy_timeout=5000`` and
+``journal_mode=WAL``, ``synchronous`` = the workload's level, ``busy_timeout=30000`` and
 ``foreign_keys=ON`` set before the saver sees it (``SqliteSaver.from_conn_string``
 would leave ``synchronous`` at SQLite's default, FULL). The saver keeps the driver's
 default transaction handling (implicit deferred ``BEGIN`` before the ``INSERT``, one
@@ -90,7 +90,7 @@ class SaverBackend:
         conn = sqlite3.connect(path, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")
         self._durability = durability
         self._conn = conn
@@ -129,6 +129,7 @@ class SaverBackend:
 
     def fill(self, sessions: list[tuple[int, str]], per_session: int) -> None:
         """``put`` every checkpoint (synchronous=OFF while filling; ids from fill_id)."""
+        saver: Any = self._saver  # plain dicts stand in for LangGraph's TypedDicts
         self._conn.execute("PRAGMA synchronous=OFF")
         try:
             for index, thread_id in sessions:
@@ -138,7 +139,7 @@ class SaverBackend:
                 for step in range(1, per_session + 1):
                     checkpoint = _checkpoint(step, payload_for(index, step), fill_id(step))
                     metadata = {"source": "loop", "step": step, "name": name_for(index, step)}
-                    config = self._saver.put(config, checkpoint, metadata, {})
+                    config = saver.put(config, checkpoint, metadata, {})
         finally:
             level = "FULL" if self._durability == "full" else "NORMAL"
             self._conn.execute(f"PRAGMA synchronous={level}")

@@ -74,8 +74,7 @@ SELECT_LATEST = (
     " WHERE session_id = ? ORDER BY seq DESC LIMIT 1"
 )
 SELECT_ONE = (
-    "SELECT seq, name, created_at, data, metadata FROM checkpoints"
-    " WHERE session_id = ? AND seq = ?"
+    "SELECT seq, name, created_at, data, metadata FROM checkpoints WHERE session_id = ? AND seq = ?"
 )
 SELECT_ALL = (
     "SELECT seq, name, created_at, data, metadata FROM checkpoints"
@@ -89,7 +88,7 @@ from datetime import datetime
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("PRAGMA journal_mode=WAL")
 conn.execute("PRAGMA synchronous=FULL")
-conn.execute("PRAGMA busy_timeout=5000")
+conn.execute("PRAGMA busy_timeout=30000")
 conn.execute("PRAGMA foreign_keys=ON")
 conn.execute("BEGIN")
 row = conn.execute(
@@ -117,7 +116,7 @@ def connect(path: str, durability: Durability) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout=5000")  # wait for the write lock, don't fail
+    conn.execute("PRAGMA busy_timeout=30000")  # wait for the write lock, don't fail
     conn.execute("PRAGMA foreign_keys=ON")  # ON DELETE CASCADE from sessions
     return conn
 
@@ -133,6 +132,67 @@ def _decode(session_id: str, row: tuple[Any, ...] | None) -> Checkpoint | None:
         data=json.loads(data),
         metadata=json.loads(metadata),
     )
+
+
+def bulk_fill(conn: sqlite3.Connection, sessions: list[tuple[int, str]], per_session: int) -> None:
+    """Insert ``per_session`` checkpoints per session, seq 1..n, as a create would.
+
+    Not timed: builds the databases the read workloads need. ``conn`` must be in
+    autocommit mode; synchronous is left OFF (the caller restores its level).
+    """
+    cur = conn.cursor()
+    cur.execute("PRAGMA synchronous=OFF")
+    for index, session_id in sessions:
+        now = now_text()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute(ALLOCATE_MANY, (session_id, per_session, per_session, now, now))
+            cur.fetchall()
+            cur.executemany(
+                INSERT_CHECKPOINT,
+                (
+                    (
+                        session_id,
+                        step,
+                        name_for(index, step),
+                        now_text(),
+                        encode(payload_for(index, step)),
+                        "{}",
+                    )
+                    for step in range(1, per_session + 1)
+                ),
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+
+def schema_of(conn: sqlite3.Connection) -> dict[str, list[str]] | None:
+    """Column names of ``sessions`` and ``checkpoints``; None if either has a trigger."""
+    triggers = conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"
+        " AND tbl_name IN ('sessions', 'checkpoints')"
+    ).fetchone()[0]
+    if triggers:
+        return None
+    return {
+        table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+        for table in ("sessions", "checkpoints")
+    }
+
+
+def expected_schema() -> dict[str, list[str]]:
+    """The columns of (a)'s own DDL, to compare another database's schema with."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in DDL:
+            conn.execute(statement)
+        result = schema_of(conn)
+    finally:
+        conn.close()
+    assert result is not None
+    return result
 
 
 class RawWriter:
@@ -179,7 +239,7 @@ class RawBackend:
         cur.execute("BEGIN")
         try:
             cur.execute(sql, params)
-            row = cur.fetchone()
+            row: tuple[Any, ...] | None = cur.fetchone()
         finally:
             cur.execute("COMMIT")
         return row
@@ -205,9 +265,7 @@ class RawBackend:
                     "data": json.loads(data),
                     "metadata": json.loads(metadata),
                 }
-                for seq, name, created_at, data, metadata in cur.execute(
-                    SELECT_ALL, (session_id,)
-                )
+                for seq, name, created_at, data, metadata in cur.execute(SELECT_ALL, (session_id,))
             ]
         finally:
             cur.execute("COMMIT")
@@ -250,32 +308,9 @@ class RawBackend:
 
     def fill(self, sessions: list[tuple[int, str]], per_session: int) -> None:
         """One transaction per session, executemany, synchronous=OFF while filling."""
-        cur = self._cur
-        cur.execute("PRAGMA synchronous=OFF")
-        try:
-            for index, session_id in sessions:
-                now = now_text()
-                cur.execute("BEGIN IMMEDIATE")
-                cur.execute(ALLOCATE_MANY, (session_id, per_session, per_session, now, now))
-                cur.fetchall()
-                cur.executemany(
-                    INSERT_CHECKPOINT,
-                    (
-                        (
-                            session_id,
-                            step,
-                            name_for(index, step),
-                            now_text(),
-                            encode(payload_for(index, step)),
-                            "{}",
-                        )
-                        for step in range(1, per_session + 1)
-                    ),
-                )
-                cur.execute("COMMIT")
-        finally:
-            level = "FULL" if self._durability == "full" else "NORMAL"
-            cur.execute(f"PRAGMA synchronous={level}")
+        bulk_fill(self._conn, sessions, per_session)
+        level = "FULL" if self._durability == "full" else "NORMAL"
+        self._conn.execute(f"PRAGMA synchronous={level}")
 
     def close(self) -> None:
         """Close the connection (checkpoints the WAL)."""

@@ -31,11 +31,17 @@ class SeedBackend:
         self._managers: dict[str, SeedCheckpointManager] = {}
 
     def _manager(self, session_id: str, retention: Retention) -> SeedCheckpointManager:
+        # One manager per session (the seed keeps the session in the manager); asking
+        # with another retention re-targets it, as a new manager would on a real store.
         manager = self._managers.get(session_id)
         if manager is None:
-            kwargs = NO_RETENTION if retention == "off" else {}
-            manager = SeedCheckpointManager(session_id, **kwargs)
+            manager = SeedCheckpointManager(session_id)
             self._managers[session_id] = manager
+        if retention == "off":
+            manager.compress_after = NO_RETENTION["compress_after"]
+            manager.max_checkpoints = NO_RETENTION["max_checkpoints"]
+        else:
+            manager.compress_after, manager.max_checkpoints = 50, 100
         return manager
 
     def writer(self, session_id: str, retention: Retention = "default") -> SeedWriter:
@@ -44,15 +50,17 @@ class SeedBackend:
 
     def get_latest(self, session_id: str) -> Checkpoint | None:
         """The last element of the list."""
-        return self._managers[session_id].get_latest()
+        manager = self._managers.get(session_id)
+        return None if manager is None else manager.get_latest()
 
     def get(self, session_id: str, seq: int) -> Checkpoint | None:
         """The seed's linear scan by id."""
-        return self._managers[session_id].get(f"{session_id}:{seq}")
+        manager = self._managers.get(session_id)
+        return None if manager is None else manager.get(f"{session_id}:{seq}")
 
     def export(self, session_id: str) -> str:
         """The seed's export."""
-        return self._managers[session_id].export()
+        return self._manager(session_id, "off").export()
 
     def import_(self, session_id: str, text: str) -> int:
         """The seed's import (appends, keeps the foreign ids)."""

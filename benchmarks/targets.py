@@ -1,0 +1,202 @@
+"""The targets of issue 6, each judged on the median of per-repetition figures."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from benchmarks.stats import Results, Spread, ratios
+
+Verdict = tuple[str, str]  # (measured, PASS | FAIL | n/a | INFO)
+Key = tuple[str, str, str, str]  # (workload, case, metric, contender)
+Judge = Callable[[Results], Verdict]
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One line of the Targets table."""
+
+    label: str
+    threshold: str
+    judge: Judge
+
+
+def fmt_spread(s: Spread, digits: int = 2) -> str:
+    """``median [min–max]``."""
+    if s.n == 0:
+        return "n/a"
+    return f"{s.median:.{digits}f} [{s.min:.{digits}f}–{s.max:.{digits}f}]"
+
+
+def _verdict(s: Spread, op: str, limit: float, text: str) -> Verdict:
+    if s.n == 0:  # measured, but every repetition failed
+        return "failed", "FAIL"
+    return text, "PASS" if COMPARE[op](s.median, limit) else "FAIL"
+
+
+def ratio(num: Key, den: Key, op: str, limit: float) -> Judge:
+    """Median of the per-repetition ratios ``num/den`` compared with ``limit``."""
+
+    def judge(results: Results) -> Verdict:
+        a, b = results.get(*num), results.get(*den)
+        if a is None or b is None:
+            return "n/a", "n/a"
+        s = ratios(a, b)
+        return _verdict(s, op, limit, f"{fmt_spread(s)} ×")
+
+    return judge
+
+
+def value(key: Key, op: str, limit: float, unit: str) -> Judge:
+    """Median of the figure compared with ``limit``."""
+
+    def judge(results: Results) -> Verdict:
+        fig = results.get(*key)
+        if fig is None:
+            return "n/a", "n/a"
+        s = fig.spread
+        digits = 0 if s.n and abs(s.median) >= 100 else 2
+        return _verdict(s, op, limit, f"{fmt_spread(s, digits)} {unit}")
+
+    return judge
+
+
+def writers_vs_one(suffix: str) -> Judge:
+    """Store throughput of the many-writer case ending in ``suffix`` over one writer's."""
+
+    def judge(results: Results) -> Verdict:
+        for fig in results.figures("writers"):
+            if fig.contender == "store" and fig.metric == "creates/s" and fig.case.endswith(suffix):
+                return ratio(
+                    ("writers", fig.case, "creates/s", "store"),
+                    ("writers", "1 writer", "creates/s", "store"),
+                    ">=",
+                    0.8,
+                )(results)
+        return "n/a", "n/a"
+
+    return judge
+
+
+def zero_errors(results: Results) -> Verdict:
+    """Every writer case of the store, every repetition: no error, no lost create."""
+    figs = [
+        f for f in results.figures("writers") if f.contender == "store" and f.metric == "errors"
+    ]
+    if not figs:
+        return "n/a", "n/a"
+    total = sum(v for f in figs for v in f.values)
+    return f"{total:.0f} errors", "PASS" if total == 0 else "FAIL"  # NaN (a crash) fails
+
+
+def bulk_memory(results: Results) -> Verdict:
+    """Peak RSS during export/import next to the document's size: read, not judged."""
+    ex = results.get("bulk", "export", "peak RSS MiB", "store")
+    im = results.get("bulk", "import", "peak RSS MiB", "store")
+    doc = results.get("bulk", "document", "MiB", "store")
+    if ex is None or im is None or doc is None:
+        return "n/a", "n/a"
+    return (
+        f"peak +{ex.spread.median:.0f} MiB (export), +{im.spread.median:.0f} MiB (import) "
+        f"for a {doc.spread.median:.0f} MiB document",
+        "INFO",
+    )
+
+
+def _p50(workload: str, case: str, contender: str) -> Key:
+    return (workload, case, "p50 µs", contender)
+
+
+TARGETS: tuple[Target, ...] = (
+    Target(
+        "create p50 at normal vs (a)",
+        "≤ 1.25 × (a)",
+        ratio(_p50("create", "normal", "store"), _p50("create", "normal", "a"), "<=", 1.25),
+    ),
+    Target(
+        "create p50 at normal vs (b)",
+        "< 1 × (b)",
+        ratio(_p50("create", "normal", "store"), _p50("create", "normal", "b"), "<", 1.0),
+    ),
+    Target(
+        "create p50 at full vs (a)",
+        "≤ 1.1 × (a)",
+        ratio(_p50("create", "full", "store"), _p50("create", "full", "a"), "<=", 1.1),
+    ),
+    Target(
+        "get_latest() p50 vs (a)",
+        "≤ 1.3 × (a)",
+        ratio(_p50("reads", "get_latest", "store"), _p50("reads", "get_latest", "a"), "<=", 1.3),
+    ),
+    Target(
+        "get_latest() p50 vs (b) get_tuple",
+        "< 1 × (b)",
+        ratio(_p50("reads", "get_latest", "store"), _p50("reads", "get_latest", "b"), "<", 1.0),
+    ),
+    Target(
+        "get(id) p50 vs (a)",
+        "≤ 1.3 × (a)",
+        ratio(_p50("reads", "get", "store"), _p50("reads", "get", "a"), "<=", 1.3),
+    ),
+    Target(
+        "get(id) p50 vs (b) get_tuple",
+        "< 1 × (b)",
+        ratio(_p50("reads", "get", "store"), _p50("reads", "get", "b"), "<", 1.0),
+    ),
+    Target(
+        "cold restart, whole process, vs (b)",
+        "< 1 × (b)",
+        ratio(
+            ("cold_restart", "process wall", "ms", "store"),
+            ("cold_restart", "process wall", "ms", "b"),
+            "<",
+            1.0,
+        ),
+    ),
+    Target(
+        "create p50 with compression (defaults) vs without",
+        "≤ 1.5 ×",
+        ratio(
+            _p50("compression", "defaults", "store"),
+            _p50("compression", "without", "store"),
+            "<=",
+            1.5,
+        ),
+    ),
+    Target(
+        "compression cost independent of session length (p50 last/first tenth)",
+        "≤ 1.25 × (our reading)",
+        value(("compression", "defaults", "late/early p50", "store"), "<=", 1.25, "×"),
+    ),
+    Target(
+        "RSS growth over the memory workload's creates",
+        "≤ 5 MiB",
+        value(("memory", "RSS growth", "MiB", "store"), "<=", 5.0, "MiB"),
+    ),
+    Target(
+        "bulk export",
+        "≥ 50,000 checkpoints/s",
+        value(("bulk", "export", "checkpoints/s", "store"), ">=", 50_000, "/s"),
+    ),
+    Target(
+        "bulk import",
+        "≥ 50,000 checkpoints/s",
+        value(("bulk", "import", "checkpoints/s", "store"), ">=", 50_000, "/s"),
+    ),
+    Target("bulk, constant memory", "peak RSS, read next to the document", bulk_memory),
+    Target(
+        "many writers, distinct sessions vs one writer",
+        "≥ 0.8 ×",
+        writers_vs_one("distinct sessions"),
+    ),
+    Target(
+        "many writers, shared session vs one writer", "≥ 0.8 ×", writers_vs_one("shared session")
+    ),
+    Target("many writers: errors and lost creates", "0", zero_errors),
+)

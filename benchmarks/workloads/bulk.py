@@ -1,0 +1,93 @@
+"""Workload 7: export and import of one ``bulk_n``-checkpoint session.
+
+The source session is written once per run (without compression). Each repetition
+runs a child (``benchmarks.probes bulk``) that exports it with the contender's export
+(the seed's JSON format) and imports the document into a fresh database, timing each
+and reading the peak RSS above the starting point (VmHWM reset before each step).
+LangGraph's saver has no export/import and does not take part; (c) builds its session
+in the child, in memory.
+"""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks.contenders import Contender
+from benchmarks.workloads.common import Context, remove_db, rotate
+from benchmarks.workloads.probe_runner import run_probe
+
+NAME = "bulk"
+SESSION = "bench-bulk"
+TAKES_PART = ("store", "a", "c")
+
+
+def _source(ctx: Context, contender: Contender) -> str:
+    path = ctx.db_path(f"bulk-src-{contender.key}")
+    if contender.durable:
+        backend = contender.open(path, "normal")
+        try:
+            backend.fill([(3, SESSION)], ctx.config.bulk_n)
+        finally:
+            backend.close()
+    return path
+
+
+def run(ctx: Context) -> None:
+    """Build each source once, then interleave the children per repetition."""
+    cfg = ctx.config
+    sources: dict[str, str] = {}
+    contenders = [c for c in ctx.contenders if c.key in TAKES_PART]
+    for contender in contenders:
+        try:
+            sources[contender.key] = _source(ctx, contender)
+        except Exception as exc:  # noqa: BLE001 - record and go on
+            ctx.results.note(NAME, f"{contender.key}: building the source failed: {exc}")
+    try:
+        for rep in range(cfg.reps):
+            for contender in rotate(contenders, rep):
+                if contender.key in sources:
+                    _one(ctx, rep, contender.key, sources[contender.key])
+    finally:
+        for path in sources.values():
+            remove_db(path)
+    ctx.results.note(
+        NAME,
+        f"one session of {cfg.bulk_n} checkpoints; peak RSS is measured above the "
+        "RSS before each step, so the import's figure excludes the document it is given.",
+    )
+
+
+def _one(ctx: Context, rep: int, key: str, source: str) -> None:
+    n = ctx.config.bulk_n
+    dest = ctx.db_path(f"bulk-dest-{key}")
+    try:
+        out = run_probe(
+            [
+                "bulk",
+                "--contender",
+                key,
+                "--db",
+                source,
+                "--dest",
+                dest,
+                "--session",
+                SESSION,
+                "--n",
+                str(n),
+            ]
+        )
+    except Exception as exc:  # noqa: BLE001 - record and go on
+        out = {}
+        ctx.results.note(NAME, f"{key} rep {rep + 1}: {exc}")
+    finally:
+        remove_db(dest)
+    nan = math.nan
+    for case in ("export", "import"):
+        seconds = float(out.get(f"{case}_s", nan))
+        ctx.results.add(NAME, case, "checkpoints/s", key, n / seconds, higher_is_better=True)
+        ctx.results.add(NAME, case, "peak RSS MiB", key, float(out.get(f"{case}_peak_mib", nan)))
+    ctx.results.add(NAME, "document", "MiB", key, float(out.get("document_mib", nan)))
+    ctx.log(
+        f"  bulk rep {rep + 1} {key:5} export {n / float(out.get('export_s', nan)):9.0f}/s "
+        f"import {n / float(out.get('import_s', nan)):9.0f}/s"
+    )

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -114,15 +115,19 @@ class JSONText(TypeDecorator[str]):
         return dialect.type_descriptor(Text())
 
 
+#: Seqs and counters: SQLite's INTEGER is already 64-bit; PostgreSQL's ``integer`` is
+#: 32-bit, so there it is ``bigint`` (an import may keep a seq beyond 2**31).
+SEQ = Integer().with_variant(BigInteger(), "postgresql")
+
 sessions = Table(
     "sessions",
     metadata,
     Column("session_id", Text, primary_key=True),
     # The highest seq ever handed out: ids are never reused, even after deletes.
-    Column("last_seq", Integer, nullable=False),
+    Column("last_seq", SEQ, nullable=False),
     # How many checkpoints the session holds now, kept in the writing transaction, so
     # that create never needs a COUNT(*) over the session to decide on compression.
-    Column("checkpoint_count", Integer, nullable=False, server_default="0"),
+    Column("checkpoint_count", SEQ, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -136,7 +141,7 @@ checkpoints = Table(
         ForeignKey("sessions.session_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
     Column("name", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("data", JSONText, nullable=False),

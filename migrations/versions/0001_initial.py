@@ -24,6 +24,8 @@ TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
 # JSON on PostgreSQL (not JSONB: JSONB refuses "\u0000" in strings, rewrites -0.0, 1e308
 # and key order), TEXT on SQLite; either way the codec's exact text is stored.
 JSON_TEXT = sa.Text().with_variant(postgresql.JSON(), "postgresql")
+# 64-bit seqs and counters on both (SQLite's INTEGER already is; PostgreSQL's is 32-bit).
+SEQ = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
 
 SESSION_OVERVIEW = """
 CREATE VIEW session_overview AS
@@ -63,8 +65,8 @@ def upgrade() -> None:
     op.create_table(
         "sessions",
         sa.Column("session_id", sa.Text(), nullable=False),
-        sa.Column("last_seq", sa.Integer(), nullable=False),
-        sa.Column("checkpoint_count", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_seq", SEQ, nullable=False),
+        sa.Column("checkpoint_count", SEQ, server_default="0", nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("session_id", name=op.f("pk_sessions")),
@@ -72,7 +74,7 @@ def upgrade() -> None:
     op.create_table(
         "checkpoints",
         sa.Column("session_id", sa.Text(), nullable=False),
-        sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("seq", SEQ, autoincrement=False, nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("data", JSON_TEXT, nullable=False),

@@ -165,7 +165,8 @@ def test_create_and_read_back_agree(pair, session_id, name, data, metadata) -> N
         st.fixed_dictionaries(
             {"id": mostly(
                 st.integers(1, 2**62).map(lambda n: f"other:{n}"),
-                st.sampled_from(["other:1", "imp:3"]),  # repeats: no-op or conflict
+                # Repeats (no-op or conflict), and own ids keeping seqs beyond 32 bits.
+                st.sampled_from(["other:1", "imp:3", f"imp:{2**31}", f"imp:{2**62}"]),
             ), "name": keys,
              "timestamp": stamps.map(datetime.isoformat), "data": objects},
             optional={"metadata": objects},

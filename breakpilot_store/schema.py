@@ -48,7 +48,9 @@ def to_text(value: datetime) -> str:
     Fixed width and one zone make text order equal time order, so ``created_at``
     compares and sorts correctly as plain text (and in the ``sqlite3`` shell).
     """
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    if value.tzinfo is not timezone.utc:  # the store's own clock is UTC already
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(timespec="microseconds")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -119,10 +121,14 @@ class JSONText(TypeDecorator[str]):
 #: 32-bit, so there it is ``bigint`` (an import may keep a seq beyond 2**31).
 SEQ = Integer().with_variant(BigInteger(), "postgresql")
 
+#: Ids and names: on PostgreSQL with the "C" collation, so they sort by code point as on
+#: SQLite (whatever the database's locale) and prefix searches can use the index.
+KEY = Text().with_variant(Text(collation="C"), "postgresql")
+
 sessions = Table(
     "sessions",
     metadata,
-    Column("session_id", Text, primary_key=True),
+    Column("session_id", KEY, primary_key=True),
     # The highest seq ever handed out: ids are never reused, even after deletes.
     Column("last_seq", SEQ, nullable=False),
     # How many checkpoints the session holds now, kept in the writing transaction, so
@@ -137,17 +143,17 @@ checkpoints = Table(
     metadata,
     Column(
         "session_id",
-        Text,
+        KEY,
         ForeignKey("sessions.session_id", ondelete="CASCADE"),
         primary_key=True,
     ),
     Column("seq", SEQ, primary_key=True, autoincrement=False),
-    Column("name", Text, nullable=False),
+    Column("name", KEY, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("data", JSONText, nullable=False),
     Column("metadata", JSONText, nullable=False),
     # The original id of a checkpoint imported from another session.
-    Column("origin_id", Text, nullable=True),
+    Column("origin_id", KEY, nullable=True),
     Index(None, "session_id", "name", "seq"),
     Index(None, "session_id", "created_at"),
     # Makes a repeated import of the same foreign checkpoint findable (and unique).

@@ -27,7 +27,7 @@ from .errors import (
     StoreClosedError,
     UnknownSessionError,
 )
-from .fastpath import DriverConnection, PinnedConnections, write_transaction
+from .fastpath import DriverTransaction, PinnedConnections
 from .migrate import describe, ensure_schema
 from .repository import SessionInfo
 from .retention import cap_delete, cap_excess, compression_delete, needs_compression
@@ -276,27 +276,20 @@ class CheckpointStore:
         except SQLAlchemyError as exc:
             raise translate(exc, self._where) from exc
 
-    @contextlib.contextmanager
-    def _hot(self, write: bool) -> Iterator[Any]:
+    def _hot(self, write: bool) -> Any:
         """The hot path's transaction: the bare driver on SQLite files, else Core.
 
-        Yields something with ``execute(statement, params)`` that the repository
-        functions accept. A read here is one statement, its own implicit transaction.
+        A context manager yielding something with ``execute(statement, params)`` that
+        the repository functions accept. A hot read is one statement, its own implicit
+        transaction.
         """
         if self._pins is None:
-            with self._transaction(write) as conn:
-                yield conn
-            return
+            return self._transaction(write)
         if self._closed:
             raise StoreClosedError(f"store {self._where} is closed")
         if write and self.readonly:
             raise ReadOnlyStoreError(f"store {self._where} was opened read-only")
-        conn = self._pins.get()
-        if write:
-            with write_transaction(conn, self._where):
-                yield DriverConnection(conn, self._where)
-        else:
-            yield DriverConnection(conn, self._where)
+        return DriverTransaction(self._pins.get(), self._where, write)
 
     # -- writing -----------------------------------------------------------------------
 

@@ -350,7 +350,12 @@ def list_sessions(
         last_name,
     ).order_by(_s.session_id)
     if prefix:
-        stmt = stmt.where(_s.session_id.startswith(prefix, autoescape=True))
+        stmt = stmt.where(
+            _s.session_id.startswith(prefix, autoescape=True),
+            # SQLite's LIKE ignores ASCII case and PostgreSQL's does not: this makes the
+            # match exact (case-sensitive) on both; LIKE still narrows it by index.
+            func.substr(_s.session_id, 1, len(prefix)) == prefix,
+        )
     if idle_before is not None:
         stmt = stmt.where(_s.updated_at < idle_before)
     if session_id is not None:

@@ -26,6 +26,8 @@ TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
 JSON_TEXT = sa.Text().with_variant(postgresql.JSON(), "postgresql")
 # 64-bit seqs and counters on both (SQLite's INTEGER already is; PostgreSQL's is 32-bit).
 SEQ = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
+# Ids and names sort by code point on both (PostgreSQL: the "C" collation, any locale).
+KEY = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 SESSION_OVERVIEW = """
 CREATE VIEW session_overview AS
@@ -64,7 +66,7 @@ FROM checkpoints c
 def upgrade() -> None:
     op.create_table(
         "sessions",
-        sa.Column("session_id", sa.Text(), nullable=False),
+        sa.Column("session_id", KEY, nullable=False),
         sa.Column("last_seq", SEQ, nullable=False),
         sa.Column("checkpoint_count", SEQ, server_default="0", nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
@@ -73,13 +75,13 @@ def upgrade() -> None:
     )
     op.create_table(
         "checkpoints",
-        sa.Column("session_id", sa.Text(), nullable=False),
+        sa.Column("session_id", KEY, nullable=False),
         sa.Column("seq", SEQ, autoincrement=False, nullable=False),
-        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("name", KEY, nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("data", JSON_TEXT, nullable=False),
         sa.Column("metadata", JSON_TEXT, nullable=False),
-        sa.Column("origin_id", sa.Text(), nullable=True),
+        sa.Column("origin_id", KEY, nullable=True),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["sessions.session_id"],

@@ -198,3 +198,32 @@ def test_import_agrees_timestamps_included(pair, entries) -> None:
         same_checkpoint(x, y)
         assert x.timestamp == y.timestamp  # TIMESTAMPTZ keeps every microsecond
     assert lite.export_json("imp") == pg.export_json("imp")
+
+
+def test_session_order_agrees_whatever_the_database_locale(pg_base_url, tmp_path) -> None:
+    # An ICU English database sorts "B" after "a" and ignores "_"/"-"; ids and names are
+    # COLLATE "C" on PostgreSQL, so the order is SQLite's (code points) all the same.
+    from tests.pg_support import admin_connect, libpq_url, unique_schema
+
+    name = unique_schema("icu")
+    with admin_connect(pg_base_url) as admin:
+        admin.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu "
+            "ICU_LOCALE 'en' LOCALE 'C.UTF-8'"
+        )
+    try:
+        base = libpq_url(pg_base_url).rsplit("/", 1)[0]
+        pg_url = base.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
+        ids = ["a", "B", "_x", "é", "Z", "-y", "a b", "ab", "A"]
+        orders = []
+        for url in (str(tmp_path / "agents.db"), pg_url):
+            with CheckpointStore(url) as store:
+                for sid in ids:
+                    store.create(sid, "n", {})
+                orders.append([s.session_id for s in store.list_sessions()])
+                orders.append([s.session_id for s in store.list_sessions(prefix="a")])
+        assert orders[0] == orders[2] == sorted(ids)  # code point order
+        assert orders[1] == orders[3] == ["a", "a b", "ab"]
+    finally:
+        with admin_connect(pg_base_url) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

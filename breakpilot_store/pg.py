@@ -147,7 +147,8 @@ def create_postgres_engine(
     """Create an engine for a ``postgresql+psycopg://`` URL, set up for the store.
 
     Args:
-        url: The database URL. ``?options=-csearch_path=<schema>`` in it works too.
+        url: The database URL (``postgresql+psycopg://``; a bare ``postgresql://``
+            means psycopg 3 too). ``?options=-csearch_path=<schema>`` in it works.
         busy_timeout: Seconds to wait for another transaction's lock before the store
             raises :class:`~breakpilot_store.errors.StoreBusyError` (``lock_timeout``).
         readonly: Every transaction is read-only (``default_transaction_read_only``).
@@ -191,6 +192,8 @@ def create_postgres_engine(
     statement = _seconds(statement_timeout, "statement_timeout")
     if schema is not None:
         schema = check_schema(schema)
+    if url.drivername == "postgresql":  # a libpq-style URL: psycopg 3 is the driver
+        url = url.set(drivername="postgresql+psycopg")
     if url.drivername != "postgresql+psycopg":
         raise CheckpointValueError(
             f"PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://..., "

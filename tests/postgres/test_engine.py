@@ -173,9 +173,13 @@ def test_bad_options_are_refused(pg_url, options, error) -> None:
         CheckpointStore(pg_url, **options)
 
 
-def test_only_the_psycopg_driver(pg_base_url) -> None:
+def test_only_the_psycopg_driver(pg_base_url, pg_url) -> None:
     with pytest.raises(CheckpointValueError, match="psycopg"):
         CheckpointStore(pg_base_url.replace("+psycopg", "+psycopg2", 1))
+    # A libpq-style postgresql:// URL means psycopg 3.
+    with CheckpointStore(pg_url.replace("+psycopg", "", 1)) as store:
+        assert store.engine.dialect.driver == "psycopg"
+        assert store.create("s", "n", {}).id == "s:1"
 
 
 def test_unreachable_server_is_a_typed_error() -> None:

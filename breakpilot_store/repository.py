@@ -269,7 +269,7 @@ def fetch_rows_by_origin(
     if not origin_ids:
         return {}
     stmt = select(*_COLUMNS, _c.origin_id).where(
-        _c.session_id == session_id, _c.origin_id.in_(origin_ids)
+        _c.session_id == session_id, _c.origin_id.is_not(None), _c.origin_id.in_(origin_ids)
     )
     return {row[6]: row for row in conn.execute(stmt)}
 

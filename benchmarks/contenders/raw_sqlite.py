@@ -43,7 +43,7 @@ DDL: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS ix_checkpoints_session_created"
     " ON checkpoints (session_id, created_at)",
     "CREATE UNIQUE INDEX IF NOT EXISTS uq_checkpoints_session_origin"
-    " ON checkpoints (session_id, origin_id)",
+    " ON checkpoints (session_id, origin_id) WHERE origin_id IS NOT NULL",
 )
 
 ALLOCATE_SEQ = (

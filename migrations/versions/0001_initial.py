@@ -105,6 +105,8 @@ def upgrade() -> None:
         "checkpoints",
         ["session_id", "origin_id"],
         unique=True,
+        sqlite_where=sa.text("origin_id IS NOT NULL"),
+        postgresql_where=sa.text("origin_id IS NOT NULL"),
     )
     op.execute(SESSION_OVERVIEW)
     op.execute(CHECKPOINT_OVERVIEW)

@@ -1,7 +1,10 @@
-"""The seed's export format: render it (streaming) and parse its entries strictly.
+r"""The seed's export format: render it (streaming) and parse its entries strictly.
 
-An export is ``json.dumps([cp.to_dict() for cp in checkpoints], indent=2)``, the seed's
-exact bytes, so the seed can import what we export and the other way round.
+An export is a JSON array of ``cp.to_dict()`` indented by 2, the seed's shape, so the
+seed can import what we export and the other way round. It is written with orjson (the
+stdlib's indenting encoder is pure Python, ~25x slower): the same structure, keys and
+values as the seed's ``json.dumps(..., indent=2)``; non-ASCII text is written as UTF-8
+rather than ``\\uXXXX`` escapes, and floats in their shortest form (``1e-07`` as ``1e-7``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key, decode, encode_object
 from .errors import BreakpilotStoreError, ImportFormatError
@@ -21,22 +26,29 @@ from .errors import BreakpilotStoreError, ImportFormatError
 MAX_IMPORT_SEQ = 2**62
 
 
+def _dump_indented(value: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONEncodeError:  # nesting beyond orjson's 255 levels
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 def export_chunks(checkpoints: Iterable[Checkpoint]) -> Iterator[str]:
     """Yield the export document piece by piece (one piece per checkpoint).
 
-    The concatenation equals ``json.dumps([cp.to_dict() ...], indent=2)`` byte for byte:
-    each element is dumped on its own and indented one more level, which is what the
-    list dump does.
+    The concatenation is laid out as ``json.dumps([cp.to_dict() ...], indent=2)``: each
+    element is dumped on its own and indented one more level, which is what the list
+    dump does.
     """
     first = True
     for cp in checkpoints:
-        body = json.dumps(cp.to_dict(), indent=2).replace("\n", "\n  ")
+        body = _dump_indented(cp.to_dict()).replace("\n", "\n  ")
         yield ("[\n  " if first else ",\n  ") + body
         first = False
     yield "[]" if first else "\n]"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImportEntry:
     """One validated element of an import document.
 
@@ -46,8 +58,6 @@ class ImportEntry:
         seq: The seq part of ``id``.
         name: The checkpoint's name.
         timestamp: Its creation time (aware, UTC).
-        data: The decoded data (for comparisons).
-        metadata: The decoded metadata.
         data_text: ``data`` as the codec encodes it (what is stored).
         metadata_text: ``metadata`` as the codec encodes it.
     """
@@ -57,8 +67,6 @@ class ImportEntry:
     seq: int
     name: str
     timestamp: datetime
-    data: dict[str, Any]
-    metadata: dict[str, Any]
     data_text: str
     metadata_text: str
 
@@ -71,8 +79,8 @@ class ImportEntry:
         return (
             row[2] == self.name
             and row[3] == self.timestamp
-            and decode(row[4]) == self.data
-            and decode(row[5]) == self.metadata
+            and decode(row[4]) == decode(self.data_text)
+            and decode(row[5]) == decode(self.metadata_text)
         )
 
 
@@ -138,8 +146,6 @@ def parse_entry(entry: Any, index: int) -> ImportEntry:
         seq=parts[1],
         name=name,
         timestamp=parse_timestamp(entry["timestamp"], where),
-        data=decode(data_text),
-        metadata=decode(metadata_text),
         data_text=data_text,
         metadata_text=metadata_text,
     )

@@ -328,8 +328,22 @@ class TestContract:
 
     def test_export_is_the_seed_format(self, store):
         m = manager(store)
-        cps = [m.create("a", {"x": [1, {"y": "é"}]}, {"m": 1}), m.create("b", {})]
-        assert m.export() == json.dumps([c.to_dict() for c in cps], indent=2)
+        cps = [
+            m.create("a", {"x": [1, {"y": "é"}], "f": 1.5e-7, "e": [], "o": {}}, {"m": 1}),
+            m.create("b", {}),
+        ]
+        exported = m.export()
+        seed_bytes = json.dumps([c.to_dict() for c in cps], indent=2)
+        assert json.loads(exported) == json.loads(seed_bytes) == [c.to_dict() for c in cps]
+        # The same layout line for line: only scalars may be spelled differently
+        # (UTF-8 instead of \u escapes, 1.5e-7 instead of 1.5e-07).
+        ours, theirs = exported.splitlines(), seed_bytes.splitlines()
+        assert len(ours) == len(theirs)
+        for mine, seed in zip(ours, theirs, strict=True):
+            assert mine.split(":")[0] == seed.split(":")[0]
+        ascii_only = manager(store, "ascii")
+        plain = [ascii_only.create("a", {"x": [1, {"y": "z"}], "n": None}, {"m": True})]
+        assert ascii_only.export() == json.dumps([c.to_dict() for c in plain], indent=2)
 
     def test_seed_reads_our_export_and_we_read_the_seeds(self, store):
         ours = manager(store, "shared-id")

@@ -4,7 +4,7 @@ An export is a JSON array of ``cp.to_dict()`` indented by 2, the seed's shape, s
 seed can import what we export and the other way round. It is written with orjson (the
 stdlib's indenting encoder is pure Python, ~25x slower): the same structure, keys and
 values as the seed's ``json.dumps(..., indent=2)``; non-ASCII text is written as UTF-8
-rather than ``\\uXXXX`` escapes, and floats in their shortest form (``1e-07`` as ``1e-7``).
+rather than ``\uXXXX`` escapes, and floats in their shortest form (``1e-07`` as ``1e-7``).
 """
 
 from __future__ import annotations

@@ -205,6 +205,12 @@ def create_store_engine(
         raise CheckpointValueError(f"busy_timeout must be >= 0 seconds, not {busy_timeout!r}")
     backend = url.get_backend_name()
     if backend == "sqlite":
+        if engine_options:
+            # Pool sizing, schema= and timeouts are PostgreSQL options; silently
+            # ignoring them would hide a configuration mistake.
+            raise CheckpointValueError(
+                f"options {sorted(engine_options)} apply to PostgreSQL only, not to SQLite"
+            )
         return create_sqlite_engine(
             url, durability=durability, busy_timeout=busy_timeout, readonly=readonly
         )

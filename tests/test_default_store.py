@@ -45,3 +45,13 @@ def test_path_objects_and_sqlalchemy_urls(tmp_path: Path) -> None:
         m.create("n", {})
     with CheckpointManager("a", store=f"sqlite:///{tmp_path / 'p.db'}") as m:
         assert m.get_latest().id == "a:1"
+
+
+def test_postgres_only_options_are_refused_for_sqlite(tmp_path: Path) -> None:
+    import pytest
+
+    from breakpilot_store import CheckpointStore, CheckpointValueError
+
+    with pytest.raises(CheckpointValueError, match="pool_size"):
+        CheckpointStore(tmp_path / "x.db", pool_size=3)
+    assert not (tmp_path / "x.db").exists()

@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import os
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -461,9 +461,15 @@ class CheckpointStore:
         if type(min_last_seq) is not int or min_last_seq < 0:
             raise CheckpointValueError(f"min_last_seq must be an int >= 0, not {min_last_seq!r}")
         now = _now()
+        # A list can be looked at twice: its highest own seq is then known up front and
+        # foreign entries get their final seqs at once. A stream (e.g. the CLI's
+        # streaming parser) parks them at negative seqs and renumbers them at the end:
+        # one UPDATE that rewrites every foreign row, which costs ~2x on bulk imports.
+        own_max = _highest_own_seq(session_id, entries) if isinstance(entries, Sequence) else None
         parsed = (parse_entry(entry, index) for index, entry in enumerate(entries))
         with self._transaction(write=True) as conn:
             top, _ = repo.allocate(conn, session_id, now, n=0)  # also locks the row
+            base = None if own_max is None else max(top, own_max)
             written = pending = 0
             for batch in _batched(parsed, IMPORT_BATCH):
                 rows: list[dict[str, Any]] = []
@@ -487,10 +493,10 @@ class CheckpointStore:
                         seq = entry.seq
                         top = max(top, seq)
                     else:
-                        # Park foreign entries at negative seqs until every own seq
-                        # is known; renumber_pending moves them above all of those.
+                        # Foreign entries go above every own seq: directly when that is
+                        # known, else parked at -k until renumber_pending moves them.
                         pending += 1
-                        seq = -pending
+                        seq = -pending if base is None else base + pending
                     row = _import_row(session_id, seq, entry)
                     rows.append(row)
                     stored = (
@@ -510,9 +516,11 @@ class CheckpointStore:
                 if on_entry is not None:
                     for _ in batch:
                         on_entry()
-            if pending:
+            if pending and base is None:
                 repo.renumber_pending(conn, session_id, top)
                 top += pending
+            elif pending:
+                top = max(top, base + pending)
             top = max(top, min_last_seq)
             repo.set_counter(conn, session_id, top, written, now)
         return written
@@ -762,6 +770,20 @@ def _import_row(session_id: str, seq: int, entry: ImportEntry) -> dict[str, Any]
         "metadata": entry.metadata_text,
         "origin_id": None if entry.session_id == session_id else entry.id,
     }
+
+
+def _highest_own_seq(session_id: str, entries: Sequence[Any]) -> int:
+    """The highest seq among a document's entries of ``session_id`` (0 if none).
+
+    Malformed entries are skipped here; ``parse_entry`` reports them in order.
+    """
+    highest = 0
+    for entry in entries:
+        raw_id = entry.get("id") if isinstance(entry, Mapping) else None
+        parts = split_id(raw_id) if isinstance(raw_id, str) else None
+        if parts is not None and parts[0] == session_id and parts[1] > highest:
+            highest = parts[1]
+    return highest
 
 
 def _batched(items: Iterable[ImportEntry], size: int) -> Iterator[list[ImportEntry]]:

@@ -4,7 +4,6 @@ compared with the stdlib: both decode to the same values, of the same types."""
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 from breakpilot_store.codec import MAX_DEPTH, MAX_INT, MIN_INT, decode, encode
 from breakpilot_store.errors import CheckpointTypeError, CheckpointValueError
+from tests.strict import same
 
 LEAVES = st.one_of(
     st.none(),
@@ -28,19 +28,6 @@ VALUES = st.recursive(
     ),
     max_leaves=25,
 )
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal values of identical types all the way down (1 != 1.0 != True here)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float):
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    return a == b
 
 
 @given(st.dictionaries(st.text(max_size=6), VALUES, max_size=5))

@@ -426,6 +426,27 @@ class TestContract:
         assert m.get("agent-7:6").name == "f"
         assert m.create("n", {}).id == "agent-7:7"
 
+    def test_a_streamed_document_gets_the_same_seqs_as_a_list(self, store):
+        doc = [
+            {"id": "other:9", "name": "f", "timestamp": "2026-01-01T00:00:01+00:00", "data": {}},
+            {"id": "a:3", "name": "b", "timestamp": "2026-01-01T00:00:02+00:00", "data": {}},
+            {"id": "other:10", "name": "g", "timestamp": "2026-01-01T00:00:03+00:00", "data": {}},
+        ]
+        for session, entries in (
+            ("a", doc),
+            ("s", [dict(e, id=e["id"].replace("a:", "s:")) for e in doc]),
+        ):
+            as_list = store.import_checkpoints(session, entries)
+            assert as_list == 3
+        streamed = store.import_checkpoints(
+            "b", (dict(e, id=e["id"].replace("a:", "b:")) for e in doc)
+        )
+        assert streamed == 3
+        for session in ("a", "b"):
+            got = [(c.seq, c.name) for c in store.list_checkpoints(session)]
+            assert got == [(3, "b"), (4, "f"), (5, "g")]
+            assert store.create(session, "next", {}).seq == 6
+
     def test_import_applies_no_compression_but_next_create_does(self, store):
         src = manager(store, "src", compress_after=1000, max_checkpoints=1000)
         for i in range(30):

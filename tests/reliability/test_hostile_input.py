@@ -6,7 +6,6 @@ State is checked through a separate raw ``sqlite3`` connection, as an operator s
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 from breakpilot_store import CheckpointManager, CheckpointStore
 from breakpilot_store.errors import BreakpilotStoreError, ImportFormatError
+from tests.strict import same
 
 from .conftest import dump, integrity
 
@@ -86,19 +86,6 @@ objects = st.one_of(
     st.integers(0, 700).map(nested),
     values,
 )
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal with exact types (True is not 1, 1.0 is not 1), NaN never stored."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float):
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    return a == b
 
 
 @pytest.fixture(scope="module")

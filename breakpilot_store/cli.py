@@ -36,6 +36,7 @@ from .errors import (
 )
 from .migrate import HEAD, KNOWN_REVISIONS, current_revision, describe, ensure_schema, read_revision
 from .store import CheckpointStore
+from .transfer import export_chunks
 from .translate import translate
 
 #: Seconds a command waits for another connection's lock (tests lower it).
@@ -260,10 +261,9 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
     out = _json(opts)
     with open_read(opts.db) as store:
         info = _session_or_fail(store, session)
-        chunks = store.export_chunks(session)
         if out_path in (None, "-"):
             stream = sys.stdout
-            for chunk in chunks:
+            for chunk in store.export_chunks(session):
                 stream.write(chunk)
             if stream.isatty():
                 stream.write("\n")
@@ -271,16 +271,22 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
             return
         target = Path(out_path)
         temp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        written = -1
+        written = 0
         try:
             with (
                 temp.open("w", encoding="utf-8", newline="") as f,
                 out.progress(f"export {session}", info.checkpoints) as advance,
             ):
-                for chunk in chunks:
+
+                def counted() -> Any:
+                    nonlocal written
+                    for checkpoint in store.iter_checkpoints(session):
+                        written += 1
+                        advance()
+                        yield checkpoint
+
+                for chunk in export_chunks(counted()):
                     f.write(chunk)
-                    written += 1
-                    advance()
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temp, target)

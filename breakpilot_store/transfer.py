@@ -26,24 +26,36 @@ from .errors import BreakpilotStoreError, ImportFormatError
 MAX_IMPORT_SEQ = 2**62
 
 
-def _dump_indented(value: dict[str, Any]) -> str:
+#: Checkpoints rendered per orjson call when exporting.
+EXPORT_BATCH = 256
+
+
+def _dump_batch(batch: list[dict[str, Any]]) -> str:
+    """Render ``[a, b, ...]`` indented by 2 and return the inside, without brackets."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+        text = orjson.dumps(batch, option=orjson.OPT_INDENT_2).decode()
     except orjson.JSONEncodeError:  # nesting beyond orjson's 255 levels
-        return json.dumps(value, indent=2, ensure_ascii=False)
+        text = json.dumps(batch, indent=2, ensure_ascii=False)
+    return text[2:-2]  # strip "[\n" and "\n]"; the elements keep their indentation
 
 
 def export_chunks(checkpoints: Iterable[Checkpoint]) -> Iterator[str]:
-    """Yield the export document piece by piece (one piece per checkpoint).
+    """Yield the export document piece by piece (one piece per batch of checkpoints).
 
-    The concatenation is laid out as ``json.dumps([cp.to_dict() ...], indent=2)``: each
-    element is dumped on its own and indented one more level, which is what the list
-    dump does.
+    The concatenation is laid out as ``json.dumps([cp.to_dict() ...], indent=2)``: a list
+    dump indents its elements one level, so each batch is dumped as a list and its
+    brackets are dropped.
     """
     first = True
+    batch: list[dict[str, Any]] = []
     for cp in checkpoints:
-        body = _dump_indented(cp.to_dict()).replace("\n", "\n  ")
-        yield ("[\n  " if first else ",\n  ") + body
+        batch.append(cp.to_dict())
+        if len(batch) == EXPORT_BATCH:
+            yield ("[\n" if first else ",\n") + _dump_batch(batch)
+            first = False
+            batch = []
+    if batch:
+        yield ("[\n" if first else ",\n") + _dump_batch(batch)
         first = False
     yield "[]" if first else "\n]"
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from . import repository as repo
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key, decode, encode_object
-from .engine import WRITE, Durability, create_store_engine, resolve_url, sqlite_path
+from .engine import WRITE, Durability, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
     CheckpointTypeError,
@@ -28,7 +28,8 @@ from .errors import (
     UnknownSessionError,
 )
 from .fastpath import DriverTransaction, PinnedConnections
-from .migrate import describe, ensure_schema
+from .migrate import describe
+from .opening import open_engine
 from .repository import SessionInfo
 from .retention import cap_delete, cap_excess, compression_delete, needs_compression
 from .transfer import ImportEntry, export_chunks, parse_entry
@@ -55,82 +56,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-#: SQLITE_READONLY_DIRECTORY: the directory is read-only and has no -wal/-shm files.
-_READONLY_DIRECTORY = 1544
-
-
-def _readonly_directory(exc: SQLAlchemyError) -> bool:
-    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
-    return code == _READONLY_DIRECTORY
-
-
-def _snapshot_engine(url: URL, durability: Durability, busy_timeout: float) -> Engine:
-    from .engine import create_sqlite_engine
-
-    return create_sqlite_engine(
-        url, durability=durability, busy_timeout=busy_timeout, readonly=True, immutable=True
-    )
-
-
-def _check_snapshot(engine: Engine, url: URL, where: str) -> None:
-    """Check a snapshot's schema: it cannot be created or upgraded in a read-only place."""
-    from .migrate import HEAD, check_known, read_revision
-
-    try:
-        revision = read_revision(engine)
-    except SQLAlchemyError as exc:
-        raise translate(exc, where) from exc
-    check_known(revision, url)
-    if revision != HEAD:
-        raise ReadOnlyStoreError(
-            f"database {where} needs its schema created or upgraded, but its directory "
-            "is read-only; nothing was written"
-        )
-
-
-def _check_not_truncated(url: URL, where: str) -> None:
-    """Refuse a SQLite file shorter than its own header says (O(1): reads 100 bytes).
-
-    SQLite opens such a file and only fails when a query reaches a missing page, maybe
-    much later. A WAL with content may legitimately hold pages the file does not have
-    yet (a checkpoint cut short), and so may a hot rollback journal: the check is
-    skipped then.
-
-    Raises:
-        CorruptDatabaseError: The file is truncated.
-    """
-    from .engine import sqlite_path
-    from .errors import CorruptDatabaseError
-
-    path = sqlite_path(url)
-    if path is None:
-        return
-    try:
-        size = path.stat().st_size
-        for suffix in ("-wal", "-journal"):  # recovery may still supply pages
-            log = path.with_name(path.name + suffix)
-            if log.exists() and log.stat().st_size > 0:
-                return
-        if size < 100:
-            return
-        with open(path, "rb") as file:
-            header = file.read(100)
-    except OSError:
-        return  # missing or unreadable: SQLite reports it, typed, on connect
-    if not header.startswith(b"SQLite format 3\x00"):
-        return  # SQLite itself reports "not a database"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    header_valid = header[24:28] == header[92:96] and pages > 0
-    if header_valid and size < pages * page_size:
-        raise CorruptDatabaseError(
-            f"database {where} is truncated: its header says {pages} pages of {page_size} "
-            f"bytes ({pages * page_size} bytes) but the file has {size}; restore it "
-            "from a backup. Nothing was written."
-        )
 
 
 def _now() -> datetime:
@@ -199,31 +124,17 @@ class CheckpointStore:
         self.url: URL = resolve_url(url)
         self.readonly = readonly
         self._where = describe(self.url)
-        _check_not_truncated(self.url, self._where)
         self._closed = False
         self._pins: PinnedConnections | None = None
-        self._engine: Engine = create_store_engine(
+        self._engine: Engine = open_engine(
             self.url,
+            self._where,
             durability=durability,
             busy_timeout=busy_timeout,
+            migrate=migrate,
             readonly=readonly,
             engine_options=engine_options,
         )
-        try:
-            try:
-                ensure_schema(self._engine, self.url, migrate=migrate and not readonly)
-            except SQLAlchemyError as exc:
-                if not _readonly_directory(exc):
-                    raise translate(exc, self._where) from exc
-                # A read-only directory without -wal/-shm: SQLite cannot even read the
-                # WAL file there. Nothing can be written either, so read a snapshot;
-                # writes then fail in SQLite as read-only, naming the file.
-                self._engine.dispose()
-                self._engine = _snapshot_engine(self.url, durability, busy_timeout)
-                _check_snapshot(self._engine, self.url, self._where)
-        except BaseException:
-            self._engine.dispose()
-            raise
         if sqlite_path(self.url) is not None:
             # SQLite files take the hot path (see fastpath.py); in-memory databases and
             # other backends go through SQLAlchemy Core connections.

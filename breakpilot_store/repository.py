@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 
 from .checkpoint import Checkpoint
 from .codec import decode
-from .retention import cap_delete, cap_excess, compression_delete, needs_compression
+from .retention import retention_delete, retention_params
 from .schema import UTCDateTime, checkpoints, sessions
 
 _c = checkpoints.c
@@ -135,14 +135,9 @@ def create_checkpoint(
     """
     seq, held = allocate(conn, session_id, now)
     insert_checkpoint(conn, session_id, seq, name, now, data, metadata)
-    removed = 0
-    if compress_after is not None and needs_compression(held, compress_after):
-        removed = conn.execute(compression_delete(), {"sid": session_id}).rowcount
-    if max_checkpoints is not None:
-        excess = cap_excess(held - removed, max_checkpoints)
-        if excess:
-            removed += conn.execute(cap_delete(), {"sid": session_id, "excess": excess}).rowcount
-    adjust_count(conn, session_id, -removed)
+    params = retention_params(session_id, held, compress_after, max_checkpoints)
+    if params is not None:
+        adjust_count(conn, session_id, -conn.execute(retention_delete(), params).rowcount)
     return seq
 
 
@@ -269,7 +264,11 @@ def fetch_rows_by_origin(
     if not origin_ids:
         return {}
     stmt = select(*_COLUMNS, _c.origin_id).where(
-        _c.session_id == session_id, _c.origin_id.is_not(None), _c.origin_id.in_(origin_ids)
+        # No explicit "origin_id IS NOT NULL": SQLite infers it from the IN and uses the
+        # partial index for point lookups; spelt out, it became a range scan over every
+        # imported row of the session, per batch (quadratic imports).
+        _c.session_id == session_id,
+        _c.origin_id.in_(origin_ids),
     )
     return {row[6]: row for row in conn.execute(stmt)}
 

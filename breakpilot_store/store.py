@@ -31,7 +31,7 @@ from .fastpath import DriverTransaction, PinnedConnections
 from .migrate import describe
 from .opening import open_engine
 from .repository import SessionInfo
-from .retention import cap_delete, cap_excess, compression_delete, needs_compression
+from .retention import retention_delete, retention_params
 from .transfer import ImportEntry, export_chunks, parse_entry
 from .translate import translate
 
@@ -289,12 +289,9 @@ class CheckpointStore:
                 return []
             before = repo.held_seqs(conn, session_id)
             held = len(before)
-            if compress_after is not None and needs_compression(held, compress_after):
-                held -= conn.execute(compression_delete(), {"sid": session_id}).rowcount
-            if max_checkpoints is not None:
-                excess = cap_excess(held, max_checkpoints)
-                if excess:
-                    conn.execute(cap_delete(), {"sid": session_id, "excess": excess})
+            params = retention_params(session_id, held, compress_after, max_checkpoints)
+            if params is not None:
+                conn.execute(retention_delete(), params)
             after = set(repo.held_seqs(conn, session_id))
             removed = [seq for seq in before if seq not in after]
             if dry_run:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,24 @@ def close_inherited_connections() -> None:
         except sqlite3.Error:
             pass
     _SQLITE_RECORDS.clear()
+
+
+def _enable_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
+    """Switch the file to WAL (once; the mode is stored in the file).
+
+    Leaving rollback-journal mode needs an exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy handler, when another opener holds a lock at
+    that moment (many agents opening a new file together). So the switch is retried
+    for up to ``busy_timeout``; a file already in WAL is only read.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != 5 or time.monotonic() > deadline:
+                raise  # not SQLITE_BUSY, or busy for longer than busy_timeout
+            time.sleep(0.005)
 
 
 def default_url() -> str:
@@ -173,7 +192,7 @@ def create_sqlite_engine(
             cursor.execute("PRAGMA foreign_keys = ON")
             if wal:
                 # Readers never block the writer, and the writer never blocks readers.
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, busy_timeout)
             # FULL: a commit survives power loss. NORMAL (opt-in): it may be lost, but
             # the file never corrupts.
             cursor.execute(f"PRAGMA synchronous = {synchronous}")

@@ -214,6 +214,22 @@ def encode_object(value: Any, path: str, *, optional: bool = False) -> str:
     return encode(value, path)
 
 
+def encode_parsed_object(value: Any, path: str, *, optional: bool = False) -> str:
+    """:func:`encode_object` for a value a JSON parser returned, with no NaN or infinity.
+
+    Such a value holds only JSON types with ``str`` keys, so the strict walk is skipped:
+    orjson writes it exactly, or refuses what the codec refuses too (integers beyond 64
+    bits, lone surrogates), or nesting beyond its 255 levels; those take the full path,
+    which names the offending value or writes deep nesting with the stdlib.
+    """
+    if type(value) is dict:
+        try:
+            return _orjson_dumps(value).decode()
+        except _OrjsonError:
+            pass
+    return encode_object(value, path, optional=optional)
+
+
 def check_key(value: Any, what: str) -> str:
     """Check a session id or checkpoint name: a non-empty ``str`` without NUL.
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 
 from .checkpoint import Checkpoint
 from .codec import decode
+from .fastpath import executemany
 from .retention import retention_delete, retention_params
 from .schema import UTCDateTime, checkpoints, sessions
 
@@ -142,8 +143,16 @@ def create_checkpoint(
 
 
 def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert many checkpoint rows in one executemany (keys as :func:`insert_checkpoint`)."""
-    if rows:
+    """Insert many checkpoint rows in one executemany (keys as :func:`insert_checkpoint`).
+
+    The row dicts are consumed: on SQLite their timestamps are replaced by stored text.
+    """
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        # The same transaction, on the driver connection underneath: see fastpath.
+        executemany(conn.connection.driver_connection, _INSERT, rows)
+    else:
         conn.execute(_INSERT, rows)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import sqlite3
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -32,8 +33,8 @@ from .migrate import describe
 from .opening import open_engine
 from .repository import SessionInfo
 from .retention import retention_delete, retention_params
-from .transfer import ImportEntry, export_chunks, parse_entry
-from .translate import translate
+from .transfer import ImportEntry, ParsedDocument, export_chunks, gc_paused, parse_entry
+from .translate import translate, translate_driver
 
 #: How many import entries are checked against the database and inserted at a time.
 IMPORT_BATCH = 500
@@ -186,6 +187,8 @@ class CheckpointStore:
                     yield conn
         except SQLAlchemyError as exc:
             raise translate(exc, self._where) from exc
+        except sqlite3.Error as exc:  # from the bulk path's driver calls (fastpath)
+            raise translate_driver(exc, self._where) from exc
 
     def _hot(self, write: bool) -> Any:
         """The hot path's transaction: the bare driver on SQLite files, else Core.
@@ -374,8 +377,15 @@ class CheckpointStore:
         # streaming parser) parks them at negative seqs and renumbers them at the end:
         # one UPDATE that rewrites every foreign row, which costs ~2x on bulk imports.
         own_max = _highest_own_seq(session_id, entries) if isinstance(entries, Sequence) else None
-        parsed = (parse_entry(entry, index) for index, entry in enumerate(entries))
-        with self._transaction(write=True) as conn:
+        # A document from parse_document's strict parser needs no strict walk per value,
+        # and it is an acyclic structure in memory: no garbage collection while it is
+        # walked (see gc_paused). Other iterables may be user generators: GC stays on.
+        strict = isinstance(entries, ParsedDocument)
+        parsed = (parse_entry(entry, index, parsed=strict) for index, entry in enumerate(entries))
+        with (
+            gc_paused() if strict else contextlib.nullcontext(),
+            self._transaction(write=True) as conn,
+        ):
             top, _ = repo.allocate(conn, session_id, now, n=0)  # also locks the row
             base = None if own_max is None else max(top, own_max)
             written = pending = 0
@@ -686,9 +696,12 @@ def _highest_own_seq(session_id: str, entries: Sequence[Any]) -> int:
     Malformed entries are skipped here; ``parse_entry`` reports them in order.
     """
     highest = 0
+    prefix = session_id + ":"
     for entry in entries:
         raw_id = entry.get("id") if isinstance(entry, Mapping) else None
-        parts = split_id(raw_id) if isinstance(raw_id, str) else None
+        if not isinstance(raw_id, str) or not raw_id.startswith(prefix):
+            continue  # another session's (or malformed): no seq of ours
+        parts = split_id(raw_id)
         if parts is not None and parts[0] == session_id and parts[1] > highest:
             highest = parts[1]
     return highest

@@ -87,6 +87,15 @@ def _one(ctx: Context, rep: int, key: str, source: str) -> None:
         ctx.results.add(NAME, case, "checkpoints/s", key, n / seconds, higher_is_better=True)
         ctx.results.add(NAME, case, "peak RSS MiB", key, float(out.get(f"{case}_peak_mib", nan)))
     ctx.results.add(NAME, "document", "MiB", key, float(out.get("document_mib", nan)))
+    if "import_write_s" in out:  # the floor: SQLite's part of an import alone
+        ctx.results.add(
+            NAME,
+            "import, SQLite write only",
+            "checkpoints/s",
+            key,
+            n / float(out["import_write_s"]),
+            higher_is_better=True,
+        )
     ctx.log(
         f"  bulk rep {rep + 1} {key:5} export {n / float(out.get('export_s', nan)):9.0f}/s "
         f"import {n / float(out.get('import_s', nan)):9.0f}/s"

@@ -182,7 +182,9 @@ class CheckpointManager:
     def import_checkpoints(self, json_data: str) -> int:
         """Import checkpoints from JSON (the export format), all or nothing.
 
-        See :meth:`CheckpointStore.import_checkpoints` for the rules.
+        See :meth:`CheckpointStore.import_checkpoints` for the rules. The cyclic
+        garbage collector is paused (process-wide) while the document is parsed and
+        written, and restored afterwards.
 
         Returns:
             Number of checkpoints written (entries already stored are not counted).

@@ -140,8 +140,8 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
     Args:
         entry: The element, normally a dict.
         index: Its position in the document (for messages).
-        parsed: The element is part of a :class:`ParsedDocument`: its values came from
-            a strict JSON parse, so ``data`` and ``metadata`` skip the strict walk.
+        parsed: The element is part of a :class:`ParsedDocument` (JSON values, none
+            of them NaN or infinite), so ``data`` and ``metadata`` skip the strict walk.
 
     Raises:
         ImportFormatError: Naming the entry's index and what is wrong with it.

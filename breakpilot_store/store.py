@@ -377,9 +377,10 @@ class CheckpointStore:
         # streaming parser) parks them at negative seqs and renumbers them at the end:
         # one UPDATE that rewrites every foreign row, which costs ~2x on bulk imports.
         own_max = _highest_own_seq(session_id, entries) if isinstance(entries, Sequence) else None
-        # A document from parse_document's strict parser needs no strict walk per value,
-        # and it is an acyclic structure in memory: no garbage collection while it is
-        # walked (see gc_paused). Other iterables may be user generators: GC stays on.
+        # A ParsedDocument (parse_document's JSON values, none NaN or infinite) needs no
+        # strict walk per value, and it is an acyclic structure in memory: no garbage
+        # collection while it is walked (see gc_paused). Other iterables may be user
+        # generators: GC stays on for them.
         strict = isinstance(entries, ParsedDocument)
         parsed = (parse_entry(entry, index, parsed=strict) for index, entry in enumerate(entries))
         with (

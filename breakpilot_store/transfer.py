@@ -194,7 +194,9 @@ class ParsedDocument(list[Any]):
     Nothing in it is NaN or infinite (the parser flagged those documents and returned a
     plain list instead); everything else a JSON parser returns is of a type the codec
     accepts, and ``encode_parsed_object`` refuses the rest (integers beyond 64 bits,
-    lone surrogates) through the strict path. So importing it skips the strict walk.
+    lone surrogates) through the strict path. So importing it skips the strict walk,
+    which is why only :func:`parse_document` should build one: a hand-made one holding
+    NaN would be stored as ``null``.
     """
 
 

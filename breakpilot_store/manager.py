@@ -176,7 +176,10 @@ class CheckpointManager:
         self._on_checkpoint = callback
 
     def export(self) -> str:
-        """Export all checkpoints as the seed's JSON (a list of ``to_dict()``, indent 2)."""
+        """Export all checkpoints as the seed's JSON (a list of ``to_dict()``, indent 2).
+
+        The cyclic garbage collector is paused (process-wide) for the call.
+        """
         return self.store.export_json(self.session_id)
 
     def import_checkpoints(self, json_data: str) -> int:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from breakpilot_store import CheckpointManager, CheckpointStore
 from breakpilot_store.codec import MAX_DEPTH, MAX_INT, MIN_INT
-from breakpilot_store.errors import ImportFormatError
+from breakpilot_store.errors import ImportFormatError, StoreClosedError
 from breakpilot_store.transfer import ParsedDocument, parse_document, parse_entry
 from tests.strict import same
 
@@ -195,3 +195,25 @@ def test_the_garbage_collector_is_left_as_it_was(tmp_path: Path, fails: bool, en
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_export_leaves_the_garbage_collector_as_it_was(tmp_path: Path, fails: bool, enabled: bool):
+    store = CheckpointStore(tmp_path / "d.db")
+    manager = CheckpointManager("s", store=store)
+    manager.create("step", {"x": 1})
+    if fails:
+        store.close()
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        if fails:
+            with pytest.raises(StoreClosedError):
+                manager.export()
+        else:
+            assert json.loads(manager.export())[0]["data"] == {"x": 1}
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+        store.close()

@@ -381,10 +381,12 @@ class CheckpointStore:
         # strict walk per value, and it is an acyclic structure in memory: no garbage
         # collection while it is walked (see gc_paused). Other iterables may be user
         # generators: GC stays on for them.
-        strict = isinstance(entries, ParsedDocument)
-        parsed = (parse_entry(entry, index, parsed=strict) for index, entry in enumerate(entries))
+        from_parser = isinstance(entries, ParsedDocument)
+        parsed = (
+            parse_entry(entry, index, parsed=from_parser) for index, entry in enumerate(entries)
+        )
         with (
-            gc_paused() if strict else contextlib.nullcontext(),
+            gc_paused() if from_parser else contextlib.nullcontext(),
             self._transaction(write=True) as conn,
         ):
             top, _ = repo.allocate(conn, session_id, now, n=0)  # also locks the row

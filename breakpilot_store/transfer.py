@@ -98,37 +98,40 @@ class ImportEntry:
         )
 
 
+def _where(index: int, raw_id: str) -> str:
+    """How messages name an entry whose id is known."""
+    return f"entry {index} ({raw_id!r})"
+
+
 def parse_timestamp(value: Any, index: int, raw_id: str) -> datetime:
     """Parse entry ``index``'s ISO-8601 timestamp (with a zone); return it in UTC.
 
     Raises:
         ImportFormatError: Not a string, not ISO-8601, or without a zone.
     """
-    if type(value) is str:
-        try:
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is timezone.utc:  # what exports write: nothing to convert
-                return parsed
-        except ValueError:
-            pass
-    return _parse_timestamp_slowly(value, f"entry {index} ({raw_id!r})")
-
-
-def _parse_timestamp_slowly(value: Any, where: str) -> datetime:
     if not isinstance(value, str):
-        raise ImportFormatError(f"{where}: timestamp must be a string, not {type(value).__name__}")
+        raise ImportFormatError(
+            f"{_where(index, raw_id)}: timestamp must be a string, not {type(value).__name__}"
+        )
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ImportFormatError(f"{where}: timestamp {value!r} is not ISO-8601") from exc
+        raise ImportFormatError(
+            f"{_where(index, raw_id)}: timestamp {value!r} is not ISO-8601"
+        ) from exc
+    if parsed.tzinfo is timezone.utc:  # what exports write: nothing to convert
+        return parsed
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ImportFormatError(
-            f"{where}: timestamp {value!r} has no time zone; write it with an offset such as +00:00"
+            f"{_where(index, raw_id)}: timestamp {value!r} has no time zone; write it with "
+            "an offset such as +00:00"
         )
     try:
         return parsed.astimezone(timezone.utc)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise ImportFormatError(f"{where}: timestamp {value!r} is out of range in UTC") from exc
+        raise ImportFormatError(
+            f"{_where(index, raw_id)}: timestamp {value!r} is out of range in UTC"
+        ) from exc
 
 
 _REQUIRED = ("id", "name", "timestamp", "data")
@@ -166,7 +169,7 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
         )
     if parts[1] > MAX_IMPORT_SEQ:
         raise ImportFormatError(
-            f"entry {index} ({raw_id!r}): seq {parts[1]} is too large (the limit is "
+            f"{_where(index, raw_id)}: seq {parts[1]} is too large (the limit is "
             f"{MAX_IMPORT_SEQ}, which leaves room for the session's later checkpoints)"
         )
     encoder = encode_parsed_object if parsed else encode_object
@@ -176,7 +179,7 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
         data_text = encoder(data, "data")
         metadata_text = encoder(entry.get("metadata", {}), "metadata", optional=True)
     except BreakpilotStoreError as exc:
-        raise ImportFormatError(f"entry {index} ({raw_id!r}): {exc}") from exc
+        raise ImportFormatError(f"{_where(index, raw_id)}: {exc}") from exc
     return ImportEntry(
         raw_id,
         session_id,

@@ -1,13 +1,12 @@
 """What each part of the schema costs a durable create: (a)'s transaction, minus one part.
 
 ``python -m benchmarks.schema_costs [--n N]`` times comparator (a)'s create at
-``synchronous=NORMAL`` on the full schema and on variants that each drop one thing the
-design keeps: the ``(session_id, created_at)`` index, the ``(session_id, name, seq)``
-index, both, or the ``sessions`` counter row (seq from ``max(seq) + 1`` instead, which
-would reuse seqs after ``rollback_to``). Variants take turns in blocks of 100 creates;
-p50 per create and its ratio to the full schema are printed. This is the evidence for
-the reading in RESULTS.md of why the store's create cannot beat LangGraph's saver
-(a single-table insert) without giving up one of these.
+``synchronous=NORMAL`` on the full schema and on variants: without the
+``(session_id, created_at)`` index, without the ``(session_id, name, seq)`` index,
+without both, and with revision 1's counter, which wrote the ``sessions`` row in every
+create (an upsert ``RETURNING last_seq``; revision 2 only reads it). Variants take
+turns in blocks of 100 creates; p50 per create and its ratio to the full schema are
+printed. This is the evidence in RESULTS.md for what each part of a create costs.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from benchmarks.contenders.raw_sqlite import ALLOCATE_SEQ, DDL, INSERT_CHECKPOINT
+from benchmarks.contenders.raw_sqlite import DDL, INSERT_CHECKPOINT, next_seq
 from benchmarks.payload import name_for, payload_for
 
 SESSION = "bench-schema"
@@ -35,10 +34,15 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "ix_checkpoints_session_created",
         "ix_checkpoints_session_name_seq",
     ),
-    "without the sessions counter row": (),
+    "with the row written per create (revision 1)": (),
 }
-NO_COUNTER = "without the sessions counter row"
-MAX_SEQ = "SELECT coalesce(max(seq), 0) + 1 FROM checkpoints WHERE session_id = ?"
+ROW_WRITE = "with the row written per create (revision 1)"
+# Revision 1's allocation, on revision 2's columns: the row counts every create.
+UPSERT_SEQ = (
+    "INSERT INTO sessions(session_id, base_seq, base_count, created_at, base_at)"
+    " VALUES (?, 1, 1, ?, ?) ON CONFLICT(session_id) DO UPDATE SET base_seq = base_seq + 1,"
+    " base_count = base_count + 1, base_at = excluded.base_at RETURNING base_seq"
+)
 
 
 def _open(path: str, drop: tuple[str, ...]) -> sqlite3.Connection:
@@ -53,14 +57,14 @@ def _open(path: str, drop: tuple[str, ...]) -> sqlite3.Connection:
     return conn
 
 
-def _create(conn: sqlite3.Connection, counter: bool, step: int, now: str) -> float:
+def _create(conn: sqlite3.Connection, row_write: bool, step: int, now: str) -> float:
     data = orjson.dumps(payload_for(1, step)).decode()
     t0 = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
-    if counter:
-        seq = conn.execute(ALLOCATE_SEQ, (SESSION, now, now)).fetchone()[0]
+    if row_write:
+        seq = conn.execute(UPSERT_SEQ, (SESSION, now, now)).fetchone()[0]
     else:
-        seq = conn.execute(MAX_SEQ, (SESSION,)).fetchone()[0]
+        seq = next_seq(conn.cursor(), SESSION, now)
     conn.execute(INSERT_CHECKPOINT, (SESSION, seq, name_for(1, step), now, data, "{}"))
     conn.execute("COMMIT")
     return time.perf_counter() - t0
@@ -77,15 +81,12 @@ def main() -> None:
             label: _open(os.path.join(workdir, f"v{i}.sqlite"), drop)
             for i, (label, drop) in enumerate(VARIANTS.items())
         }
-        conns[NO_COUNTER].execute(
-            "INSERT INTO sessions VALUES (?, 0, 0, ?, ?)", (SESSION, now, now)
-        )
         samples: dict[str, list[float]] = {label: [] for label in conns}
         for start in range(0, args.n, BLOCK):
             for label, conn in conns.items():
-                counter = label != NO_COUNTER
+                row_write = label == ROW_WRITE
                 for step in range(start + 1, min(start + BLOCK, args.n) + 1):
-                    samples[label].append(_create(conn, counter, step, now))
+                    samples[label].append(_create(conn, row_write, step, now))
         for conn in conns.values():
             conn.close()
     base = statistics.median(samples["full schema (a)"])

@@ -6,8 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .codec import decode
+
 #: The largest seq SQLite can store (a signed 64-bit INTEGER).
 MAX_SEQ = 2**63 - 1
+
+#: The fields a checkpoint from ``Checkpoint._from_json`` decodes on first use.
+_LAZY = {"data": "_data_json", "metadata": "_metadata_json"}
 
 
 def split_id(checkpoint_id: str) -> tuple[str, int] | None:
@@ -42,6 +47,39 @@ class Checkpoint:
     timestamp: datetime
     data: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def _from_json(
+        cls, id: str, name: str, timestamp: datetime, data_json: str, metadata_json: str
+    ) -> Checkpoint:
+        """A checkpoint whose ``data`` and ``metadata`` are decoded from JSON on first use.
+
+        What ``create`` returns: it stored exactly this text, and most callers never
+        read the copy back (decoding it would be a quarter of the create's own work).
+        """
+        checkpoint = cls.__new__(cls)
+        checkpoint.__dict__.update(
+            id=id,
+            name=name,
+            timestamp=timestamp,
+            _data_json=data_json,
+            _metadata_json=metadata_json,
+        )
+        return checkpoint
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when the attribute is missing: the lazy fields of _from_json.
+        # Two threads may both decode; setdefault keeps one result for both.
+        if name in _LAZY:
+            fields = self.__dict__
+            pending = fields.get(_LAZY[name])
+            if pending is not None:
+                value = fields.setdefault(name, decode(pending))
+                fields.pop(_LAZY[name], None)
+                return value
+            if name in fields:  # decoded by another thread meanwhile
+                return fields[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def session_id(self) -> str:

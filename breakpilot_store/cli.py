@@ -35,6 +35,7 @@ from .errors import (
     UnknownSessionError,
 )
 from .migrate import HEAD, KNOWN_REVISIONS, current_revision, describe, ensure_schema, read_revision
+from .repository import counters_out_of_step
 from .store import CheckpointStore
 from .transfer import export_chunks
 from .translate import translate
@@ -626,14 +627,6 @@ def doctor(opts: Options) -> None:
         raise click.exceptions.Exit(1)
 
 
-_COUNTERS_OFF = """
-SELECT count(*) FROM sessions s WHERE s.checkpoint_count !=
-    (SELECT count(*) FROM checkpoints c WHERE c.session_id = s.session_id)
- OR s.last_seq < coalesce(
-    (SELECT max(c.seq) FROM checkpoints c WHERE c.session_id = s.session_id), 0)
-"""
-
-
 def _diagnose(url: URL, engine: Any) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     path = sqlite_path(url)
@@ -666,7 +659,7 @@ def _diagnose(url: URL, engine: Any) -> list[tuple[str, str, str]]:
             n_sessions = conn.exec_driver_sql("SELECT count(*) FROM sessions").scalar()
             n_cps = conn.exec_driver_sql("SELECT count(*) FROM checkpoints").scalar()
             rows.append(("contents", f"{n_sessions} sessions, {n_cps} checkpoints", ""))
-            off = conn.exec_driver_sql(_COUNTERS_OFF).scalar()
+            off = counters_out_of_step(conn)
             rows.append(("session counters", f"{off} out of step", _ok(off == 0)))
     return rows
 

@@ -183,6 +183,9 @@ def encode(value: Any, path: str) -> str:
         CheckpointTypeError: A value (or key) of a type JSON cannot carry exactly.
         CheckpointValueError: NaN/Infinity, a lone surrogate, a cycle or too deep nesting.
     """
+    # The walk, not an orjson round trip compared with ``==``: orjson writes enums
+    # natively and IntEnum/StrEnum members equal their values, so they would pass and
+    # come back as plain int/str. The walk refuses every type that is not exactly JSON's.
     if _ok(value, 0):
         try:
             # Strict JSON from here on; orjson refuses (rather than mangles) the two

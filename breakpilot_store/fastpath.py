@@ -20,21 +20,23 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 
+from .counter_cache import CounterCache
 from .schema import to_text
 from .translate import translate_driver
 
 
 class _Pin:
-    """Holds one thread's connection.
+    """Holds one thread's connection and its counter cache.
 
     When the thread ends, the holder is collected and its finalizer hands the connection
     back to the pool.
     """
 
-    __slots__ = ("connection", "__weakref__")
+    __slots__ = ("connection", "counters", "__weakref__")
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
+        self.counters = CounterCache()
 
 
 class PinnedConnections:
@@ -47,11 +49,11 @@ class PinnedConnections:
         self._finalizers: list[weakref.finalize] = []
         self._lock = threading.Lock()
 
-    def get(self) -> sqlite3.Connection:
-        """Return the calling thread's connection, checking one out if needed."""
-        pin = getattr(self._local, "pin", None)
+    def get(self) -> _Pin:
+        """Return the calling thread's connection holder, checking one out if needed."""
+        pin: _Pin | None = getattr(self._local, "pin", None)
         if pin is not None:
-            return pin.connection
+            return pin
         try:
             proxied = self._engine.raw_connection()
         except Exception as exc:  # noqa: BLE001 - translated below or re-raised
@@ -62,7 +64,7 @@ class PinnedConnections:
             self._finalizers = [f for f in self._finalizers if f.alive]
             self._finalizers.append(finalizer)
         self._local.pin = pin
-        return pin.connection
+        return pin
 
     def close(self) -> None:
         """Return every pinned connection to the pool (before the engine is disposed)."""
@@ -103,10 +105,11 @@ class DriverTransaction:
     transaction: the same isolation as ``BEGIN; SELECT; COMMIT``, two round trips fewer.
     """
 
-    __slots__ = ("_conn", "_where", "_write")
+    __slots__ = ("_conn", "_counters", "_where", "_write")
 
-    def __init__(self, conn: sqlite3.Connection, where: str, write: bool) -> None:
-        self._conn = conn
+    def __init__(self, pin: _Pin, where: str, write: bool) -> None:
+        self._conn = pin.connection
+        self._counters = pin.counters
         self._where = where
         self._write = write
 
@@ -116,7 +119,7 @@ class DriverTransaction:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise translate_driver(exc, self._where) from exc
-        return DriverConnection(self._conn, self._where)
+        return DriverConnection(self._conn, self._where, self._counters)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self._write:
@@ -125,11 +128,14 @@ class DriverTransaction:
         try:
             if exc_type is None:
                 conn.execute("COMMIT")
+                self._counters.settle(committed=True)
                 return
         except sqlite3.Error as error:
+            self._counters.settle(committed=False)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise translate_driver(error, self._where) from error
+        self._counters.settle(committed=False)
         if conn.in_transaction:
             conn.execute("ROLLBACK")
 
@@ -160,15 +166,19 @@ class DriverConnection:
 
     It offers the one method the repository's hot-path functions use,
     ``execute(statement, params)``, with SQLAlchemy's SQL compiled once per statement
-    and the same text timestamps the ``UTCDateTime`` type would bind.
+    and the same text timestamps the ``UTCDateTime`` type would bind; and the
+    connection's :class:`CounterCache` as ``counter_cache``.
     """
 
-    __slots__ = ("_conn", "_where", "_stamp")
+    __slots__ = ("_conn", "_where", "_stamp", "counter_cache")
 
-    def __init__(self, conn: sqlite3.Connection, where: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, where: str, counter_cache: CounterCache | None = None
+    ) -> None:
         self._conn = conn
         self._where = where
         self._stamp: tuple[Any, str] = (None, "")
+        self.counter_cache = counter_cache
 
     def execute(self, statement: Any, params: dict[str, Any]) -> sqlite3.Cursor:
         """Execute a Core statement with ``params``; driver errors are translated."""

@@ -93,13 +93,9 @@ class CheckpointManager:
             CheckpointTypeError: A value JSON cannot carry exactly (path named).
             CheckpointValueError: A bad name or value (NaN, ...). Nothing is written.
         """
-        checkpoint = self.store.create(
-            self.session_id,
-            name,
-            data,
-            metadata,
-            compress_after=self.compress_after,
-            max_checkpoints=self.max_checkpoints,
+        # The session id and the limits were checked when the manager was made.
+        checkpoint = self.store._create(
+            self.session_id, name, data, metadata, self.compress_after, self.max_checkpoints
         )
         logger.debug(
             "Session %s: Created checkpoint %r (#%d)", self.session_id, name, checkpoint.seq

@@ -10,31 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
+from . import counters
 from .checkpoint import Checkpoint
 from .codec import decode
+from .counters import LIVE_COUNT, LIVE_LAST_SEQ, LIVE_UPDATED_AT
 from .fastpath import executemany
 from .retention import retention_delete, retention_params
 from .schema import UTCDateTime, checkpoints, sessions
 
+if TYPE_CHECKING:
+    from .counter_cache import CounterCache
+
 _c = checkpoints.c
 _s = sessions.c
-
-#: Allocate ``n`` seqs for a session (creating it if new) and lock its row until commit.
-#: One statement, safe across processes on both backends: the row lock serialises
-#: concurrent allocators, and RETURNING hands back the new counter.
-_ALLOCATE = text(
-    "INSERT INTO sessions (session_id, last_seq, checkpoint_count, created_at, updated_at) "
-    "VALUES (:sid, :n, :n, :now, :now) "
-    "ON CONFLICT (session_id) DO UPDATE SET "
-    "last_seq = sessions.last_seq + :n, "
-    "checkpoint_count = sessions.checkpoint_count + :n, "
-    "updated_at = excluded.updated_at "
-    "RETURNING last_seq, checkpoint_count"
-).bindparams(bindparam("now", type_=UTCDateTime()))
 
 _INSERT = insert(checkpoints)
 
@@ -51,7 +43,6 @@ _LATEST_NAMED = (
     .limit(1)
 )
 _FIRST = select(*_COLUMNS).where(_c.session_id == bindparam("sid")).order_by(_c.seq).limit(1)
-_COUNT = select(_s.checkpoint_count).where(_s.session_id == bindparam("sid"))
 _NAME_COUNTS = (
     select(_c.name, func.count())
     .where(_c.session_id == bindparam("sid"))
@@ -59,11 +50,7 @@ _NAME_COUNTS = (
     .order_by(func.min(_c.seq))
 )
 _CLEAR = delete(checkpoints).where(_c.session_id == bindparam("sid"))
-_ADJUST_COUNT = (
-    update(sessions)
-    .where(_s.session_id == bindparam("sid"))
-    .values(checkpoint_count=_s.checkpoint_count + bindparam("delta"))
-)
+_DELETE_SESSION = delete(sessions).where(_s.session_id == bindparam("sid"))
 
 
 def row_to_checkpoint(row: Sequence[Any]) -> Checkpoint:
@@ -79,18 +66,6 @@ def row_to_checkpoint(row: Sequence[Any]) -> Checkpoint:
         data=decode(row[4]),
         metadata=decode(row[5]),
     )
-
-
-def allocate(conn: Connection, session_id: str, now: datetime, n: int = 1) -> tuple[int, int]:
-    """Reserve ``n`` seqs for ``session_id`` and count ``n`` more checkpoints held.
-
-    With ``n=0`` it only makes sure the session exists and locks its row.
-
-    Returns:
-        ``(last_seq, checkpoint_count)`` after the allocation.
-    """
-    row = conn.execute(_ALLOCATE, {"sid": session_id, "n": n, "now": now}).fetchone()
-    return row[0], row[1]
 
 
 def insert_checkpoint(
@@ -128,18 +103,68 @@ def create_checkpoint(
     *,
     compress_after: int | None,
     max_checkpoints: int | None,
+    row_lock: bool = False,
+    cache: CounterCache | None = None,
 ) -> int:
     """Allocate a seq, insert the checkpoint and apply the retention rule; return the seq.
 
-    Three statements in the common case (allocate, insert, nothing to delete), and no
-    count or scan of the session: the held count comes back from the allocation.
+    On SQLite two statements (read the counter, insert), one when ``cache`` (the hot
+    path's :class:`~breakpilot_store.counter_cache.CounterCache`) still knows the
+    counter; three on PostgreSQL (lock, read, insert; ``row_lock``). No count or scan of
+    the session, and the session's row is only written when the retention rule deletes
+    something (see :mod:`breakpilot_store.counters`).
     """
-    seq, held = allocate(conn, session_id, now)
+    seq, held = counters.next_seq(conn, session_id, now, row_lock=row_lock, cache=cache)
     insert_checkpoint(conn, session_id, seq, name, now, data, metadata)
     params = retention_params(session_id, held, compress_after, max_checkpoints)
     if params is not None:
-        adjust_count(conn, session_id, -conn.execute(retention_delete(), params).rowcount)
+        held -= conn.execute(retention_delete(), params).rowcount
+        # A write that is not a plain create: the row takes the exact counter.
+        counters.rebase(conn, session_id, seq, held, now)
+    if cache is not None:
+        cache.stage(session_id, seq, held)
     return seq
+
+
+#: A create as one statement (SQLite, autocommit): the checkpoint goes in only if no
+#: other connection has committed since ``version`` was read (see counter_cache).
+_APPEND = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "SELECT :session_id, :seq, :name, :created_at, :data, :metadata "
+    "FROM pragma_data_version WHERE data_version = :version"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
+def append_if_unchanged(
+    conn: Any,
+    session_id: str,
+    seq: int,
+    name: str,
+    created_at: datetime,
+    data: str,
+    metadata: str,
+    version: Any,
+) -> bool:
+    """Insert a checkpoint at ``seq`` unless another connection committed since ``version``.
+
+    For SQLite's hot path, in autocommit mode: the single statement is the whole
+    transaction (it takes the write lock before it reads ``data_version``, so nobody can
+    commit in between). The caller knows ``seq`` from what this connection's own
+    previous create left, which an unchanged ``data_version`` proves current.
+
+    Returns:
+        Whether the row was inserted (and committed).
+    """
+    params = {
+        "session_id": session_id,
+        "seq": seq,
+        "name": name,
+        "created_at": created_at,
+        "data": data,
+        "metadata": metadata,
+        "version": version,
+    }
+    return conn.execute(_APPEND, params).rowcount == 1
 
 
 def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -154,12 +179,6 @@ def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
         executemany(conn.connection.driver_connection, _INSERT, rows)
     else:
         conn.execute(_INSERT, rows)
-
-
-def adjust_count(conn: Connection, session_id: str, delta: int) -> None:
-    """Add ``delta`` (may be negative) to the session's held-checkpoint counter."""
-    if delta:
-        conn.execute(_ADJUST_COUNT, {"sid": session_id, "delta": delta})
 
 
 def fetch(conn: Connection, session_id: str, seq: int) -> Checkpoint | None:
@@ -185,8 +204,8 @@ def fetch_first(conn: Connection, session_id: str) -> Checkpoint | None:
 
 def count(conn: Connection, session_id: str) -> int:
     """Return how many checkpoints the session holds (0 for an unknown session)."""
-    value = conn.execute(_COUNT, {"sid": session_id}).scalar()
-    return int(value or 0)
+    state = counters.live(conn, session_id)
+    return 0 if state is None else state[1]
 
 
 def name_counts(conn: Connection, session_id: str) -> dict[str, int]:
@@ -245,12 +264,11 @@ def held_seqs(conn: Connection, session_id: str) -> list[int]:
 
 def clear(conn: Connection, session_id: str, now: datetime) -> int:
     """Delete every checkpoint of the session but keep its counter; return how many."""
+    # Fold first: the counter must remember the seqs of the rows about to go.
+    if counters.fold(conn, session_id, now) is None:
+        return 0
     removed = conn.execute(_CLEAR, {"sid": session_id}).rowcount
-    conn.execute(
-        update(sessions)
-        .where(_s.session_id == session_id)
-        .values(checkpoint_count=0, updated_at=now)
-    )
+    counters.adjust(conn, session_id, -removed)
     return removed
 
 
@@ -289,21 +307,6 @@ def renumber_pending(conn: Connection, session_id: str, base: int) -> None:
     )
 
 
-def set_counter(
-    conn: Connection, session_id: str, last_seq: int, added: int, now: datetime
-) -> None:
-    """Set the session's counter after an import and count ``added`` more checkpoints."""
-    conn.execute(
-        update(sessions)
-        .where(_s.session_id == session_id)
-        .values(
-            last_seq=last_seq,
-            checkpoint_count=_s.checkpoint_count + added,
-            updated_at=now,
-        )
-    )
-
-
 @dataclass(frozen=True)
 class SessionInfo:
     """One session as a supervisor sees it.
@@ -311,11 +314,11 @@ class SessionInfo:
     Attributes:
         session_id: The session's id.
         checkpoints: How many checkpoints it holds now.
-        last_seq: The highest seq ever handed out.
+        last_seq: The highest seq handed out (the next checkpoint gets one more).
         created_at: When the session was first written.
         updated_at: The last write (create, clear, import, compression).
-        first_checkpoint_at: Timestamp of the oldest checkpoint held, if any.
-        last_checkpoint_at: Timestamp of the newest checkpoint held, if any.
+        first_checkpoint_at: Timestamp of the first checkpoint held (lowest seq), if any.
+        last_checkpoint_at: Timestamp of the last checkpoint held (highest seq), if any.
         last_name: Name of the newest checkpoint held, if any.
     """
 
@@ -338,21 +341,26 @@ def list_sessions(
 ) -> list[SessionInfo]:
     """Return the sessions (filtered by id prefix and/or last write before a time)."""
     c2 = checkpoints.alias("c2")
+    # The first and last checkpoint by seq (as get_summary picks them): one B-tree
+    # descent each, where min/max(created_at) would read every row (no time index).
     first_at = (
-        select(func.min(c2.c.created_at)).where(c2.c.session_id == _s.session_id)
+        select(c2.c.created_at).where(c2.c.session_id == _s.session_id).order_by(c2.c.seq).limit(1)
     ).scalar_subquery()
     last_at = (
-        select(func.max(c2.c.created_at)).where(c2.c.session_id == _s.session_id)
+        select(c2.c.created_at)
+        .where(c2.c.session_id == _s.session_id)
+        .order_by(c2.c.seq.desc())
+        .limit(1)
     ).scalar_subquery()
     last_name = (
         select(c2.c.name).where(c2.c.session_id == _s.session_id).order_by(c2.c.seq.desc()).limit(1)
     ).scalar_subquery()
     stmt = select(
         _s.session_id,
-        _s.checkpoint_count,
-        _s.last_seq,
+        LIVE_COUNT,
+        LIVE_LAST_SEQ,
         _s.created_at,
-        _s.updated_at,
+        LIVE_UPDATED_AT,
         first_at,
         last_at,
         last_name,
@@ -365,29 +373,10 @@ def list_sessions(
             func.substr(_s.session_id, 1, len(prefix)) == prefix,
         )
     if idle_before is not None:
-        stmt = stmt.where(_s.updated_at < idle_before)
+        stmt = stmt.where(LIVE_UPDATED_AT < idle_before)
     if session_id is not None:
         stmt = stmt.where(_s.session_id == session_id)
     return [SessionInfo(*row) for row in conn.execute(stmt)]
-
-
-def lock_session(
-    conn: Connection, session_id: str, *, idle_before: datetime | None = None
-) -> int | None:
-    """Lock a session's row until commit and return its held count.
-
-    ``SELECT ... FOR UPDATE`` on PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` already holds
-    the database lock). With ``idle_before``, only a session whose last write is older
-    qualifies; PostgreSQL re-checks that on the latest row version, so a session an agent
-    wrote to in the meantime is no longer idle.
-
-    Returns:
-        The session's checkpoint count, or ``None`` if it does not exist (or is not idle).
-    """
-    stmt = select(_s.checkpoint_count).where(_s.session_id == session_id).with_for_update()
-    if idle_before is not None:
-        stmt = stmt.where(_s.updated_at < idle_before)
-    return conn.execute(stmt).scalar()
 
 
 def delete_session(
@@ -398,17 +387,32 @@ def delete_session(
     Args:
         conn: A connection in a write transaction.
         session_id: The session.
-        idle_before: Delete only if its last write is older than this (see
-            :func:`lock_session`).
+        idle_before: Delete only if its last write is older than this, judged under
+            the session's row lock (on PostgreSQL an agent may have written since the
+            caller listed it; then the session is kept).
 
     Returns:
         How many checkpoints it held, or ``None`` if there was no such (idle) session.
     """
-    if lock_session(conn, session_id, idle_before=idle_before) is None:
+    if not counters.lock(conn, session_id):
         return None
+    if idle_before is not None:
+        state = counters.live(conn, session_id)
+        if state is None or state[2] >= idle_before:
+            return None
     # Delete the children explicitly rather than rely on the cascade alone: the count
     # returned is then what was really removed, and no orphan is left even on a
     # connection that has foreign keys off.
     removed = conn.execute(_CLEAR, {"sid": session_id}).rowcount
-    conn.execute(delete(sessions).where(_s.session_id == session_id))
+    conn.execute(_DELETE_SESSION, {"sid": session_id})
     return removed
+
+
+def counters_out_of_step(conn: Connection) -> int:
+    """Count the sessions whose counter disagrees with the rows they hold (for ``doctor``).
+
+    Only a hand edit (rows deleted or inserted outside the store) can cause it.
+    """
+    held = select(func.count()).where(_c.session_id == _s.session_id).scalar_subquery()
+    stmt = select(func.count()).select_from(sessions).where(LIVE_COUNT != held)
+    return int(conn.execute(stmt).scalar() or 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -39,6 +40,8 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+_orjson_dumps = orjson.dumps
+
 #: Width of a stored SQLite timestamp: ``2026-11-24T04:47:09.123456+00:00``.
 TIMESTAMP_WIDTH = 32
 
@@ -51,6 +54,11 @@ def to_text(value: datetime) -> str:
     """
     if value.tzinfo is not timezone.utc:  # the store's own clock is UTC already
         value = value.astimezone(timezone.utc)
+    if value.microsecond:
+        # orjson writes the same text as isoformat(timespec="microseconds") when there
+        # are microseconds (it drops a zero fraction), in a third of the time: this
+        # runs on every create.
+        return _orjson_dumps(value)[1:-1].decode()
     return value.isoformat(timespec="microseconds")
 
 
@@ -126,17 +134,27 @@ SEQ = Integer().with_variant(BigInteger(), "postgresql")
 #: SQLite (whatever the database's locale) and prefix searches can use the index.
 KEY = Text().with_variant(Text(collation="C"), "postgresql")
 
+#: One row per session: the *base* its creates count from. A plain ``create`` only
+#: inserts into ``checkpoints`` (a row write here would be one more B-tree page in
+#: every commit, measured at ~20% of a create); every other write (clear, import,
+#: compression, the retention step of a create) first folds the creates made since
+#: into the base. So, with ``top`` the highest seq held above ``base_seq``:
+#: last seq handed out = ``coalesce(top, base_seq)``, checkpoints held =
+#: ``base_count + coalesce(top, base_seq) - base_seq``, last write = the created_at of
+#: that top row, else ``base_at`` (the view ``session_overview`` shows these).
 sessions = Table(
     "sessions",
     metadata,
     Column("session_id", KEY, primary_key=True),
-    # The highest seq ever handed out: ids are never reused, even after deletes.
-    Column("last_seq", SEQ, nullable=False),
-    # How many checkpoints the session holds now, kept in the writing transaction, so
-    # that create never needs a COUNT(*) over the session to decide on compression.
-    Column("checkpoint_count", SEQ, nullable=False, server_default="0"),
+    # The highest seq handed out when the row was last written: with the seqs above
+    # it, the session's counter (ids are never reused, even after deletes).
+    Column("base_seq", SEQ, nullable=False),
+    # How many checkpoints the session held then; creates since add one each, so
+    # retention never needs a COUNT(*) over the session.
+    Column("base_count", SEQ, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    # When the row was last written (the last write that was not a plain create).
+    Column("base_at", UTCDateTime, nullable=False),
 )
 
 checkpoints = Table(
@@ -156,7 +174,8 @@ checkpoints = Table(
     # The original id of a checkpoint imported from another session.
     Column("origin_id", KEY, nullable=True),
     Index(None, "session_id", "name", "seq"),
-    Index(None, "session_id", "created_at"),
+    # No index on (session_id, created_at): it cost every create one more B-tree page
+    # (~8%, benchmarks/), for time filters that read a session's rows in seq order.
     # Makes a repeated import of the same foreign checkpoint findable (and unique).
     # Partial: only imported rows carry an origin_id, so an ordinary create does not
     # pay for this index at all (one B-tree fewer to update per commit).

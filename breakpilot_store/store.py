@@ -15,9 +15,10 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from . import counters
 from . import repository as repo
 from .checkpoint import Checkpoint, split_id
-from .codec import check_key, decode, encode_object
+from .codec import check_key, encode_object
 from .engine import WRITE, Durability, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
@@ -28,7 +29,7 @@ from .errors import (
     StoreClosedError,
     UnknownSessionError,
 )
-from .fastpath import DriverTransaction, PinnedConnections
+from .fastpath import DriverConnection, DriverTransaction, PinnedConnections
 from .migrate import describe
 from .opening import open_engine
 from .repository import SessionInfo
@@ -136,6 +137,8 @@ class CheckpointStore:
             readonly=readonly,
             engine_options=engine_options,
         )
+        # PostgreSQL writers lock the session's row before reading its counter.
+        self._row_lock = self._engine.dialect.name == "postgresql"
         if sqlite_path(self.url) is not None:
             # SQLite files take the hot path (see fastpath.py); in-memory databases and
             # other backends go through SQLAlchemy Core connections.
@@ -240,32 +243,92 @@ class CheckpointStore:
             CheckpointValueError: A bad value (empty name, NaN, ...). Nothing is written.
         """
         session_id = check_key(session_id, "session_id")
-        name = check_key(name, "name")
-        data_text = encode_object(data, "data")
-        metadata_text = encode_object(metadata, "metadata", optional=True)
         if compress_after is not None:
             _positive_int(compress_after, "compress_after")
         if max_checkpoints is not None:
             _positive_int(max_checkpoints, "max_checkpoints")
+        return self._create(session_id, name, data, metadata, compress_after, max_checkpoints)
+
+    def _create(
+        self,
+        session_id: str,
+        name: str,
+        data: Any,
+        metadata: Any,
+        compress_after: int | None,
+        max_checkpoints: int | None,
+    ) -> Checkpoint:
+        """:meth:`create` for a caller that has checked the session id and the limits.
+
+        The manager checks them once, when it is made; this is every agent's step.
+        """
+        name = check_key(name, "name")
+        data_text = encode_object(data, "data")
+        metadata_text = encode_object(metadata, "metadata", optional=True)
         now = _now()
-        with self._hot(write=True) as conn:
-            seq = repo.create_checkpoint(
-                conn,
-                session_id,
-                name,
-                now,
-                data_text,
-                metadata_text,
-                compress_after=compress_after,
-                max_checkpoints=max_checkpoints,
+        seq = None
+        if self._pins is not None:
+            seq = self._append(
+                session_id, name, now, data_text, metadata_text, compress_after, max_checkpoints
             )
-        return Checkpoint(
-            id=f"{session_id}:{seq}",
-            name=name,
-            timestamp=now,
-            data=decode(data_text),
-            metadata=decode(metadata_text),
-        )
+        if seq is None:
+            with self._hot(write=True) as conn:
+                seq = repo.create_checkpoint(
+                    conn,
+                    session_id,
+                    name,
+                    now,
+                    data_text,
+                    metadata_text,
+                    compress_after=compress_after,
+                    max_checkpoints=max_checkpoints,
+                    row_lock=self._row_lock,
+                    # The hot path's driver connection carries its counter cache.
+                    cache=getattr(conn, "counter_cache", None),
+                )
+        # A snapshot: data and metadata decode from the stored text when first read.
+        return Checkpoint._from_json(f"{session_id}:{seq}", name, now, data_text, metadata_text)
+
+    def _append(
+        self,
+        session_id: str,
+        name: str,
+        now: datetime,
+        data_text: str,
+        metadata_text: str,
+        compress_after: int | None,
+        max_checkpoints: int | None,
+    ) -> int | None:
+        """A create as one guarded statement, when this thread's connection knows the counter.
+
+        SQLite files only (see :mod:`breakpilot_store.counter_cache`): nothing but the
+        checkpoint's row is written, in one autocommit statement that is the whole
+        transaction. Returns the seq, or ``None`` when the full transaction is needed
+        (the counter is not known for sure, or the retention rule is due).
+        """
+        if self._closed or self.readonly:
+            return None  # the full path raises the right error
+        pin = self._pins.get()  # type: ignore[union-attr]  # a SQLite file
+        known = pin.counters.known(session_id)
+        if known is None:
+            return None
+        version, last_seq, held = known
+        if retention_params(session_id, held + 1, compress_after, max_checkpoints) is not None:
+            return None  # compression or the cap: a DELETE and the row's rebase
+        seq = last_seq + 1
+        conn = DriverConnection(pin.connection, self._where)
+        try:
+            inserted = repo.append_if_unchanged(
+                conn, session_id, seq, name, now, data_text, metadata_text, version
+            )
+        except BaseException:
+            pin.counters.forget()
+            raise
+        if not inserted:  # someone else committed: the full transaction reads the counter
+            pin.counters.forget()
+            return None
+        pin.counters.appended(session_id, seq, held + 1)
+        return seq
 
     def compress(
         self,
@@ -288,7 +351,7 @@ class CheckpointStore:
         # A write transaction even for a dry run (rolled back below): the rule is run
         # for real, and a read transaction must never be upgraded to a write.
         with self._transaction(write=True) as conn:
-            if repo.lock_session(conn, session_id) is None:
+            if counters.fold(conn, session_id, _now()) is None:
                 return []
             before = repo.held_seqs(conn, session_id)
             held = len(before)
@@ -300,7 +363,7 @@ class CheckpointStore:
             if dry_run:
                 conn.rollback()
             else:
-                repo.adjust_count(conn, session_id, -len(removed))
+                counters.adjust(conn, session_id, -len(removed))
         return [f"{session_id}:{seq}" for seq in removed]
 
     def clear(self, session_id: str) -> int:
@@ -389,7 +452,8 @@ class CheckpointStore:
             gc_paused() if from_parser else contextlib.nullcontext(),
             self._transaction(write=True) as conn,
         ):
-            top, _ = repo.allocate(conn, session_id, now, n=0)  # also locks the row
+            counters.add_session(conn, session_id, now)
+            top, held = counters.fold(conn, session_id, now)  # type: ignore[misc]  # exists now
             base = None if own_max is None else max(top, own_max)
             written = pending = 0
             for batch in _batched(parsed, IMPORT_BATCH):
@@ -443,7 +507,7 @@ class CheckpointStore:
             elif pending:
                 top = max(top, base + pending)
             top = max(top, min_last_seq)
-            repo.set_counter(conn, session_id, top, written, now)
+            counters.rebase(conn, session_id, top, held + written, now)
         return written
 
     # -- reading -----------------------------------------------------------------------

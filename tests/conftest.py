@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.operator_view import COUNTERS_SQL, derive
+
 PG_ENV = "BREAKPILOT_TEST_POSTGRES_URL"
 
 
@@ -62,11 +64,22 @@ class RawDB:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
 
+    def counters(self) -> dict[str, tuple[int, int]]:
+        """Each session's ``(last_seq, held)``, derived from the raw tables (operator_view)."""
+        return derive(self.query(COUNTERS_SQL))
+
+    def age(self, when: str, session_id: str | None = None) -> None:
+        """Make sessions look idle since ``when`` (ISO text): their row and checkpoints."""
+        where, params = ("", ()) if session_id is None else (" WHERE session_id = ?", (session_id,))
+        stamp = "CAST(? AS TIMESTAMPTZ)" if self.kind == "postgres" else "?"
+        self.execute(f"UPDATE sessions SET base_at = {stamp}{where}", (when, *params))
+        self.execute(f"UPDATE checkpoints SET created_at = {stamp}{where}", (when, *params))
+
     def dump(self) -> list[tuple[Any, ...]]:
         """Everything stored, as text, in a stable order (to prove 'unchanged')."""
         sessions = self.query(
-            "SELECT session_id, last_seq, checkpoint_count, CAST(created_at AS TEXT), "
-            "CAST(updated_at AS TEXT) FROM sessions ORDER BY session_id"
+            "SELECT session_id, base_seq, base_count, CAST(created_at AS TEXT), "
+            "CAST(base_at AS TEXT) FROM sessions ORDER BY session_id"
         )
         checkpoints = self.query(
             "SELECT session_id, seq, name, CAST(created_at AS TEXT), CAST(data AS TEXT), "

@@ -3,14 +3,21 @@ compared with the stdlib: both decode to the same values, of the same types."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
+import uuid
+from collections import OrderedDict
+from datetime import date, time
+from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breakpilot_store.codec import MAX_DEPTH, MAX_INT, MIN_INT, decode, encode
+from breakpilot_store.codec import MAX_DEPTH, MAX_INT, MIN_INT, _problem, decode, encode
 from breakpilot_store.errors import CheckpointTypeError, CheckpointValueError
 from tests.strict import same
 
@@ -84,3 +91,81 @@ def test_depth_and_cycles() -> None:
     loop["self"] = loop
     with pytest.raises(CheckpointValueError, match="cycle|nested"):
         encode(loop, "data")
+
+
+# -- values JSON writers turn into something else (enums into their value, tuples into
+# lists, NaN into null) are refused, and the fast check agrees with the slow walk ------
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Tone(str, enum.Enum):
+    SOFT = "soft"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+HOSTILE = [
+    (Colour.RED, CheckpointTypeError, "Colour"),
+    (Level.LOW, CheckpointTypeError, "Level"),
+    (Tone.SOFT, CheckpointTypeError, "Tone"),
+    (uuid.UUID(int=7), CheckpointTypeError, "UUID"),
+    (orjson.Fragment(b"[1]"), CheckpointTypeError, "Fragment"),
+    ((1, 2), CheckpointTypeError, "tuple"),
+    ((), CheckpointTypeError, "tuple"),
+    (date(2020, 1, 1), CheckpointTypeError, "date"),
+    (time(1, 2), CheckpointTypeError, "time"),
+    (Point(1), CheckpointTypeError, "Point"),
+    (OrderedDict(a=1), CheckpointTypeError, "OrderedDict"),
+    (Decimal("1.5"), CheckpointTypeError, "Decimal"),
+    (frozenset([1]), CheckpointTypeError, "frozenset"),
+    (float("inf"), CheckpointValueError, "NaN/Infinity"),
+    (float("-inf"), CheckpointValueError, "NaN/Infinity"),
+    (float("nan"), CheckpointValueError, "NaN/Infinity"),
+]
+
+
+@pytest.mark.parametrize(("value", "error", "named"), HOSTILE, ids=lambda v: repr(v)[:20])
+def test_hostile_leaves_are_refused_at_their_path(value: Any, error: type, named: str) -> None:
+    for wrapped, path in (
+        ({"v": value}, "data['v']"),
+        ({"deep": [{"x": [1, value]}]}, "data['deep'][0]['x'][1]"),
+    ):
+        with pytest.raises(error) as info:
+            encode(wrapped, "data")
+        assert str(info.value).startswith(path + ":"), str(info.value)
+        assert named in str(info.value)
+
+
+HOSTILE_LEAVES = st.sampled_from([v for v, _, _ in HOSTILE] + [b"x", {1, 2}, object()])
+MIXED = st.recursive(
+    st.one_of(LEAVES, HOSTILE_LEAVES),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.text(max_size=4), inner, max_size=4),
+        st.dictionaries(st.integers(0, 3), inner, min_size=1, max_size=2),  # int keys
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=4), MIXED, max_size=4))
+def test_the_fast_check_agrees_with_the_strict_walk(value: dict) -> None:
+    # The slow walk, which names the problem, is the reference: the fast check accepts a
+    # value exactly when the walk finds nothing wrong with it.
+    problem = _problem(value, "data", 0, set())
+    if problem is None:
+        assert same(decode(encode(value, "data")), value)
+    else:
+        with pytest.raises(type(problem)) as info:
+            encode(value, "data")
+        assert str(info.value) == str(problem)

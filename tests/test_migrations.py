@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,67 @@ def test_newer_database_is_refused_naming_both_revisions(db_path: Path) -> None:
         CheckpointStore(db_path)
     assert "9999_future" in str(info.value) and HEAD in str(info.value)
     assert db_path.read_bytes() == before
+
+
+# -- revision 0002: creates stop writing the session's row ------------------------------
+
+T0 = "2026-01-01T00:00:00.000000+00:00"
+
+
+def _at_0001_with_data(url: str, raw) -> None:  # noqa: ANN001
+    """A database at revision 0001 holding what 0001's code would have written."""
+    engine = create_store_engine(resolve_url(url))
+    try:
+        upgrade(engine, "0001")
+    finally:
+        engine.dispose()
+    db = raw()
+    stamp = T0 if db.kind == "sqlite" else datetime.fromisoformat(T0)
+    # "a": seqs 1..7 handed out, 2, 5 and 7 held; "b": cleared after seq 4.
+    db.execute(
+        "INSERT INTO sessions (session_id, last_seq, checkpoint_count, created_at, updated_at)"
+        " VALUES (?, 7, 3, ?, ?), (?, 4, 0, ?, ?)",
+        ("a", stamp, stamp, "b", stamp, stamp),
+    )
+    for seq in (2, 5, 7):
+        db.execute(
+            "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ("a", seq, f"n{seq}", stamp, f'{{"seq": {seq}}}', "{}"),
+        )
+
+
+def test_upgrade_from_0001_keeps_every_counter(backend_url: str, raw) -> None:  # noqa: ANN001
+    _at_0001_with_data(backend_url, raw)
+    with CheckpointStore(backend_url) as store:  # upgrades to head
+        infos = {i.session_id: (i.checkpoints, i.last_seq) for i in store.list_sessions()}
+        assert infos == {"a": (3, 7), "b": (0, 4)}
+        assert store.get("a:5").data == {"seq": 5}
+        assert store.create("a", "next", {}).id == "a:8"
+        assert store.create("b", "next", {}).id == "b:5"
+    db = raw()
+    assert db.query("SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert db.counters() == {"a": (8, 4), "b": (5, 1)}
+    assert db.query(
+        "SELECT session_id, checkpoints, last_seq FROM session_overview ORDER BY session_id"
+    ) == [("a", 4, 8), ("b", 1, 5)]
+
+
+def test_downgrade_to_0001_folds_the_creates_into_the_row(backend_url: str, raw) -> None:  # noqa: ANN001
+    with CheckpointStore(backend_url) as store:
+        m = CheckpointManager("a", store=store, compress_after=1000, max_checkpoints=1000)
+        for i in range(5):
+            m.create("n", {"i": i})
+        m.clear()  # the row now holds base (5, 0)
+        for i in range(3):
+            m.create("n", {"i": i})  # 6, 7, 8 above the base
+        newest = m.get_latest()
+        downgrade(store.engine, "0001")
+    db = raw()
+    rows = db.query("SELECT session_id, last_seq, checkpoint_count FROM sessions")
+    assert rows == [("a", 8, 3)]
+    assert db.query("SELECT last_seq, checkpoints FROM session_overview") == [(8, 3)]
+    updated = db.scalar("SELECT updated_at FROM sessions")
+    if db.kind == "sqlite":
+        updated = datetime.fromisoformat(updated)
+    assert updated == newest.timestamp  # the last write: the newest create

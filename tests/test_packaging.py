@@ -9,6 +9,8 @@ import sys
 import venv
 from pathlib import Path
 
+from breakpilot_store.migrate import HEAD
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -52,4 +54,4 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["agent-7:1", "0001"]
+    assert done.stdout.split() == ["agent-7:1", HEAD]  # every revision shipped and applied

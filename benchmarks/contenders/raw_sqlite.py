@@ -1,9 +1,9 @@
 """Comparator (a): stdlib ``sqlite3`` doing the store's durable transaction by hand.
 
-Same schema (the DDL below mirrors ``breakpilot_store``'s revision 1), same PRAGMAs,
+Same schema (the DDL below mirrors ``breakpilot_store``'s revision 2), same PRAGMAs,
 same encoding (strict compact JSON, fixed-width ISO-8601 UTC text), same transaction
-shape: ``BEGIN IMMEDIATE``; allocate the session's next seq with one upsert
-``RETURNING last_seq``; insert the row; ``COMMIT``. Reads run in a plain
+shape: ``BEGIN IMMEDIATE``; read the session's counter (its ``sessions`` row and the
+highest seq held) in one ``SELECT``; insert the row one above both; ``COMMIT``. Reads run in a plain
 ``BEGIN``/``COMMIT`` and decode the row into a seed-shaped ``Checkpoint`` (JSON parsed,
 timestamp parsed), which is the work the store must do too. No retention: this is the
 floor for a durable create on this schema.
@@ -24,10 +24,10 @@ from benchmarks.seed_reference import Checkpoint
 DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS sessions (
         session_id TEXT PRIMARY KEY,
-        last_seq INTEGER NOT NULL,
-        checkpoint_count INTEGER NOT NULL DEFAULT 0,
+        base_seq INTEGER NOT NULL,
+        base_count INTEGER NOT NULL DEFAULT 0,
         created_at VARCHAR(32) NOT NULL,
-        updated_at VARCHAR(32) NOT NULL
+        base_at VARCHAR(32) NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS checkpoints (
         session_id TEXT NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
@@ -47,21 +47,34 @@ DDL: tuple[str, ...] = (
     " ON checkpoints (session_id, origin_id) WHERE origin_id IS NOT NULL",
 )
 
-ALLOCATE_SEQ = (
-    "INSERT INTO sessions(session_id, last_seq, checkpoint_count, created_at, updated_at)"
-    " VALUES (?, 1, 1, ?, ?)"
-    " ON CONFLICT(session_id) DO UPDATE SET last_seq = last_seq + 1,"
-    " checkpoint_count = checkpoint_count + 1, updated_at = excluded.updated_at"
-    " RETURNING last_seq"
+# The session's counter: its row (the base) and the highest seq held; the next seq is
+# one above both. A new session has no row yet: ADD_SESSION makes it.
+READ_COUNTER = (
+    "SELECT base_seq, (SELECT max(seq) FROM checkpoints WHERE session_id = ?1)"
+    " FROM sessions WHERE session_id = ?1"
 )
-ALLOCATE_MANY = (
-    "INSERT INTO sessions(session_id, last_seq, checkpoint_count, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT(session_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq,"
-    " checkpoint_count = checkpoint_count + excluded.checkpoint_count,"
-    " updated_at = excluded.updated_at"
-    " RETURNING last_seq"
+ADD_SESSION = (
+    "INSERT INTO sessions(session_id, base_seq, base_count, created_at, base_at)"
+    " VALUES (?, 0, 0, ?, ?) ON CONFLICT(session_id) DO NOTHING"
 )
+# Bulk writes (fills, imports) set the row to the exact counter afterwards.
+SET_COUNTER = (
+    "INSERT INTO sessions(session_id, base_seq, base_count, created_at, base_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(session_id) DO UPDATE SET"
+    " base_seq = excluded.base_seq, base_count = sessions.base_count + excluded.base_count,"
+    " base_at = excluded.base_at"
+)
+
+
+def next_seq(cur: sqlite3.Cursor, session_id: str, now: str) -> int:
+    """The session's next seq (inside the caller's write transaction)."""
+    row = cur.execute(READ_COUNTER, (session_id,)).fetchone()
+    if row is None:
+        cur.execute(ADD_SESSION, (session_id, now, now))
+        return 1
+    return max(row[0], row[1] or 0) + 1
+
+
 INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints(session_id, seq, name, created_at, data, metadata)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -147,8 +160,7 @@ def bulk_fill(conn: sqlite3.Connection, sessions: list[tuple[int, str]], per_ses
         now = now_text()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.execute(ALLOCATE_MANY, (session_id, per_session, per_session, now, now))
-            cur.fetchall()
+            cur.execute(SET_COUNTER, (session_id, per_session, per_session, now))
             cur.executemany(
                 INSERT_CHECKPOINT,
                 (
@@ -204,15 +216,14 @@ class RawWriter:
         self._session_id = session_id
 
     def create(self, name: str, data: dict[str, Any]) -> str:
-        """BEGIN IMMEDIATE; upsert RETURNING seq; INSERT; COMMIT."""
+        """BEGIN IMMEDIATE; read the counter; INSERT; COMMIT."""
         now = now_text()
         text = encode(data)
         meta = encode({})
         cur = self._cur
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.execute(ALLOCATE_SEQ, (self._session_id, now, now))
-            seq = cur.fetchone()[0]
+            seq = next_seq(cur, self._session_id, now)
             cur.execute(INSERT_CHECKPOINT, (self._session_id, seq, name, now, text, meta))
             cur.execute("COMMIT")
         except BaseException:
@@ -309,8 +320,8 @@ class RawBackend:
         cur = self._cur
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.execute(ALLOCATE_MANY, (session_id, n, n, now, now))
-            base = cur.fetchone()[0] - n
+            base = next_seq(cur, session_id, now) - 1
+            cur.execute(SET_COUNTER, (session_id, base + n, n, now))
             cur.executemany(
                 INSERT_IMPORTED,
                 (

@@ -90,8 +90,12 @@ def _count_rows(key: str, path: str, sessions: list[str]) -> int | None:
     marks = ",".join("?" * len(unique))
     if key == "b":
         sql = f"SELECT COUNT(*) FROM checkpoints WHERE thread_id IN ({marks})"  # noqa: S608
-    else:  # last_seq never goes back, so retention does not hide lost creates
-        sql = f"SELECT SUM(last_seq) FROM sessions WHERE session_id IN ({marks})"  # noqa: S608
+    else:  # the last seq never goes back, so retention does not hide lost creates
+        sql = (
+            "SELECT SUM(max(s.base_seq, coalesce((SELECT max(c.seq) FROM checkpoints c"
+            " WHERE c.session_id = s.session_id), 0))) FROM sessions s"
+            f" WHERE s.session_id IN ({marks})"  # noqa: S608
+        )
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:

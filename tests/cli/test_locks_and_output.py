@@ -35,7 +35,7 @@ def write_locked(db, monkeypatch):
     monkeypatch.setattr(cli_module, "BUSY_TIMEOUT", 0.2)  # a wrong writer fails fast
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("UPDATE sessions SET last_seq = last_seq + 100 WHERE session_id = 'beta'")
+    conn.execute("UPDATE sessions SET base_seq = base_seq + 100 WHERE session_id = 'beta'")
     yield db
     conn.execute("ROLLBACK")
     conn.close()

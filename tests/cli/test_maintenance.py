@@ -50,7 +50,10 @@ def test_compress_dry_run_then_real(run, db):
         "removed": [f"long:{i}" for i in range(2, 8)],
     }
     assert _seqs(db, "long") == [1, *range(8, 31)]
-    assert raw_rows(db, "SELECT checkpoint_count FROM sessions WHERE session_id='long'") == [(24,)]
+    # The counter as the README derives it from the row: nothing above base_seq now.
+    assert raw_rows(db, "SELECT base_seq, base_count FROM sessions WHERE session_id='long'") == [
+        (30, 24)
+    ]
 
 
 def test_compress_with_cap(run, db):
@@ -110,8 +113,13 @@ def test_delete_json_and_unknown(run, db):
 
 
 def _age(path, session, days):
+    # A session's last write is its newest checkpoint's time, or its row's base_at.
     old = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="microseconds")
-    _execute(path, f"UPDATE sessions SET updated_at = '{old}' WHERE session_id = '{session}'")
+    _execute(
+        path,
+        f"UPDATE sessions SET base_at = '{old}' WHERE session_id = '{session}'",
+        f"UPDATE checkpoints SET created_at = '{old}' WHERE session_id = '{session}'",
+    )
 
 
 def test_prune_removes_only_idle_sessions(run, db):
@@ -197,10 +205,10 @@ def test_db_check(run, db, tmp_path):
     result = run("--db", db, "db", "check")
     assert result.exit_code == 0, result.output
     assert "matching the code" in result.stdout
-    _execute(db, "DROP INDEX ix_checkpoints_session_id_created_at")
+    _execute(db, "DROP INDEX ix_checkpoints_session_id_name_seq")
     result = run("--db", db, "db", "check")
     assert result.exit_code == 1
-    assert "ix_checkpoints_session_id_created_at" in one_line_error(result)
+    assert "ix_checkpoints_session_id_name_seq" in one_line_error(result)
     empty = tmp_path / "empty.db"
     _execute(empty, "CREATE TABLE unrelated (x)")
     result = run("--db", empty, "db", "check")
@@ -257,7 +265,7 @@ def test_doctor_healthy(run, db):
 
 
 def test_doctor_finds_counters_out_of_step(run, db):
-    _execute(db, "UPDATE sessions SET checkpoint_count = 99 WHERE session_id = 'beta'")
+    _execute(db, "UPDATE sessions SET base_count = 99 WHERE session_id = 'beta'")
     result = run("--db", db, "doctor")
     assert result.exit_code == 1
     assert "1 out of step" in result.stdout

@@ -36,7 +36,7 @@ def test_sessions_json_matches_the_database(run, db):
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)
     assert [s["session_id"] for s in got] == ["alpha", "beta", "gamma-long"]
-    raw = dict(raw_rows(db, "SELECT session_id, checkpoint_count FROM sessions"))
+    raw = dict(raw_rows(db, "SELECT session_id, checkpoints FROM session_overview"))
     assert {s["session_id"]: s["checkpoints"] for s in got} == raw
     assert got[0]["last_name"] == "step"
     datetime.fromisoformat(got[0]["updated_at"])
@@ -66,7 +66,8 @@ def test_sessions_filter_by_prefix_and_idle_time(run, db):
     import sqlite3
 
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE sessions SET updated_at = ? WHERE session_id = 'beta'", (old,))
+    conn.execute("UPDATE sessions SET base_at = ? WHERE session_id = 'beta'", (old,))
+    conn.execute("UPDATE checkpoints SET created_at = ? WHERE session_id = 'beta'", (old,))
     conn.commit()
     conn.close()
     result = run("--db", db, "--json", "sessions", "--idle-for", "30d")

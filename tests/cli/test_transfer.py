@@ -294,7 +294,7 @@ def test_copy_keeps_each_sessions_numbering(run, db, tmp_path):
     target = tmp_path / "numbered.db"
     result = run("copy", "--from", db, "--to", target)
     assert result.exit_code == 0, result.output
-    query = "SELECT session_id, last_seq FROM sessions ORDER BY session_id"
+    query = "SELECT session_id, last_seq FROM session_overview ORDER BY session_id"
     assert raw_rows(target, query) == raw_rows(db, query)
     with CheckpointStore(target) as store:
         assert store.create("alpha", "next", {}).id == "alpha:7"

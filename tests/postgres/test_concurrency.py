@@ -65,7 +65,7 @@ def test_eight_writers_on_one_session(pg_url, pg_raw) -> None:
     for out in results:  # each process saw its own ids in increasing order
         assert seqs(out) == sorted(seqs(out))
     assert pg_raw("SELECT count(*), min(seq), max(seq) FROM checkpoints") == [(total, 1, total)]
-    assert pg_raw("SELECT session_id, last_seq, checkpoint_count FROM sessions") == [
+    assert pg_raw("SELECT session_id, last_seq, checkpoints FROM session_overview") == [
         ("shared", total, total)
     ]
     # Every row holds what its writer wrote.
@@ -80,7 +80,7 @@ def test_eight_writers_on_distinct_sessions(pg_url, pg_raw) -> None:
     for n, out in enumerate(results):
         assert out == [f"agent-{n}:{s}" for s in range(1, PER_PROCESS + 1)]
     assert pg_raw(
-        "SELECT session_id, last_seq, checkpoint_count FROM sessions ORDER BY session_id"
+        "SELECT session_id, last_seq, checkpoints FROM session_overview ORDER BY session_id"
     ) == [(f"agent-{n}", PER_PROCESS, PER_PROCESS) for n in range(PROCESSES)]
     assert pg_raw(
         "SELECT session_id, count(*), max(seq) FROM checkpoints "

@@ -74,7 +74,7 @@ def test_busy_timeout_becomes_lock_timeout(pg_url) -> None:
         CheckpointManager("s", store=store).create("n", {})
         holder = raw_postgres(pg_url)
         try:
-            holder.execute("UPDATE sessions SET last_seq = last_seq WHERE session_id = 's'")
+            holder.execute("UPDATE sessions SET base_seq = base_seq WHERE session_id = 's'")
             with pytest.raises(StoreBusyError, match="lock_timeout"):
                 store.create("s", "blocked", {})
         finally:

@@ -61,10 +61,10 @@ def test_column_types_on_postgresql(pg_url, pg_raw) -> None:
         ("checkpoints", "data", "json"),
         ("checkpoints", "metadata", "json"),
         ("checkpoints", "seq", "bigint"),  # 64-bit, as SQLite's INTEGER
-        ("sessions", "checkpoint_count", "bigint"),
+        ("sessions", "base_at", "timestamp with time zone"),
+        ("sessions", "base_count", "bigint"),
+        ("sessions", "base_seq", "bigint"),
         ("sessions", "created_at", "timestamp with time zone"),
-        ("sessions", "last_seq", "bigint"),
-        ("sessions", "updated_at", "timestamp with time zone"),
     ]
 
 
@@ -85,7 +85,7 @@ def test_alembic_check_is_clean_on_sqlite(tmp_path) -> None:
         "ALTER TABLE checkpoints ALTER COLUMN data TYPE jsonb USING data::jsonb",
         "ALTER TABLE checkpoints ALTER COLUMN metadata TYPE text",
         "ALTER TABLE checkpoints ALTER COLUMN seq TYPE integer",
-        "ALTER TABLE sessions ALTER COLUMN updated_at TYPE timestamp without time zone",
+        "ALTER TABLE sessions ALTER COLUMN base_at TYPE timestamp without time zone",
         "CREATE INDEX extra ON checkpoints (name)",
     ],
 )

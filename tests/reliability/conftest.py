@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.operator_view import COUNTERS_SQL, derive
+
 PYTHON = sys.executable
 #: Safety bound for any one child process (never an assertion on speed).
 CHILD_TIMEOUT = 60
@@ -35,6 +37,15 @@ def dump(path: Path | str) -> tuple[list[tuple], list[tuple]]:
     finally:
         conn.close()
     return sessions, checkpoints
+
+
+def counters(path: Path | str) -> dict[str, tuple[int, int]]:
+    """Each session's ``(last_seq, held)``, derived from the raw tables (operator_view)."""
+    conn = raw_connect(path)
+    try:
+        return derive(conn.execute(COUNTERS_SQL).fetchall())
+    finally:
+        conn.close()
 
 
 def integrity(path: Path | str) -> str:

@@ -16,6 +16,7 @@ from breakpilot_store.errors import (
     SchemaVersionError,
     UnsupportedDatabaseError,
 )
+from breakpilot_store.migrate import HEAD
 
 from .conftest import raw_connect
 
@@ -78,7 +79,7 @@ def test_newer_revision_is_refused_before_any_write(tmp_path: Path) -> None:
         with pytest.raises(SchemaVersionError) as info:
             CheckpointStore(path, **kwargs)
         message = str(info.value)
-        assert "'ffff'" in message and "'0001'" in message and str(path) in message
+        assert "'ffff'" in message and f"'{HEAD}'" in message and str(path) in message
     with pytest.raises(SchemaVersionError):
         CheckpointManager("s", store=path)
     assert _listing(tmp_path) == before

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.operator_view import COUNTERS_SQL, derive
+
 from .conftest import CHILD_TIMEOUT, integrity, popen_child, raw_connect, run_child
 
 SESSION = "agent:kill-9"
@@ -71,19 +73,17 @@ def retained(last_seq: int) -> list[int]:
 def state(path: Path) -> tuple[int, list[tuple[int, str, dict]]]:
     conn = raw_connect(path, readonly=False)
     try:
-        row = conn.execute(
-            "SELECT last_seq, checkpoint_count FROM sessions WHERE session_id = ?", (SESSION,)
-        ).fetchone()
+        counter = derive(conn.execute(COUNTERS_SQL).fetchall()).get(SESSION)
         rows = conn.execute(
             "SELECT seq, name, data FROM checkpoints WHERE session_id = ? ORDER BY seq",
             (SESSION,),
         ).fetchall()
     finally:
         conn.close()
-    if row is None:
+    if counter is None:
         return 0, []
-    assert row[1] == len(rows), f"checkpoint_count {row[1]} but {len(rows)} rows held"
-    return row[0], [(seq, name, json.loads(data)) for seq, name, data in rows]
+    assert counter[1] == len(rows), f"counter says {counter[1]} held but {len(rows)} rows"
+    return counter[0], [(seq, name, json.loads(data)) for seq, name, data in rows]
 
 
 def kill_once(path: Path, rng: random.Random) -> tuple[list[int], str]:

@@ -17,7 +17,6 @@ HEAD_OBJECTS = {
     "sessions",
     "checkpoints",
     "ix_checkpoints_session_id_name_seq",
-    "ix_checkpoints_session_id_created_at",
     "ix_checkpoints_session_id_origin_id",
     "session_overview",
     "checkpoint_overview",
@@ -56,7 +55,12 @@ def _revision(path: Path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("start", ["brand-new", "at-base"])
-@pytest.mark.parametrize("op_name,nth", [("create_table", 2), ("create_index", 2), ("execute", 2)])
+# Kill points in revision 0001 (its second table, index, view) and in 0002 (its first
+# rename: 0001 runs two op.execute calls, 0002's DROP VIEW is the third; its drop_index).
+@pytest.mark.parametrize(
+    "op_name,nth",
+    [("create_table", 2), ("create_index", 2), ("execute", 2), ("execute", 4), ("drop_index", 1)],
+)
 def test_killed_mid_migration(tmp_path: Path, start: str, op_name: str, nth: int) -> None:
     path = tmp_path / "migrating.db"
     if start == "at-base":

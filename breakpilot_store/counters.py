@@ -1,0 +1,186 @@
+"""A session's counter: its ``sessions`` row (the base) and the live values derived from it.
+
+A plain ``create`` does not write the session's row: it reads the base and the highest
+seq held, and inserts the checkpoint above both. Writing the row too (the obvious
+``UPDATE sessions SET last_seq = last_seq + 1``) is one more B-tree page in every
+commit and one more statement, measured at ~20% of a create (benchmarks/). Every other
+write to a session (clear, import, compression, the retention step of a create)
+*folds* the creates made since into the row first. So the checkpoints above
+``base_seq`` are exactly the creates since the row was written, none deleted, and:
+
+* last seq handed out = ``coalesce(max seq above base_seq, base_seq)``;
+* checkpoints held = ``base_count`` + (that last seq - ``base_seq``);
+* last write = the ``created_at`` of the newest checkpoint above ``base_seq``, else
+  ``base_at``.
+
+Seqs stay gapless and are never reused: the next one is one above both the base and
+every seq held. As in the rest of the repository layer, nothing here commits.
+
+Concurrency: on SQLite every write transaction starts with ``BEGIN IMMEDIATE``, which
+holds the database's write lock, so the base and the top seq can be read in one
+statement. PostgreSQL runs at READ COMMITTED: a writer first locks the session's row
+(``SELECT ... FOR UPDATE``), and only a statement that *starts* after the lock is
+granted sees every checkpoint committed by the writer before it (a statement's
+snapshot is taken when it starts, even if it then waits for the lock). Hence
+``row_lock`` and the separate statements there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, func, select, text, update
+
+from .schema import UTCDateTime, checkpoints, sessions
+
+if TYPE_CHECKING:
+    from .counter_cache import CounterCache
+
+_c = checkpoints.c
+_s = sessions.c
+_sid = bindparam("sid")
+_held = checkpoints.alias("held")
+
+
+def _above_base(*columns: Any) -> Any:
+    """Select from the checkpoints of the outer ``sessions`` row created since its base."""
+    return select(*columns).where(_held.c.session_id == _s.session_id, _held.c.seq > _s.base_seq)
+
+
+#: The last seq handed out, as a column expression over ``sessions`` (correlated).
+LIVE_LAST_SEQ = func.coalesce(_above_base(func.max(_held.c.seq)).scalar_subquery(), _s.base_seq)
+#: How many checkpoints the session holds.
+LIVE_COUNT = _s.base_count + LIVE_LAST_SEQ - _s.base_seq
+#: When the session was last written.
+LIVE_UPDATED_AT = func.coalesce(
+    _above_base(_held.c.created_at).order_by(_held.c.seq.desc()).limit(1).scalar_subquery(),
+    _s.base_at,
+    type_=UTCDateTime(),
+)
+
+# SQLite: the base and the top seq in one statement (BEGIN IMMEDIATE holds the write
+# lock). max(seq) over the primary key is one B-tree descent, whatever the length.
+_BASE_AND_TOP = select(
+    _s.base_seq,
+    _s.base_count,
+    select(func.max(_c.seq)).where(_c.session_id == _sid).scalar_subquery(),
+).where(_s.session_id == _sid)
+# PostgreSQL: lock the row, then read the top seq in a statement of its own.
+_LOCK = select(_s.base_seq, _s.base_count).where(_s.session_id == _sid).with_for_update()
+_TOP = select(func.max(_c.seq)).where(_c.session_id == _sid)
+# Plain SQL that both backends speak (a dialect-specific insert construct would import
+# SQLAlchemy's PostgreSQL dialect on every cold start).
+_ADD = text(
+    "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at) "
+    "VALUES (:sid, 0, 0, :now, :now) ON CONFLICT (session_id) DO NOTHING"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+_FOLD = (
+    update(sessions)
+    .where(_s.session_id == _sid)
+    # Every right-hand side reads the row as it was before this UPDATE.
+    .values(base_seq=LIVE_LAST_SEQ, base_count=LIVE_COUNT, base_at=bindparam("now"))
+    .returning(_s.base_seq, _s.base_count)
+)
+_REBASE = (
+    update(sessions)
+    .where(_s.session_id == _sid)
+    .values(base_seq=bindparam("seq"), base_count=bindparam("held"), base_at=bindparam("now"))
+)
+_ADJUST = (
+    update(sessions)
+    .where(_s.session_id == _sid)
+    .values(base_count=_s.base_count + bindparam("delta"))
+)
+_LIVE = select(LIVE_LAST_SEQ, LIVE_COUNT, LIVE_UPDATED_AT).where(_s.session_id == _sid)
+# SQLite: changes exactly when another connection has committed (see counter_cache).
+_DATA_VERSION = text("PRAGMA data_version")
+
+
+def next_seq(
+    conn: Any,
+    session_id: str,
+    now: datetime,
+    *,
+    row_lock: bool,
+    cache: CounterCache | None = None,
+) -> tuple[int, int]:
+    """Allocate the seq of a new checkpoint in ``session_id`` (creating the session if new).
+
+    Args:
+        conn: A connection in a write transaction (a Core ``Connection`` or the hot
+            path's driver connection).
+        session_id: The session.
+        now: The time to record if the session is new.
+        row_lock: Lock the session's row first (PostgreSQL; see the module docstring).
+        cache: The hot path's counter cache (SQLite): a hit skips the read of the row.
+
+    Returns:
+        ``(seq, held)``: the new seq, and how many checkpoints the session holds once
+        a checkpoint with that seq is inserted.
+    """
+    if row_lock:
+        base = conn.execute(_LOCK, {"sid": session_id}).fetchone()
+        if base is None:
+            add_session(conn, session_id, now)
+            base = conn.execute(_LOCK, {"sid": session_id}).fetchone()
+        base_seq, base_count = base
+        top = conn.execute(_TOP, {"sid": session_id}).scalar()
+    else:
+        if cache is not None:
+            version = conn.execute(_DATA_VERSION, {}).fetchone()[0]
+            known = cache.lookup(version, session_id)
+            if known is not None:
+                return known[0] + 1, known[1] + 1
+        row = conn.execute(_BASE_AND_TOP, {"sid": session_id}).fetchone()
+        if row is None:
+            add_session(conn, session_id, now)
+            row = (0, 0, None)
+        base_seq, base_count, top = row
+    seq = max(base_seq, top or 0) + 1
+    # Everything above the base is a create since it (seq - 1 - base_seq of them,
+    # possibly none), plus the new one.
+    return seq, base_count + seq - base_seq
+
+
+def add_session(conn: Any, session_id: str, now: datetime) -> None:
+    """Create the session's row if it does not exist (counter at 0)."""
+    conn.execute(_ADD, {"sid": session_id, "now": now})
+
+
+def lock(conn: Connection, session_id: str) -> bool:
+    """Lock the session's row until commit (PostgreSQL; SQLite's write lock covers it).
+
+    Returns:
+        Whether the session exists.
+    """
+    return conn.execute(_LOCK, {"sid": session_id}).fetchone() is not None
+
+
+def fold(conn: Connection, session_id: str, now: datetime) -> tuple[int, int] | None:
+    """Lock the session and write its live counter into its row (before any other write).
+
+    Returns:
+        ``(last_seq, held)`` now stored in the row, or ``None`` for an unknown session.
+    """
+    if not lock(conn, session_id):
+        return None
+    row = conn.execute(_FOLD, {"sid": session_id, "now": now}).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def rebase(conn: Any, session_id: str, last_seq: int, held: int, now: datetime) -> None:
+    """Set the session's row to a counter the caller knows exactly (seq and held)."""
+    conn.execute(_REBASE, {"sid": session_id, "seq": last_seq, "held": held, "now": now})
+
+
+def adjust(conn: Connection, session_id: str, delta: int) -> None:
+    """Add ``delta`` (may be negative) to the held count of a folded session's row."""
+    if delta:
+        conn.execute(_ADJUST, {"sid": session_id, "delta": delta})
+
+
+def live(conn: Connection, session_id: str) -> tuple[int, int, datetime] | None:
+    """Return ``(last_seq, held, updated_at)`` of a session, or ``None`` if unknown."""
+    row = conn.execute(_LIVE, {"sid": session_id}).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), row[2])

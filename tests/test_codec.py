@@ -105,8 +105,12 @@ class Level(enum.IntEnum):
     LOW = 1
 
 
-class Tone(str, enum.Enum):
+class Tone(str, enum.Enum):  # noqa: UP042 - the mixin form, as older code writes it
     SOFT = "soft"
+
+
+class Mode(enum.StrEnum):
+    FAST = "fast"
 
 
 @dataclasses.dataclass
@@ -118,6 +122,7 @@ HOSTILE = [
     (Colour.RED, CheckpointTypeError, "Colour"),
     (Level.LOW, CheckpointTypeError, "Level"),
     (Tone.SOFT, CheckpointTypeError, "Tone"),
+    (Mode.FAST, CheckpointTypeError, "Mode"),
     (uuid.UUID(int=7), CheckpointTypeError, "UUID"),
     (orjson.Fragment(b"[1]"), CheckpointTypeError, "Fragment"),
     ((1, 2), CheckpointTypeError, "tuple"),

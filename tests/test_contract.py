@@ -159,6 +159,40 @@ class TestContract:
         ]
         assert m.get_since(datetime(1970, 1, 1, tzinfo=timezone.utc))[0].id == cps[0].id
 
+    def test_time_filters_hold_when_time_and_seq_disagree(self, store, raw):
+        # No time index: filters read the session in seq order. Imported entries carry
+        # their own (older) times at higher seqs; results are still exact, in seq order.
+        m = manager(store)
+        made = [m.create("made", {"i": i}) for i in range(3)]
+        old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+        doc = [
+            {
+                "id": f"else:{i}",
+                "name": "old",
+                "timestamp": (old + timedelta(days=i - 1)).isoformat(),
+                "data": {"j": i},
+            }
+            for i in (1, 2)
+        ]
+        assert m.import_checkpoints(json.dumps(doc)) == 2
+        everything = m.get_all()
+        assert [c.seq for c in everything] == [1, 2, 3, 4, 5]
+        assert [c.seq for c in m.get_since(old)] == [1, 2, 3, 5]
+        assert [c.seq for c in m.get_between(old, old + timedelta(days=1))] == [4, 5]
+        assert [c.seq for c in m.get_between(old, old)] == [4]
+        assert [c.seq for c in m.get_since(made[0].timestamp)] == [2, 3]
+        # First and last by seq, as get_summary picks them (the last is an old import).
+        info = store.session_info("agent-7")
+        summary = m.get_summary()
+        assert info.first_checkpoint_at == made[0].timestamp
+        assert info.last_checkpoint_at == everything[-1].timestamp == old + timedelta(days=1)
+        assert summary["last_checkpoint"]["id"] == everything[-1].id
+        view = raw().query("SELECT first_checkpoint_at, last_checkpoint_at FROM session_overview")
+        expected = (made[0].timestamp, everything[-1].timestamp)
+        if raw().kind == "sqlite":
+            view = [tuple(datetime.fromisoformat(v) for v in row) for row in view]
+        assert view == [expected]
+
     def test_naive_datetimes_are_refused(self, store):
         m = manager(store)
         with pytest.raises(TypeError, match="timezone-aware"):

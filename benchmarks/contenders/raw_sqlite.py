@@ -1,12 +1,15 @@
-"""Comparator (a): stdlib ``sqlite3`` doing the store's durable transaction by hand.
+"""Comparator (a): stdlib ``sqlite3`` doing the store's durable transactions by hand.
 
 Same schema (the DDL below mirrors ``breakpilot_store``'s revision 2), same PRAGMAs,
-same encoding (strict compact JSON, fixed-width ISO-8601 UTC text), same transaction
-shape: ``BEGIN IMMEDIATE``; read the session's counter (its ``sessions`` row and the
-highest seq held) in one ``SELECT``; insert the row one above both; ``COMMIT``. Reads run in a plain
-``BEGIN``/``COMMIT`` and decode the row into a seed-shaped ``Checkpoint`` (JSON parsed,
-timestamp parsed), which is the work the store must do too. No retention: this is the
-floor for a durable create on this schema.
+same encoding (strict compact JSON, fixed-width ISO-8601 UTC text), same statements as
+the store's create: ``BEGIN IMMEDIATE``; ``PRAGMA data_version``; read the session's
+counter (its ``sessions`` row and the highest seq held) in one ``SELECT``; insert the
+row one above both; ``COMMIT``; and, once two such creates in a row saw no other
+connection commit, the one guarded ``INSERT`` in autocommit mode (it inserts only while
+``data_version`` is unchanged, which proves the remembered counter current). Reads run
+in a plain ``BEGIN``/``COMMIT`` and decode the row into a seed-shaped ``Checkpoint``
+(JSON parsed, timestamp parsed), which is the work the store must do too. No retention:
+this is the floor for a durable create on this schema.
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ SET_COUNTER = (
     " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT(session_id) DO UPDATE SET"
     " base_seq = excluded.base_seq, base_count = sessions.base_count + excluded.base_count,"
     " base_at = excluded.base_at"
+)
+
+
+APPEND_CHECKPOINT = (
+    "INSERT INTO checkpoints(session_id, seq, name, created_at, data, metadata)"
+    " SELECT ?, ?, ?, ?, ?, ? FROM pragma_data_version WHERE data_version = ?"
 )
 
 
@@ -214,22 +223,35 @@ class RawWriter:
     def __init__(self, conn: sqlite3.Connection, session_id: str) -> None:
         self._cur = conn.cursor()
         self._session_id = session_id
+        self._version: Any = None  # data_version at the last full transaction
+        self._quiet = False  # no other connection committed between the last two
+        self._last_seq: int | None = None
 
     def create(self, name: str, data: dict[str, Any]) -> str:
-        """BEGIN IMMEDIATE; read the counter; INSERT; COMMIT."""
+        """The guarded INSERT when the counter is known, else the full transaction."""
         now = now_text()
         text = encode(data)
         meta = encode({})
         cur = self._cur
+        sid = self._session_id
+        if self._quiet and self._last_seq is not None:
+            seq = self._last_seq + 1
+            cur.execute(APPEND_CHECKPOINT, (sid, seq, name, now, text, meta, self._version))
+            if cur.rowcount == 1:
+                self._last_seq = seq
+                return f"{sid}:{seq}"
+            self._quiet = False  # another connection committed
         cur.execute("BEGIN IMMEDIATE")
         try:
-            seq = next_seq(cur, self._session_id, now)
-            cur.execute(INSERT_CHECKPOINT, (self._session_id, seq, name, now, text, meta))
+            version = cur.execute("PRAGMA data_version").fetchone()[0]
+            seq = next_seq(cur, sid, now)
+            cur.execute(INSERT_CHECKPOINT, (sid, seq, name, now, text, meta))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
-        return f"{self._session_id}:{seq}"
+        self._quiet, self._version, self._last_seq = version == self._version, version, seq
+        return f"{sid}:{seq}"
 
 
 class RawBackend:

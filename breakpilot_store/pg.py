@@ -3,10 +3,11 @@
 The store runs on PostgreSQL with the same statements as on SQLite; what differs lives
 here:
 
-* Every transaction runs at ``READ COMMITTED``. The sequence allocation
-  (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``) locks the session's row, so
-  concurrent writers of one session queue on that lock and each sees the committed
-  counter of the one before: gapless, with no serialization failures to retry.
+* Every transaction runs at ``READ COMMITTED``. A writer locks the session's row
+  (``SELECT ... FOR UPDATE``) before it reads the session's highest seq in a later
+  statement, so concurrent writers of one session queue on that lock and each sees what
+  the one before committed: gapless, with no serialization failures to retry (see
+  :mod:`breakpilot_store.counters`).
 * Session settings (``lock_timeout`` from ``busy_timeout``, ``statement_timeout``,
   ``search_path`` from ``schema=``, read-only) travel as libpq startup ``options``, so
   they cost no round trip. Behind PgBouncer in transaction mode (``pgbouncer=True``)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import time
 from typing import Any
 
@@ -39,6 +40,78 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     end = rss_kib()
     backend.close()
     return {"growth_mib": (end - start) / MIB, "start_mib": start / MIB, "seconds": elapsed}
+
+
+def _streamed(store: Any, session: str, path: str) -> tuple[float, float]:
+    """Export ``session`` to ``path`` in pieces, as ``breakpilot-store export -o`` does.
+
+    Returns:
+        Seconds, and the peak RSS above the start in MiB.
+    """
+    gc.collect()
+    base = rss_kib()
+    reset_peak()
+    t0 = time.perf_counter()
+    with open(path, "w", encoding="utf-8") as out:
+        for piece in store.export_chunks(session):
+            out.write(piece)
+    return time.perf_counter() - t0, (hwm_kib() - base) / MIB
+
+
+def _stream_in(store: Any, session: str, path: str, limit: int | None) -> tuple[int, float, float]:
+    """Import from ``path`` with a streaming parser, as ``breakpilot-store import`` does.
+
+    Returns:
+        Checkpoints written, seconds, and the peak RSS above the start in MiB.
+    """
+    import itertools
+
+    import ijson
+
+    gc.collect()
+    base = rss_kib()
+    reset_peak()
+    t0 = time.perf_counter()
+    with open(path, "rb") as src:
+        entries = ijson.items(src, "item", use_float=True)
+        written = store.import_checkpoints(session, itertools.islice(entries, limit))
+    return written, time.perf_counter() - t0, (hwm_kib() - base) / MIB
+
+
+def stream(args: argparse.Namespace) -> dict[str, Any]:
+    """The streaming forms (the CLI's export and import), at ``n`` and at ``n // 10``.
+
+    Constant memory means the peak does not grow with the session: the same steps on a
+    session ten times smaller give the baseline. Both sizes run in this one process.
+    """
+    from breakpilot_store import CheckpointStore
+
+    small = max(args.n // 10, 1)
+    doc, small_doc = args.dest + ".json", args.dest + "-small.json"
+    result: dict[str, Any] = {}
+    try:
+        with CheckpointStore(args.db) as source:
+            result["stream_export_s"], result["stream_export_peak_mib"] = _streamed(
+                source, args.session, doc
+            )
+        with CheckpointStore(args.dest) as dest:
+            written, seconds, peak = _stream_in(dest, "imported", doc, None)
+            result["stream_import_s"], result["stream_import_peak_mib"] = seconds, peak
+            if written != args.n:
+                raise SystemExit(f"streamed {written} checkpoints in, expected {args.n}")
+            # The baseline: a session a tenth the size, through the same two steps.
+            _stream_in(dest, "small", doc, small)
+            seconds, result["stream_export_small_peak_mib"] = _streamed(dest, "small", small_doc)
+        remove_db(args.dest)
+        with CheckpointStore(args.dest) as dest:
+            _, _, result["stream_import_small_peak_mib"] = _stream_in(
+                dest, "small", small_doc, None
+            )
+    finally:
+        for path in (doc, small_doc):
+            if os.path.exists(path):
+                os.remove(path)
+    return result
 
 
 def bulk(args: argparse.Namespace) -> dict[str, Any]:
@@ -102,8 +175,14 @@ def main() -> None:
     blk.add_argument("--dest", required=True)
     blk.add_argument("--session", required=True)
     blk.add_argument("--n", type=int, required=True)
+    stm = sub.add_parser("stream")
+    stm.add_argument("--db", required=True)
+    stm.add_argument("--dest", required=True)
+    stm.add_argument("--session", required=True)
+    stm.add_argument("--n", type=int, required=True)
     args = parser.parse_args()
-    result = memory(args) if args.probe == "memory" else bulk(args)
+    probes = {"memory": memory, "bulk": bulk, "stream": stream}
+    result = probes[args.probe](args)
     print(json.dumps(result))
 
 

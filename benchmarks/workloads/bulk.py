@@ -6,6 +6,13 @@ runs a child (``benchmarks.probes bulk``) that exports it with the contender's e
 and reading the peak RSS above the starting point (VmHWM reset before each step).
 LangGraph's saver has no export/import and does not take part; (c) builds its session
 in the child, in memory.
+
+The store also runs its streaming forms in a second child (``benchmarks.probes
+stream``): ``export_chunks`` to a file and a streaming parser into
+``import_checkpoints``, which is what ``breakpilot-store export -o`` and ``import`` do,
+at ``bulk_n`` and at a tenth of it. Constant memory is judged on those: a session ten
+times larger must not raise the peak (the string API's ``export()`` returns one string
+and so cannot be constant).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from benchmarks.workloads.common import Context, remove_db, rotate, warm_file
 from benchmarks.workloads.probe_runner import run_probe
 
 NAME = "bulk"
+PEAK = "peak RSS MiB"
+PEAK_TENTH = "peak RSS MiB, a tenth the size"
 SESSION = "bench-bulk"
 TAKES_PART = ("store", "a", "c")
 
@@ -100,4 +109,33 @@ def _one(ctx: Context, rep: int, key: str, source: str) -> None:
     ctx.log(
         f"  bulk rep {rep + 1} {key:5} export {n / float(out.get('export_s', nan)):9.0f}/s "
         f"import {n / float(out.get('import_s', nan)):9.0f}/s"
+    )
+    if key == "store":
+        _stream(ctx, rep, source)
+
+
+def _stream(ctx: Context, rep: int, source: str) -> None:
+    n = ctx.config.bulk_n
+    dest = ctx.db_path("bulk-stream-dest")
+    warm_file(source)
+    try:
+        out = run_probe(
+            ["stream", "--db", source, "--dest", dest, "--session", SESSION, "--n", str(n)]
+        )
+    except Exception as exc:  # noqa: BLE001 - record and go on
+        out = {}
+        ctx.results.note(NAME, f"stream rep {rep + 1}: {exc}")
+    finally:
+        remove_db(dest)
+    nan = math.nan
+    for case in ("export", "import"):
+        label = f"{case}, streamed"
+        seconds = float(out.get(f"stream_{case}_s", nan))
+        ctx.results.add(NAME, label, "checkpoints/s", "store", n / seconds, higher_is_better=True)
+        for metric, suffix in ((PEAK, ""), (PEAK_TENTH, "_small")):
+            peak = float(out.get(f"stream_{case}{suffix}_peak_mib", nan))
+            ctx.results.add(NAME, label, metric, "store", peak)
+    ctx.log(
+        f"  bulk rep {rep + 1} streamed export {n / float(out.get('stream_export_s', nan)):9.0f}/s "
+        f"import {n / float(out.get('stream_import_s', nan)):9.0f}/s"
     )

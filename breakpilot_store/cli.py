@@ -37,7 +37,6 @@ from .errors import (
 from .migrate import HEAD, KNOWN_REVISIONS, current_revision, describe, ensure_schema, read_revision
 from .repository import counters_out_of_step
 from .store import CheckpointStore
-from .transfer import export_chunks
 from .translate import translate
 
 #: Seconds a command waits for another connection's lock (tests lower it).
@@ -264,8 +263,15 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
         info = _session_or_fail(store, session)
         if out_path in (None, "-"):
             stream = sys.stdout
-            for chunk in store.export_chunks(session):
-                stream.write(chunk)
+            binary = getattr(stream, "buffer", None)
+            if binary is None:  # a text-only stand-in for stdout
+                for chunk in store.export_chunks(session):
+                    stream.write(chunk)
+            else:
+                # The store renders UTF-8: written as it is, with no decode and encode.
+                stream.flush()
+                for piece in store.export_bytes(session):
+                    binary.write(piece)
             if stream.isatty():
                 stream.write("\n")
             stream.flush()
@@ -275,19 +281,17 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
         written = 0
         try:
             with (
-                temp.open("w", encoding="utf-8", newline="") as f,
+                temp.open("wb") as f,
                 out.progress(f"export {session}", info.checkpoints) as advance,
             ):
 
-                def counted() -> Any:
+                def counted(batch: int) -> None:
                     nonlocal written
-                    for checkpoint in store.iter_checkpoints(session):
-                        written += 1
-                        advance()
-                        yield checkpoint
+                    written += batch
+                    advance(step=batch)
 
-                for chunk in export_chunks(counted()):
-                    f.write(chunk)
+                for piece in store.export_bytes(session, on_batch=counted):
+                    f.write(piece)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temp, target)

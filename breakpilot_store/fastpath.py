@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine
@@ -216,3 +217,23 @@ def executemany(conn: sqlite3.Connection, statement: Any, rows: list[dict[str, A
             if value is not None:
                 row[key] = to_text(value)
     conn.executemany(sql, rows)
+
+
+def fetch_batches(
+    conn: sqlite3.Connection, statement: Any, params: dict[str, Any], size: int
+) -> Iterator[list[Any]]:
+    """Run a compiled-once Core SELECT on a bare ``sqlite3`` connection, ``size`` rows at a time.
+
+    The bulk read path (exports): SQLAlchemy's result machinery costs about as much per
+    row as SQLite's own read. Rows come back as the driver returns them (timestamps as
+    their stored text). The cursor is closed when the generator finishes or is closed,
+    so no unfinished statement outlives the caller's transaction. Driver errors
+    propagate as ``sqlite3.Error``; the caller's transaction translates them.
+    """
+    sql, fixed, _ = _compile(statement)
+    cursor = conn.execute(sql, {**fixed, **params} if fixed else params)
+    try:
+        while rows := cursor.fetchmany(size):
+            yield rows
+    finally:
+        cursor.close()

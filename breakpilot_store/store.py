@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import os
 import sqlite3
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -34,7 +35,15 @@ from .migrate import describe
 from .opening import open_engine
 from .repository import SessionInfo
 from .retention import retention_delete, retention_params
-from .transfer import ImportEntry, ParsedDocument, export_chunks, gc_paused, parse_entry
+from .transfer import (
+    EXPORT_BATCH,
+    ImportEntry,
+    ParsedDocument,
+    export_pieces,
+    gc_paused,
+    parse_entry,
+    text_chunk,
+)
 from .translate import translate, translate_driver
 
 #: How many import entries are checked against the database and inserted at a time.
@@ -619,9 +628,40 @@ class CheckpointStore:
             "duration_seconds": (last.timestamp - first.timestamp).total_seconds(),
         }
 
-    def export_chunks(self, session_id: str) -> Iterator[str]:
-        """Stream a session's export (the seed's JSON format) piece by piece."""
-        return export_chunks(self.iter_checkpoints(session_id))
+    def export_chunks(
+        self, session_id: str, *, on_batch: Callable[[int], object] | None = None
+    ) -> Iterator[str]:
+        """Stream a session's export (the seed's JSON format) piece by piece.
+
+        One read transaction (one snapshot of the session) from the first piece to the
+        last, on a pooled connection of its own: the caller may create checkpoints
+        between pieces, on this store and thread, and they are not in this export.
+        Memory stays constant whatever the session's size.
+
+        Args:
+            session_id: The session.
+            on_batch: Called with the number of checkpoints in each batch read
+                (progress).
+        """
+        with contextlib.closing(self.export_bytes(session_id, on_batch=on_batch)) as pieces:
+            for piece in pieces:
+                yield text_chunk(piece)
+
+    def export_bytes(
+        self, session_id: str, *, on_batch: Callable[[int], object] | None = None
+    ) -> Iterator[memoryview]:
+        """:meth:`export_chunks` as UTF-8 pieces, for a binary file or pipe.
+
+        Writing these skips decoding each piece and encoding it again. Each piece is a
+        read-only ``memoryview`` (any binary ``write`` takes one; ``bytes(piece)`` copies).
+        """
+        session_id = check_key(session_id, "session_id")
+        with (
+            self._transaction(write=False) as conn,
+            # Closed before the transaction ends: no statement is left unfinished.
+            contextlib.closing(repo.iter_row_batches(conn, session_id, EXPORT_BATCH)) as rows,
+        ):
+            yield from export_pieces(rows if on_batch is None else _reporting(rows, on_batch))
 
     def export_json(self, session_id: str) -> str:
         """Return a session's checkpoints as the seed's export JSON (indent 2).
@@ -630,7 +670,15 @@ class CheckpointStore:
         it builds are acyclic and short-lived, and collections over them cost ~6%.
         """
         with gc_paused():
-            return "".join(self.export_chunks(session_id))
+            # The UTF-8 pieces are gathered in one buffer (it grows in place; each
+            # batch's rendering is freed as it goes) and decoded once. Measured in a
+            # fresh process against joining the decoded pieces: ~20% faster and ~160
+            # MiB less peak RSS per 100,000 ~1 KB checkpoints; a str of this text takes
+            # two bytes a character, and fresh memory costs ~1 ms per MB in page faults.
+            buffer = io.BytesIO()
+            for piece in self.export_bytes(session_id):
+                buffer.write(piece)
+            return text_chunk(buffer.getbuffer())
 
     def list_sessions(
         self, *, prefix: str | None = None, idle_for: Any = None
@@ -777,6 +825,14 @@ def _highest_own_seq(session_id: str, entries: Sequence[Any]) -> int:
         if parts is not None and parts[0] == session_id and parts[1] > highest:
             highest = parts[1]
     return highest
+
+
+def _reporting(
+    batches: Iterable[Sequence[Any]], on_batch: Callable[[int], object]
+) -> Iterator[Sequence[Any]]:
+    for batch in batches:
+        on_batch(len(batch))
+        yield batch
 
 
 def _batched(items: Iterable[ImportEntry], size: int) -> Iterator[list[ImportEntry]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from .checkpoint import Checkpoint, split_id
+from .checkpoint import split_id
 from .codec import check_key, decode, encode_object, encode_parsed_object
 from .errors import BreakpilotStoreError, ImportFormatError
 
@@ -28,38 +28,143 @@ from .errors import BreakpilotStoreError, ImportFormatError
 MAX_IMPORT_SEQ = 2**62
 
 
-#: Checkpoints rendered per orjson call when exporting.
+#: Rows read, and rendered as one unit, at a time when exporting. Part of the output's
+#: definition: the stdlib fallback for deep nesting applies to a whole batch (and spells
+#: floats its own way), so batches must keep starting at multiples of this.
 EXPORT_BATCH = 256
 
+#: Entries decoded and rendered together within a batch. orjson's rendering of a
+#: sub-batch is the same text as its part of the batch's rendering; smaller pieces keep
+#: the decoded objects in the CPU cache from ``loads`` to ``dumps`` to their release:
+#: measured, 64 renders a 256-row batch ~25% faster than one call over all 256.
+RENDER_BATCH = 64
 
-def _dump_batch(batch: list[dict[str, Any]]) -> str:
-    """Render ``[a, b, ...]`` indented by 2 and return the inside, without brackets."""
-    try:
-        text = orjson.dumps(batch, option=orjson.OPT_INDENT_2).decode()
-    except orjson.JSONEncodeError:  # nesting beyond orjson's 255 levels
-        text = json.dumps(batch, indent=2, ensure_ascii=False)
-    return text[2:-2]  # strip "[\n" and "\n]"; the elements keep their indentation
+# A piece that another one follows is rendered with this extra last element, so that
+# orjson itself writes the ",\n" between the two: the piece is then cut out of orjson's
+# output as it is, with no concatenation (in the profile, the former slice and prefix
+# copies cost more than orjson's rendering). The cut drops the element and "]".
+_SENTINEL = 0
+_SENTINEL_TAIL = len(b"  0\n]")
+_EMPTY_DOCUMENT = memoryview(b"[]")
+
+_loads = orjson.loads
+_dumps = orjson.dumps
+_fromisoformat = datetime.fromisoformat
 
 
-def export_chunks(checkpoints: Iterable[Checkpoint]) -> Iterator[str]:
-    """Yield the export document piece by piece (one piece per batch of checkpoints).
+def seed_timestamp(stored: Any) -> str:
+    """Render a stored ``created_at`` as the seed does: ``timestamp.isoformat()``.
 
-    The concatenation is laid out as ``json.dumps([cp.to_dict() ...], indent=2)``: a list
-    dump indents its elements one level, so each batch is dumped as a list and its
-    brackets are dropped.
+    The store's own SQLite text (``2026-11-24T04:47:09.123456+00:00``, fixed width) is
+    already that, except when the microsecond is 0: ``isoformat()`` then omits the
+    fraction. Any other text (a row written by hand) goes through ``datetime`` as the
+    :class:`~breakpilot_store.checkpoint.Checkpoint` path does; so does a datetime
+    (PostgreSQL, through Core). ``isoformat()`` costs ~1.4 µs, ten times the rest.
+
+    Raises:
+        ValueError: Text that is not ISO-8601 (as ``datetime.fromisoformat``).
     """
+    if type(stored) is not str:
+        return stored.isoformat()
+    parsed = _fromisoformat(stored)  # validates (e.g. no 30 February), as before
+    # Separators at 4, 7, 10, 13, 16 and 19 pin the shape; the parse checked the
+    # digits. (fromisoformat also takes a space for the T, week dates, "," fractions...)
+    if len(stored) == 32 and stored[4:20:3] == "--T::." and stored[26:] == "+00:00":
+        return stored if stored[20:26] != "000000" else stored[:19] + "+00:00"
+    return parsed.isoformat()
+
+
+def _entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Build each stored row's ``Checkpoint.to_dict()`` form, without the Checkpoint.
+
+    Rows are ``(session_id, seq, name, created_at, data, metadata)``.
+    """
+    try:
+        return [
+            {
+                "id": f"{session_id}:{seq}",
+                "name": name,
+                "timestamp": seed_timestamp(stamp),
+                "data": _loads(data),
+                # The usual metadata; the dict is only ever rendered, never handed out.
+                "metadata": {} if meta == "{}" else _loads(meta),
+            }
+            for session_id, seq, name, stamp, data, meta in rows
+        ]
+    except orjson.JSONDecodeError:
+        # Some text orjson refuses (hand-written NaN, say): the codec's rules, per row.
+        return [
+            {
+                "id": f"{session_id}:{seq}",
+                "name": name,
+                "timestamp": seed_timestamp(stamp),
+                "data": decode(data),
+                "metadata": decode(meta),
+            }
+            for session_id, seq, name, stamp, data, meta in rows
+        ]
+
+
+def _cut(out: bytes, first: bool, last: bool) -> memoryview:
+    """Cut a piece out of a list dump: only the first keeps its "[", only the last its "]"."""
+    return memoryview(out)[0 if first else 2 : len(out) if last else len(out) - _SENTINEL_TAIL]
+
+
+def _render(rows: Sequence[Sequence[Any]], first: bool, last: bool) -> list[memoryview]:
+    """Render one batch of rows, indented by 2, as the pieces of the document it makes.
+
+    ``first``/``last``: whether the batch starts or ends the document.
+    """
+    pieces = []
+    for start in range(0, len(rows), RENDER_BATCH):
+        entries = _entries(rows[start : start + RENDER_BATCH])
+        final = last and start + RENDER_BATCH >= len(rows)
+        if not final:
+            entries.append(_SENTINEL)
+        try:
+            out = _dumps(entries, option=orjson.OPT_INDENT_2)
+        except orjson.JSONEncodeError:  # nesting beyond orjson's 255 levels
+            return [_cut(_stdlib_dump(_entries(rows), last), first, last)]
+        pieces.append(_cut(out, first and start == 0, final))
+    return pieces
+
+
+def _stdlib_dump(entries: list[Any], last: bool) -> bytes:
+    """Render a whole batch with the stdlib (deep nesting), as :func:`_render` cuts it."""
+    if not last:
+        entries.append(_SENTINEL)
+    # surrogatepass: a hand-written "\\ud800" decodes to a lone surrogate, which the
+    # stdlib writes as it is; the document's str keeps it, as it always did.
+    return json.dumps(entries, indent=2, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def export_pieces(row_batches: Iterable[Sequence[Sequence[Any]]]) -> Iterator[memoryview]:
+    """Yield the export document as UTF-8 pieces, a few per batch of stored rows.
+
+    The concatenation is laid out as ``json.dumps([cp.to_dict() ...], indent=2)``, with
+    orjson's spelling of scalars. Each piece is a view into an orjson rendering.
+
+    Args:
+        row_batches: Rows ``(session_id, seq, name, created_at, data, metadata)`` in seq
+            order, :data:`EXPORT_BATCH` to a batch except the last (as
+            :func:`~breakpilot_store.repository.iter_row_batches` reads them). One batch
+            is read ahead, to know whether the current one is the last.
+    """
+    batches = iter(row_batches)
+    rows = next(batches, None)
+    if rows is None:
+        yield _EMPTY_DOCUMENT
+        return
     first = True
-    batch: list[dict[str, Any]] = []
-    for cp in checkpoints:
-        batch.append(cp.to_dict())
-        if len(batch) == EXPORT_BATCH:
-            yield ("[\n" if first else ",\n") + _dump_batch(batch)
-            first = False
-            batch = []
-    if batch:
-        yield ("[\n" if first else ",\n") + _dump_batch(batch)
-        first = False
-    yield "[]" if first else "\n]"
+    for following in batches:
+        yield from _render(rows, first, last=False)
+        rows, first = following, False
+    yield from _render(rows, first, last=True)
+
+
+def text_chunk(piece: memoryview) -> str:
+    """Decode a piece of :func:`export_pieces` (see :func:`_stdlib_dump` on surrogatepass)."""
+    return str(piece, "utf-8", "surrogatepass")
 
 
 @dataclass(slots=True)

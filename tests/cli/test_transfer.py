@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import tracemalloc
+import types
 
 import ijson
 
@@ -298,3 +300,32 @@ def test_copy_keeps_each_sessions_numbering(run, db, tmp_path):
     assert raw_rows(target, query) == raw_rows(db, query)
     with CheckpointStore(target) as store:
         assert store.create("alpha", "next", {}).id == "alpha:7"
+
+
+def _many(path, n):
+    with CheckpointStore(path) as store:
+        for i in range(n):
+            store.create("many", f"step{i % 3}", {"i": i, "text": "Größe ✓ " * (i % 5)})
+
+
+def test_export_of_several_batches_is_byte_for_byte_on_every_output(run, tmp_path, monkeypatch):
+    db = tmp_path / "many.db"
+    _many(db, 600)  # three of the store's 256-row batches
+    expected = _export_json(db, "many")
+    assert len(json.loads(expected)) == 600
+    # stdout as the UTF-8 pieces themselves (CliRunner's stdout has a binary buffer)
+    result = run("--db", db, "export", "many")
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == expected.encode("utf-8")
+    # a file, with the count the progress hook adds up
+    out = tmp_path / "many.json"
+    result = run("--db", db, "export", "many", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "exported 600 checkpoints of session 'many'" in result.stderr
+    assert out.read_bytes() == expected.encode("utf-8")
+    # a text-only stdout (no .buffer) gets the decoded chunks
+    text_only = io.StringIO()
+    monkeypatch.setattr(cli_module, "sys", types.SimpleNamespace(stdout=text_only))
+    result = run("--db", db, "export", "many")
+    assert result.exit_code == 0, result.output
+    assert text_only.getvalue() == expected

@@ -331,7 +331,8 @@ def test_an_export_is_one_snapshot_while_others_write(store, backend_url):
 
 
 def test_closing_a_partly_read_export_ends_its_transaction(tmp_path):
-    with CheckpointStore(tmp_path / "d.db") as store:
+    # A TRUNCATE checkpoint waits busy_timeout for readers before it reports busy.
+    with CheckpointStore(tmp_path / "d.db", busy_timeout=0.2) as store:
         _stored(store, 3 * EXPORT_BATCH)
         chunks = store.export_chunks("agent")
         next(chunks)

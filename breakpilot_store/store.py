@@ -462,7 +462,9 @@ class CheckpointStore:
             self._transaction(write=True) as conn,
         ):
             counters.add_session(conn, session_id, now)
-            top, held = counters.fold(conn, session_id, now)  # type: ignore[misc]  # exists now
+            folded = counters.fold(conn, session_id, now)
+            assert folded is not None  # the row exists: it was just made if it was missing
+            top, held = folded
             base = None if own_max is None else max(top, own_max)
             written = pending = 0
             for batch in _batched(parsed, IMPORT_BATCH):

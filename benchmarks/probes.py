@@ -52,20 +52,18 @@ def _streamed(store: Any, session: str, path: str) -> tuple[float, float]:
     base = rss_kib()
     reset_peak()
     t0 = time.perf_counter()
-    with open(path, "w", encoding="utf-8") as out:
-        for piece in store.export_chunks(session):
+    with open(path, "wb") as out:
+        for piece in store.export_bytes(session):
             out.write(piece)
     return time.perf_counter() - t0, (hwm_kib() - base) / MIB
 
 
-def _stream_in(store: Any, session: str, path: str, limit: int | None) -> tuple[int, float, float]:
+def _stream_in(store: Any, session: str, path: str) -> tuple[int, float, float]:
     """Import from ``path`` with a streaming parser, as ``breakpilot-store import`` does.
 
     Returns:
         Checkpoints written, seconds, and the peak RSS above the start in MiB.
     """
-    import itertools
-
     import ijson
 
     gc.collect()
@@ -74,20 +72,19 @@ def _stream_in(store: Any, session: str, path: str, limit: int | None) -> tuple[
     t0 = time.perf_counter()
     with open(path, "rb") as src:
         entries = ijson.items(src, "item", use_float=True)
-        written = store.import_checkpoints(session, itertools.islice(entries, limit))
+        written = store.import_checkpoints(session, entries)
     return written, time.perf_counter() - t0, (hwm_kib() - base) / MIB
 
 
 def stream(args: argparse.Namespace) -> dict[str, Any]:
-    """The streaming forms (the CLI's export and import), at ``n`` and at ``n // 10``.
+    """The streaming forms (the CLI's export and import) of one ``n``-checkpoint session.
 
-    Constant memory means the peak does not grow with the session: the same steps on a
-    session ten times smaller give the baseline. Both sizes run in this one process.
+    Its own process per size, so that every size starts from the same state: constant
+    memory means that a session ten times larger does not raise these peaks.
     """
     from breakpilot_store import CheckpointStore
 
-    small = max(args.n // 10, 1)
-    doc, small_doc = args.dest + ".json", args.dest + "-small.json"
+    doc = args.dest + ".json"
     result: dict[str, Any] = {}
     try:
         with CheckpointStore(args.db) as source:
@@ -95,22 +92,13 @@ def stream(args: argparse.Namespace) -> dict[str, Any]:
                 source, args.session, doc
             )
         with CheckpointStore(args.dest) as dest:
-            written, seconds, peak = _stream_in(dest, "imported", doc, None)
-            result["stream_import_s"], result["stream_import_peak_mib"] = seconds, peak
-            if written != args.n:
-                raise SystemExit(f"streamed {written} checkpoints in, expected {args.n}")
-            # The baseline: a session a tenth the size, through the same two steps.
-            _stream_in(dest, "small", doc, small)
-            seconds, result["stream_export_small_peak_mib"] = _streamed(dest, "small", small_doc)
-        remove_db(args.dest)
-        with CheckpointStore(args.dest) as dest:
-            _, _, result["stream_import_small_peak_mib"] = _stream_in(
-                dest, "small", small_doc, None
-            )
+            written, seconds, peak = _stream_in(dest, "imported", doc)
+        result["stream_import_s"], result["stream_import_peak_mib"] = seconds, peak
+        if written != args.n:
+            raise SystemExit(f"streamed {written} checkpoints in, expected {args.n}")
     finally:
-        for path in (doc, small_doc):
-            if os.path.exists(path):
-                os.remove(path)
+        if os.path.exists(doc):
+            os.remove(doc)
     return result
 
 

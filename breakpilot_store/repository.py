@@ -101,18 +101,28 @@ def insert_checkpoint(
     origin_id: str | None = None,
 ) -> None:
     """Insert one checkpoint row; ``data``/``metadata`` are already-encoded JSON text."""
-    conn.execute(
-        _INSERT,
-        {
-            "session_id": session_id,
-            "seq": seq,
-            "name": name,
-            "created_at": created_at,
-            "data": data,
-            "metadata": metadata,
-            "origin_id": origin_id,
-        },
-    )
+    conn.execute(_INSERT, _row(session_id, seq, name, created_at, data, metadata, origin_id))
+
+
+def _row(
+    session_id: str,
+    seq: int,
+    name: str,
+    created_at: datetime,
+    data: str,
+    metadata: str,
+    origin_id: str | None = None,
+) -> dict[str, Any]:
+    """A checkpoint row's bind parameters, named as the table's columns."""
+    return {
+        "session_id": session_id,
+        "seq": seq,
+        "name": name,
+        "created_at": created_at,
+        "data": data,
+        "metadata": metadata,
+        "origin_id": origin_id,
+    }
 
 
 def create_checkpoint(
@@ -177,15 +187,8 @@ def append_if_unchanged(
     Returns:
         Whether the row was inserted (and committed).
     """
-    params = {
-        "session_id": session_id,
-        "seq": seq,
-        "name": name,
-        "created_at": created_at,
-        "data": data,
-        "metadata": metadata,
-        "version": version,
-    }
+    params = _row(session_id, seq, name, created_at, data, metadata)
+    params["version"] = version  # (origin_id is not in the statement: sqlite3 ignores it)
     return conn.execute(_APPEND, params).rowcount == 1
 
 

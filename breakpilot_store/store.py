@@ -46,6 +46,9 @@ from .transfer import (
 )
 from .translate import translate, translate_driver
 
+#: Bytes of UTF-8 gathered before ``export_chunks`` decodes them into one str.
+_TEXT_CHUNK = 256 * 1024
+
 #: How many import entries are checked against the database and inserted at a time.
 IMPORT_BATCH = 500
 
@@ -646,8 +649,17 @@ class CheckpointStore:
                 (progress).
         """
         with contextlib.closing(self.export_bytes(session_id, on_batch=on_batch)) as pieces:
+            # Decoded a batch's worth at a time: decoding every small piece on its own
+            # let glibc's heap fragment, measured as a peak RSS that grew with the
+            # session (+12 MiB at 10,000 checkpoints, +17 MiB at 100,000).
+            pending = bytearray()
             for piece in pieces:
-                yield text_chunk(piece)
+                pending += piece
+                if len(pending) >= _TEXT_CHUNK:
+                    yield text_chunk(memoryview(pending))
+                    pending = bytearray()
+            if pending:
+                yield text_chunk(memoryview(pending))
 
     def export_bytes(
         self, session_id: str, *, on_batch: Callable[[int], object] | None = None

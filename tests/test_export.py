@@ -296,8 +296,10 @@ def test_any_text_renders_as_datetime_would(text):
 
 
 def _stored(store: CheckpointStore, n: int) -> None:
+    # ~1 KB each, as agents' are: the str export gathers ~256 KB before it yields, so
+    # three batches of these span several pieces (asserted where it matters).
     for i in range(n):
-        store.create("agent", "n", {"i": i})
+        store.create("agent", "n", {"i": i, "pad": "x" * 1000})
 
 
 def test_a_create_between_chunks_on_the_same_store_and_thread(store):
@@ -308,6 +310,7 @@ def test_a_create_between_chunks_on_the_same_store_and_thread(store):
     expected = reference_export(store, "agent")
     chunks = store.export_chunks("agent")
     got = [next(chunks)]
+    assert len(got[0]) < len(expected) // 2  # the export is part-way: its transaction open
     created = store.create("agent", "between", {"x": 1})
     assert created.id == f"agent:{3 * EXPORT_BATCH + 1}"
     assert store.get_latest("agent").id == created.id
@@ -335,7 +338,7 @@ def test_closing_a_partly_read_export_ends_its_transaction(tmp_path):
     with CheckpointStore(tmp_path / "d.db", busy_timeout=0.2) as store:
         _stored(store, 3 * EXPORT_BATCH)
         chunks = store.export_chunks("agent")
-        next(chunks)
+        assert len(next(chunks)) < len(reference_export(store, "agent")) // 2
         store.create("agent", "more", {})
         # The open snapshot keeps the WAL from being reset...
         assert store.wal_checkpoint("TRUNCATE")[0] == 1

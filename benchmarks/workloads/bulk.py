@@ -10,14 +10,15 @@ in the child, in memory.
 The store also runs its streaming forms in a second child (``benchmarks.probes
 stream``): ``export_chunks`` to a file and a streaming parser into
 ``import_checkpoints``, which is what ``breakpilot-store export -o`` and ``import`` do,
-at ``bulk_n`` and at a tenth of it. Constant memory is judged on those: a session ten
-times larger must not raise the peak (the string API's ``export()`` returns one string
-and so cannot be constant).
+on the ``bulk_n`` session and on a second source of a tenth of it, each size in a fresh
+child. Constant memory is judged on those: a session ten times larger must not raise
+the peak (the string API's ``export()`` returns one string and so cannot be constant).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from benchmarks.contenders import Contender
 from benchmarks.workloads.common import Context, remove_db, rotate, warm_file
@@ -26,16 +27,17 @@ from benchmarks.workloads.probe_runner import run_probe
 NAME = "bulk"
 PEAK = "peak RSS MiB"
 PEAK_TENTH = "peak RSS MiB, a tenth the size"
+TENTH_SOURCE = "bulk-src-store-tenth"
 SESSION = "bench-bulk"
 TAKES_PART = ("store", "a", "c")
 
 
-def _source(ctx: Context, contender: Contender) -> str:
-    path = ctx.db_path(f"bulk-src-{contender.key}")
+def _source(ctx: Context, contender: Contender, n: int, path: str | None = None) -> str:
+    path = path or ctx.db_path(f"bulk-src-{contender.key}")
     if contender.durable:
         backend = contender.open(path, "normal")
         try:
-            backend.fill([(3, SESSION)], ctx.config.bulk_n)
+            backend.fill([(3, SESSION)], n)
         finally:
             backend.close()
     return path
@@ -48,14 +50,17 @@ def run(ctx: Context) -> None:
     contenders = [c for c in ctx.contenders if c.key in TAKES_PART]
     for contender in contenders:
         try:
-            sources[contender.key] = _source(ctx, contender)
+            sources[contender.key] = _source(ctx, contender, cfg.bulk_n)
+            if contender.key == "store":  # the streaming forms' smaller second source
+                small = ctx.db_path(TENTH_SOURCE)
+                sources[TENTH_SOURCE] = _source(ctx, contender, tenth(cfg.bulk_n), small)
         except Exception as exc:  # noqa: BLE001 - record and go on
             ctx.results.note(NAME, f"{contender.key}: building the source failed: {exc}")
     try:
         for rep in range(cfg.reps):
             for contender in rotate(contenders, rep):
                 if contender.key in sources:
-                    _one(ctx, rep, contender.key, sources[contender.key])
+                    _one(ctx, rep, contender.key, sources[contender.key], sources.get(TENTH_SOURCE))
     finally:
         for path in sources.values():
             remove_db(path)
@@ -66,31 +71,26 @@ def run(ctx: Context) -> None:
     )
 
 
-def _one(ctx: Context, rep: int, key: str, source: str) -> None:
-    n = ctx.config.bulk_n
-    dest = ctx.db_path(f"bulk-dest-{key}")
+def _probe(
+    ctx: Context, label: str, args: list[str], source: str, dest: str, n: int
+) -> dict[str, Any]:
+    """Run one probe child on ``source``'s ``n``-checkpoint session into a fresh ``dest``."""
     warm_file(source)  # the export reads it from the page cache, like the others' turns
     try:
-        out = run_probe(
-            [
-                "bulk",
-                "--contender",
-                key,
-                "--db",
-                source,
-                "--dest",
-                dest,
-                "--session",
-                SESSION,
-                "--n",
-                str(n),
-            ]
+        return run_probe(
+            [*args, "--db", source, "--dest", dest, "--session", SESSION, "--n", str(n)]
         )
     except Exception as exc:  # noqa: BLE001 - record and go on
-        out = {}
-        ctx.results.note(NAME, f"{key} rep {rep + 1}: {exc}")
+        ctx.results.note(NAME, f"{label}: {exc}")
+        return {}
     finally:
         remove_db(dest)
+
+
+def _one(ctx: Context, rep: int, key: str, source: str, tenth_source: str | None) -> None:
+    n = ctx.config.bulk_n
+    dest = ctx.db_path(f"bulk-dest-{key}")
+    out = _probe(ctx, f"{key} rep {rep + 1}", ["bulk", "--contender", key], source, dest, n)
     nan = math.nan
     for case in ("export", "import"):
         seconds = float(out.get(f"{case}_s", nan))
@@ -111,31 +111,30 @@ def _one(ctx: Context, rep: int, key: str, source: str) -> None:
         f"import {n / float(out.get('import_s', nan)):9.0f}/s"
     )
     if key == "store":
-        _stream(ctx, rep, source)
+        _stream(ctx, rep, source, n, PEAK)
+        if tenth_source is not None:
+            _stream(ctx, rep, tenth_source, tenth(n), PEAK_TENTH)
 
 
-def _stream(ctx: Context, rep: int, source: str) -> None:
-    n = ctx.config.bulk_n
+def tenth(n: int) -> int:
+    """The size of the second, smaller source for the streaming forms."""
+    return max(n // 10, 1)
+
+
+def _stream(ctx: Context, rep: int, source: str, n: int, metric: str) -> None:
     dest = ctx.db_path("bulk-stream-dest")
-    warm_file(source)
-    try:
-        out = run_probe(
-            ["stream", "--db", source, "--dest", dest, "--session", SESSION, "--n", str(n)]
-        )
-    except Exception as exc:  # noqa: BLE001 - record and go on
-        out = {}
-        ctx.results.note(NAME, f"stream rep {rep + 1}: {exc}")
-    finally:
-        remove_db(dest)
+    out = _probe(ctx, f"stream rep {rep + 1} at {n}", ["stream"], source, dest, n)
     nan = math.nan
     for case in ("export", "import"):
         label = f"{case}, streamed"
-        seconds = float(out.get(f"stream_{case}_s", nan))
-        ctx.results.add(NAME, label, "checkpoints/s", "store", n / seconds, higher_is_better=True)
-        for metric, suffix in ((PEAK, ""), (PEAK_TENTH, "_small")):
-            peak = float(out.get(f"stream_{case}{suffix}_peak_mib", nan))
-            ctx.results.add(NAME, label, metric, "store", peak)
+        if metric == PEAK:  # throughput at the full size only
+            seconds = float(out.get(f"stream_{case}_s", nan))
+            rate = n / seconds
+            ctx.results.add(NAME, label, "checkpoints/s", "store", rate, higher_is_better=True)
+        peak = float(out.get(f"stream_{case}_peak_mib", nan))
+        ctx.results.add(NAME, label, metric, "store", peak)
     ctx.log(
-        f"  bulk rep {rep + 1} streamed export {n / float(out.get('stream_export_s', nan)):9.0f}/s "
-        f"import {n / float(out.get('stream_import_s', nan)):9.0f}/s"
+        f"  bulk rep {rep + 1} streamed at {n}: export "
+        f"{n / float(out.get('stream_export_s', nan)):9.0f}/s import "
+        f"{n / float(out.get('stream_import_s', nan)):9.0f}/s"
     )

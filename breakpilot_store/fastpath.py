@@ -199,26 +199,6 @@ class DriverConnection:
             raise translate_driver(exc, self._where) from exc
 
 
-def executemany(conn: sqlite3.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
-    """Run a compiled-once Core statement for every row on a bare ``sqlite3`` connection.
-
-    The bulk path (imports): SQLAlchemy's ``executemany`` processes every row's
-    parameters in Python (~0.8 s per 100,000 rows under the profiler); sqlite3 binds the
-    dicts itself. Timestamp values in ``rows`` are replaced by their stored text (the
-    rows are the caller's scratch dicts). Driver errors propagate as ``sqlite3.Error``;
-    the caller's transaction translates them.
-    """
-    sql, fixed, stamps = _compile(statement)
-    for row in rows:
-        if fixed:
-            row.update(fixed)
-        for key in stamps:
-            value = row[key]
-            if value is not None:
-                row[key] = to_text(value)
-    conn.executemany(sql, rows)
-
-
 def fetch_batches(
     conn: sqlite3.Connection, statement: Any, params: dict[str, Any], size: int
 ) -> Iterator[list[Any]]:

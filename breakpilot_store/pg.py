@@ -61,9 +61,7 @@ OPTIONS = ("schema", "statement_timeout", "pgbouncer", "application_name", "conn
 # Engines created with ``schema=``: the advisory lock creates that schema if missing.
 _SCHEMAS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 # How to make a pool-less twin of an engine, for the advisory lock's own connection.
-_DEDICATED: weakref.WeakKeyDictionary[Engine, Callable[[], Engine]] = (
-    weakref.WeakKeyDictionary()
-)
+_DEDICATED: weakref.WeakKeyDictionary[Engine, Callable[[], Engine]] = weakref.WeakKeyDictionary()
 
 
 def _seconds(value: Any, what: str, *, allow_none: bool = True) -> float | None:

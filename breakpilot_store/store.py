@@ -8,7 +8,7 @@ import itertools
 import os
 import sqlite3
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,20 +25,21 @@ from .errors import (
     BreakpilotStoreError,
     CheckpointTypeError,
     CheckpointValueError,
-    ImportConflictError,
     ReadOnlyStoreError,
     StoreClosedError,
     UnknownSessionError,
 )
 from .fastpath import DriverConnection, DriverTransaction, PinnedConnections
+from .importer import ImportWriter
 from .migrate import describe
 from .opening import open_engine
+from .pipeline import pipelined
 from .repository import SessionInfo
 from .retention import retention_delete, retention_params
 from .transfer import (
     EXPORT_BATCH,
+    Document,
     ImportEntry,
-    ParsedDocument,
     export_pieces,
     gc_paused,
     parse_entry,
@@ -50,7 +51,7 @@ from .translate import translate, translate_driver
 _TEXT_CHUNK = 256 * 1024
 
 #: How many import entries are checked against the database and inserted at a time.
-IMPORT_BATCH = 500
+IMPORT_BATCH = 1000
 
 # Stores alive in this process, so that a forked child can drop the parent's pooled
 # connections (sharing a SQLite or PostgreSQL connection across fork corrupts state).
@@ -155,6 +156,9 @@ class CheckpointStore:
             # SQLite files take the hot path (see fastpath.py); in-memory databases and
             # other backends go through SQLAlchemy Core connections.
             self._pins = PinnedConnections(self._engine, self._where)
+        # Whether a connection may pass to an import's writer thread (see pipeline):
+        # not an in-memory SQLite database, which lives on the thread that made it.
+        self._threads_ok = self._row_lock or self._pins is not None
         _LIVE_STORES.add(self)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -447,82 +451,31 @@ class CheckpointStore:
         if type(min_last_seq) is not int or min_last_seq < 0:
             raise CheckpointValueError(f"min_last_seq must be an int >= 0, not {min_last_seq!r}")
         now = _now()
-        # A list can be looked at twice: its highest own seq is then known up front and
-        # foreign entries get their final seqs at once. A stream (e.g. the CLI's
-        # streaming parser) parks them at negative seqs and renumbers them at the end:
-        # one UPDATE that rewrites every foreign row, which costs ~2x on bulk imports.
-        own_max = _highest_own_seq(session_id, entries) if isinstance(entries, Sequence) else None
-        # A ParsedDocument (parse_document's JSON values, none NaN or infinite) needs no
-        # strict walk per value, and it is an acyclic structure in memory: no garbage
-        # collection while it is walked (see gc_paused). Other iterables may be user
-        # generators: GC stays on for them.
-        from_parser = isinstance(entries, ParsedDocument)
+        # A Document's plain entries (JSON values, none NaN or infinite) need no strict
+        # walk, and what its parser builds is acyclic: no garbage collection while it is
+        # read (see gc_paused). Other iterables may be user generators: GC stays on.
+        document = isinstance(entries, Document)
+        pairs = entries.entries() if document else ((entry, False) for entry in entries)
         parsed = (
-            parse_entry(entry, index, parsed=from_parser) for index, entry in enumerate(entries)
+            parse_entry(entry, index, parsed=plain) for index, (entry, plain) in enumerate(pairs)
         )
+        if on_entry is not None:
+            parsed = _progress(parsed, on_entry)
         with (
-            gc_paused() if from_parser else contextlib.nullcontext(),
+            gc_paused() if document else contextlib.nullcontext(),
             self._transaction(write=True) as conn,
         ):
             counters.add_session(conn, session_id, now)
             folded = counters.fold(conn, session_id, now)
             assert folded is not None  # the row exists: it was just made if it was missing
             top, held = folded
-            base = None if own_max is None else max(top, own_max)
-            written = pending = 0
-            for batch in _batched(parsed, IMPORT_BATCH):
-                rows: list[dict[str, Any]] = []
-                own = repo.fetch_rows_by_seq(
-                    conn, session_id, (e.seq for e in batch if e.session_id == session_id)
-                )
-                foreign = repo.fetch_rows_by_origin(
-                    conn, session_id, (e.id for e in batch if e.session_id != session_id)
-                )
-                for entry in batch:
-                    mine = entry.session_id == session_id
-                    seen = own.get(entry.seq) if mine else foreign.get(entry.id)
-                    if seen is not None:
-                        if not entry.same_as(seen):
-                            raise ImportConflictError(
-                                f"checkpoint {entry.id!r} differs from the one already "
-                                f"stored in session {session_id!r}; nothing was imported"
-                            )
-                        continue
-                    if mine:
-                        seq = entry.seq
-                        top = max(top, seq)
-                    else:
-                        # Foreign entries go above every own seq: directly when that is
-                        # known, else parked at -k until renumber_pending moves them.
-                        pending += 1
-                        seq = -pending if base is None else base + pending
-                    row = _import_row(session_id, seq, entry)
-                    rows.append(row)
-                    stored = (
-                        session_id,
-                        seq,
-                        entry.name,
-                        entry.timestamp,
-                        entry.data_text,
-                        entry.metadata_text,
-                    )
-                    if mine:
-                        own[entry.seq] = stored
-                    else:
-                        foreign[entry.id] = stored
-                repo.insert_rows(conn, rows)
-                written += len(rows)
-                if on_entry is not None:
-                    for _ in batch:
-                        on_entry()
-            if pending and base is None:
-                repo.renumber_pending(conn, session_id, top)
-                top += pending
-            elif pending:
-                top = max(top, base + pending)
-            top = max(top, min_last_seq)
-            counters.rebase(conn, session_id, top, held + written, now)
-        return written
+            writer = ImportWriter(conn, session_id, top)
+            # Entries are parsed and checked here while the writer inserts the batches
+            # before them on a second thread (see pipeline).
+            pipelined(_batched(parsed, IMPORT_BATCH), writer.write, threaded=self._threads_ok)
+            top = max(writer.finish(), min_last_seq)
+            counters.rebase(conn, session_id, top, held + writer.written, now)
+        return writer.written
 
     # -- reading -----------------------------------------------------------------------
 
@@ -812,41 +765,21 @@ class CheckpointStore:
             return list(conn.execute(text(sql), params or {}))
 
 
-def _import_row(session_id: str, seq: int, entry: ImportEntry) -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        "seq": seq,
-        "name": entry.name,
-        "created_at": entry.timestamp,
-        "data": entry.data_text,
-        "metadata": entry.metadata_text,
-        "origin_id": None if entry.session_id == session_id else entry.id,
-    }
-
-
-def _highest_own_seq(session_id: str, entries: Sequence[Any]) -> int:
-    """The highest seq among a document's entries of ``session_id`` (0 if none).
-
-    Malformed entries are skipped here; ``parse_entry`` reports them in order.
-    """
-    highest = 0
-    prefix = session_id + ":"
-    for entry in entries:
-        raw_id = entry.get("id") if isinstance(entry, Mapping) else None
-        if not isinstance(raw_id, str) or not raw_id.startswith(prefix):
-            continue  # another session's (or malformed): no seq of ours
-        parts = split_id(raw_id)
-        if parts is not None and parts[0] == session_id and parts[1] > highest:
-            highest = parts[1]
-    return highest
-
-
 def _reporting(
     batches: Iterable[Sequence[Any]], on_batch: Callable[[int], object]
 ) -> Iterator[Sequence[Any]]:
     for batch in batches:
         on_batch(len(batch))
         yield batch
+
+
+def _progress(
+    entries: Iterator[ImportEntry], on_entry: Callable[[], object]
+) -> Iterator[ImportEntry]:
+    """Call ``on_entry`` as each entry has been read and checked (progress)."""
+    for entry in entries:
+        on_entry()
+        yield entry
 
 
 def _batched(items: Iterable[ImportEntry], size: int) -> Iterator[list[ImportEntry]]:

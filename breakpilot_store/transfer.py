@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -248,7 +249,7 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
     Args:
         entry: The element, normally a dict.
         index: Its position in the document (for messages).
-        parsed: The element is part of a :class:`ParsedDocument` (JSON values, none
+        parsed: The element is a plain entry of a :class:`Document` (JSON values, none
             of them NaN or infinite), so ``data`` and ``metadata`` skip the strict walk.
 
     Raises:
@@ -296,18 +297,6 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
     )
 
 
-class ParsedDocument(list[Any]):
-    """An import document's entries as :func:`parse_document` read them.
-
-    Nothing in it is NaN or infinite (the parser flagged those documents and returned a
-    plain list instead); everything else a JSON parser returns is of a type the codec
-    accepts, and ``encode_parsed_object`` refuses the rest (integers beyond 64 bits,
-    lone surrogates) through the strict path. So importing it skips the strict walk,
-    which is why only :func:`parse_document` should build one: a hand-made one holding
-    NaN would be stored as ``null``.
-    """
-
-
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector around work on a large acyclic structure.
@@ -327,16 +316,97 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_document(json_data: Any) -> list[Any]:
-    """Parse an export document (a JSON array) from text.
+#: Whitespace between JSON tokens (RFC 8259's four characters).
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
-    Returns:
-        The entries: a :class:`ParsedDocument` unless some number in it is NaN or
-        infinite (``NaN``, ``Infinity``, or a literal such as ``1e400`` that overflows),
-        in which case a plain list, whose import then names the offending value.
+
+class Document:
+    """An export document (a JSON array), read one entry at a time.
+
+    :func:`parse_document` makes one. Iterating it yields the entries; an import takes
+    :meth:`entries` instead, which also says whether each entry may skip the strict walk.
+    Reading one entry at a time lets the import write entry ``k`` while it parses entry
+    ``k + n`` (see :mod:`breakpilot_store.pipeline`), and keeps only a batch of parsed
+    entries in memory rather than the whole document's objects.
+
+    A syntax error after the first entries is raised when iteration reaches it, as
+    :class:`ImportFormatError`; an import then writes nothing (all or nothing).
+    """
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __iter__(self) -> Iterator[Any]:
+        return (entry for entry, _ in self.entries())
+
+    def entries(self) -> Iterator[tuple[Any, bool]]:
+        """Yield ``(entry, plain)`` in document order.
+
+        ``plain`` is true when no number in the entry is NaN or infinite (``NaN``,
+        ``Infinity``, or a literal such as ``1e400`` that overflows): the stdlib reads
+        those as floats that orjson would write as ``null``, so only a plain entry may
+        skip the strict walk (``parse_entry(..., parsed=True)``); any other value a
+        JSON parser returns, ``encode_parsed_object`` refuses by itself if it must.
+
+        Raises:
+            ImportFormatError: The text stops being valid JSON.
+        """
+        flagged = False
+
+        def constant(literal: str) -> float:
+            nonlocal flagged
+            flagged = True
+            return float(literal)
+
+        def checked_float(literal: str) -> float:
+            nonlocal flagged
+            value = float(literal)
+            if value - value != 0.0:
+                flagged = True
+            return value
+
+        text = self._text
+        decode_at = json.JSONDecoder(parse_float=checked_float, parse_constant=constant).raw_decode
+        skip = _WHITESPACE.match
+        # parse_document checked the "[": the entries start after it.
+        at = skip(text, skip(text, 0).end() + 1).end()
+        try:
+            if text.startswith("]", at):
+                _check_end(text, at + 1)
+                return
+            while True:
+                entry, at = decode_at(text, at)
+                yield entry, not flagged
+                flagged = False
+                at = skip(text, at).end()
+                if text.startswith(",", at):
+                    at = skip(text, at + 1).end()
+                elif text.startswith("]", at):
+                    _check_end(text, at + 1)
+                    return
+                else:
+                    raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+        except (ValueError, RecursionError) as exc:
+            raise ImportFormatError(f"import document is not valid JSON: {exc}") from exc
+
+
+def _check_end(text: str, at: int) -> None:
+    """Nothing but whitespace may follow the document's closing bracket."""
+    at = _WHITESPACE.match(text, at).end()
+    if at != len(text):
+        raise json.JSONDecodeError("Extra data", text, at)
+
+
+def parse_document(json_data: Any) -> Document:
+    """Check that ``json_data`` is text that starts a JSON array; return its entries.
+
+    Entries are parsed as the returned :class:`Document` is read (an import reads it
+    as it writes); a syntax error further on is raised then, as ImportFormatError.
 
     Raises:
-        ImportFormatError: Not text, not JSON, or not an array.
+        ImportFormatError: Not text (or bytes that are not UTF-8), or not a JSON array.
     """
     if isinstance(json_data, (bytes, bytearray)):
         try:
@@ -347,31 +417,13 @@ def parse_document(json_data: Any) -> list[Any]:
         raise ImportFormatError(
             f"import document must be a JSON string, not {type(json_data).__name__}"
         )
-    # The stdlib reads NaN, Infinity and overflowing literals as floats that orjson
-    # would write as null: the two hooks flag them (they are the only parser output
-    # encode_parsed_object could not refuse by itself). Measured against parsing with
-    # orjson: as fast for this kind of document, and a third of the peak memory.
-    not_finite = False
-
-    def constant(literal: str) -> float:
-        nonlocal not_finite
-        not_finite = True
-        return float(literal)
-
-    def checked_float(literal: str) -> float:
-        nonlocal not_finite
-        value = float(literal)
-        if value - value != 0.0:
-            not_finite = True
-        return value
-
-    try:
-        with gc_paused():
-            document = json.loads(json_data, parse_float=checked_float, parse_constant=constant)
-    except (ValueError, RecursionError) as exc:
-        raise ImportFormatError(f"import document is not valid JSON: {exc}") from exc
-    if not isinstance(document, list):
+    if not json_data.startswith("[", _WHITESPACE.match(json_data).end()):
+        # Not an array: the whole parse says what it is instead (a short error path).
+        try:
+            document = json.loads(json_data)
+        except (ValueError, RecursionError) as exc:
+            raise ImportFormatError(f"import document is not valid JSON: {exc}") from exc
         raise ImportFormatError(
             f"import document must be a JSON array of checkpoints, not {type(document).__name__}"
         )
-    return document if not_finite else ParsedDocument(document)
+    return Document(json_data)

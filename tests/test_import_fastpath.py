@@ -1,8 +1,8 @@
 """The fast import path (no strict walk) imports exactly what the strict path imports,
 and refuses exactly what it refuses, with the same messages.
 
-``parse_document`` marks a document without NaN or infinite numbers as a
-``ParsedDocument``, whose entries are encoded with orjson directly. These tests write
+``parse_document`` reads a document one entry at a time and marks each entry without NaN
+or infinite numbers as plain: its values are encoded with orjson directly. These tests write
 documents as text, byte by byte, including what orjson cannot write or would change
 (integers beyond 64 bits, NaN, 1e400, lone surrogates, deep nesting), and compare the
 fast path with the strict one.
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from breakpilot_store import CheckpointManager, CheckpointStore
 from breakpilot_store.codec import MAX_DEPTH, MAX_INT, MIN_INT
 from breakpilot_store.errors import ImportFormatError, StoreClosedError
-from breakpilot_store.transfer import ParsedDocument, parse_document, parse_entry
+from breakpilot_store.transfer import parse_document, parse_entry
 from tests.strict import same
 
 STAMP = '"2026-03-01T12:00:00.250000+00:00"'
@@ -79,11 +79,12 @@ def _entry(index: int, data: str, metadata: str | None) -> str:
     )
 
 
-def _outcome(entries: list[Any], parsed: bool) -> Any:
+def _outcome(pairs: Any) -> Any:
+    """Each ``(entry, plain)`` through parse_entry, as an import takes them."""
     try:
         return [
             (e.id, e.name, e.timestamp, e.data_text, e.metadata_text)
-            for e in (parse_entry(x, i, parsed=parsed) for i, x in enumerate(entries))
+            for e in (parse_entry(x, i, parsed=plain) for i, (x, plain) in enumerate(pairs))
         ]
     except ImportFormatError as exc:
         return ("refused", str(exc))
@@ -93,24 +94,66 @@ def _outcome(entries: list[Any], parsed: bool) -> Any:
 @given(st.lists(st.tuples(FRAGMENTS, st.one_of(st.none(), FRAGMENTS)), max_size=4))
 def test_fast_path_equals_strict_path(pairs: list[tuple[str, str | None]]) -> None:
     text = "[" + ", ".join(_entry(i, d, m) for i, (d, m) in enumerate(pairs)) + "]"
-    document = parse_document(text)
-    fast = _outcome(document, parsed=isinstance(document, ParsedDocument))
-    strict = _outcome(json.loads(text), parsed=False)  # the stdlib and the strict walk
+    fast = _outcome(parse_document(text).entries())
+    strict = _outcome((x, False) for x in json.loads(text))  # the stdlib, the strict walk
     assert fast == strict
+
+
+def _plain(text: str | bytes) -> list[bool]:
+    return [plain for _, plain in parse_document(text).entries()]
 
 
 def test_fast_path_is_taken_unless_a_number_is_not_finite(tmp_path: Path) -> None:
     with CheckpointManager("src", store=tmp_path / "s.db") as m:
         m.create("step", {"n": MAX_INT, "m": MIN_INT, "f": 0.1, "s": "ünï ✓", "e": 1e308})
+        m.create("step", {"n": 1})
         exported = m.export()
-    assert isinstance(parse_document(exported), ParsedDocument)
-    assert isinstance(parse_document(exported.encode()), ParsedDocument)
-    assert isinstance(parse_document(f'[{{"v": {MAX_INT + 1}}}]'), ParsedDocument)
-    # Not finite: a plain list, whose strict walk names the value.
+    assert _plain(exported) == [True, True]
+    assert _plain(exported.encode()) == [True, True]
+    assert _plain(f'[{{"v": {MAX_INT + 1}}}]') == [True]
+    # Not finite: that entry (and only that one) takes the strict walk, which names it.
     for number in ("NaN", "Infinity", "-Infinity", "1e400", "-1E+309", "1" + "0" * 400 + ".5"):
-        doc = parse_document(f'[{{"v": {number}}}]')
-        assert not isinstance(doc, ParsedDocument), number
-        assert same(doc, json.loads(f'[{{"v": {number}}}]')) or number == "NaN"
+        text = f'[{{"v": 1}}, {{"v": {number}}}, {{"v": 2.5}}]'
+        assert _plain(text) == [True, False, True], number
+        assert same(list(parse_document(text)), json.loads(text)) or number == "NaN"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "not valid JSON"),
+        ("  ", "not valid JSON"),
+        ('{"id": "a:1"}', "must be a JSON array of checkpoints, not dict"),
+        ('"x"', "not str"),
+        ("\ufeff[]", "not valid JSON"),
+        ("[1,", "not valid JSON"),
+        ("[1 2]", "Expecting ',' delimiter"),
+        ("[1,]", "not valid JSON"),
+        ("[1] x", "Extra data"),
+        ("[] ]", "Extra data"),
+        ("[", "not valid JSON"),
+        ("[" * 100_000, "not valid JSON"),
+    ],
+)
+def test_a_document_that_is_not_a_json_array_is_refused(text: str, message: str) -> None:
+    with pytest.raises(ImportFormatError, match=message):
+        list(parse_document(text))
+
+
+@pytest.mark.parametrize("text", ["[]", " [ ] ", "\n[\n]\n", '[{"a": 1}]', ' [ 1 , [2] ,"x"] '])
+def test_entries_are_read_as_the_stdlib_reads_the_whole_document(text: str) -> None:
+    assert list(parse_document(text)) == json.loads(text)
+
+
+def test_a_syntax_error_after_good_entries_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    with CheckpointManager("dst", store=db) as m:
+        m.create("before", {"x": 1})
+    before = _rows(db)
+    good = ", ".join(_entry(i, str(i), None) for i in range(2500))  # past a whole batch
+    with pytest.raises(ImportFormatError, match="not valid JSON"):
+        _import(db, "[" + good + ", {oops}]")
+    assert _rows(db) == before
 
 
 def _import(path: Path, text: str | bytes) -> int:

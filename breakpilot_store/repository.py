@@ -222,8 +222,8 @@ def _rows_per_statement(driver: Any) -> int:
 def inserts_atomically(conn: Connection, n: int) -> bool:
     """Whether :func:`insert_rows` writes ``n`` rows as one statement, undone alone on error.
 
-    The transaction goes on after such a failed statement. True on SQLite for batches within its parameter limit. On PostgreSQL a failed
-    statement ends the transaction.
+    The transaction goes on after such a failed statement. True on SQLite for batches
+    within its parameter limit; on PostgreSQL a failed statement ends the transaction.
     """
     if conn.dialect.name != "sqlite":
         return False

@@ -74,6 +74,21 @@ def pipelined(batches: Iterable[T], write: Callable[[T], object], *, threaded: b
         if not finished:  # the maker failed: the queued batches are not to be written
             abandon.set()
         handoff.put(_DONE)
-        worker.join()
+        _join(worker)
     if failed:
         raise failed[0]
+
+
+def _join(worker: threading.Thread) -> None:
+    """Wait for the worker to finish, even through a Ctrl-C (raised once it has).
+
+    The caller's transaction ends next, on the connection the worker may still be using.
+    """
+    interrupted: BaseException | None = None
+    while worker.is_alive():
+        try:
+            worker.join()
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the worker is done
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted

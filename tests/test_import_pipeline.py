@@ -10,8 +10,10 @@ boundaries and the writer thread really runs ahead of the parser.
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from breakpilot_store import CheckpointManager, CheckpointStore
 from breakpilot_store import repository as repo
 from breakpilot_store import store as store_module
 from breakpilot_store.errors import ImportConflictError, ImportFormatError
+from breakpilot_store.pipeline import pipelined
 
 BATCH = store_module.IMPORT_BATCH
 STAMP = "2026-01-01T00:00:{:02d}.{:06d}+00:00"
@@ -241,3 +244,62 @@ def test_batches_split_over_statements_where_sqlite_allows_few_parameters(db_pat
     finally:
         conn.close()
     assert got == [(i, f"src:{i}") for i in range(1, len(doc) + 1)]
+
+
+# -- the pipeline itself ------------------------------------------------------------------
+
+
+def test_pipelined_writes_every_batch_in_order_on_one_other_thread():
+    written: list[tuple[int, threading.Thread]] = []
+    pipelined(range(50), lambda b: written.append((b, threading.current_thread())), threaded=True)
+    assert [b for b, _ in written] == list(range(50))
+    assert len({t for _, t in written}) == 1
+    assert written[0][1] is not threading.current_thread()
+
+
+def test_pipelined_after_a_failed_batch_writes_no_more_and_raises_it():
+    written: list[int] = []
+
+    def write(batch: int) -> None:
+        if batch == 3:
+            raise LookupError("batch 3")
+        written.append(batch)
+
+    with pytest.raises(LookupError, match="batch 3"):
+        pipelined(range(1_000), write, threaded=True)
+    assert written == [0, 1, 2]
+
+
+def test_pipelined_a_failing_maker_abandons_the_queued_batches():
+    release = threading.Event()
+    written: list[int] = []
+
+    def write(batch: int) -> None:
+        release.wait(5)
+        written.append(batch)
+
+    def batches() -> Iterator[int]:
+        yield from range(3)  # the writer holds 0; 1 and 2 wait in the queue
+        release.set()
+        raise KeyError("no more")
+
+    with pytest.raises(KeyError, match="no more"):
+        pipelined(batches(), write, threaded=True)
+    assert written == [0]
+
+
+def test_pipelined_a_ctrl_c_while_joining_waits_for_the_writer_first():
+    """The transaction ends right after: the writer must be off the connection by then."""
+    main = threading.get_ident()
+    started, done = threading.Event(), threading.Event()
+
+    def write(batch: int) -> None:
+        started.set()
+        # Interrupt the caller while it waits in the join, then go on a little.
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.3)
+        done.set()
+
+    with pytest.raises(KeyboardInterrupt):
+        pipelined([1], write, threaded=True)
+    assert started.is_set() and done.is_set()

@@ -55,8 +55,9 @@ READINGS: dict[str, str] = {
         "every payload alive unless it compresses."
     ),
     "bulk": (
-        "Export is bounded by reading and re-encoding the JSON; import by parsing it and "
-        "one big write transaction."
+        "Export is bounded by reading and re-encoding the JSON; the store's import by "
+        "parsing and checking each entry on the caller's thread (the inserts overlap it on "
+        "a second thread), then the one durable commit."
     ),
 }
 

@@ -49,6 +49,9 @@ def pipelined(batches: Iterable[T], write: Callable[[T], object], *, threaded: b
     handoff: queue.Queue[object] = queue.Queue(maxsize=DEPTH)
     failed: list[BaseException] = []
     abandon = threading.Event()
+    # Set as the worker's last act. Not Thread.join(): on Python 3.11 a join that a
+    # Ctrl-C interrupts can mark the thread as stopped while it still runs.
+    done = threading.Event()
 
     def work() -> None:
         try:
@@ -60,6 +63,8 @@ def pipelined(batches: Iterable[T], write: Callable[[T], object], *, threaded: b
             # Keep taking batches so that the maker never blocks on a full queue.
             while handoff.get() is not _DONE:
                 pass
+        finally:
+            done.set()
 
     worker = threading.Thread(target=work, name="breakpilot-store-writer", daemon=True)
     worker.start()
@@ -71,24 +76,37 @@ def pipelined(batches: Iterable[T], write: Callable[[T], object], *, threaded: b
             handoff.put(batch)
         finished = True
     finally:
-        if not finished:  # the maker failed: the queued batches are not to be written
-            abandon.set()
-        handoff.put(_DONE)
-        _join(worker)
+        _finish(handoff, done, abandon, finished)
+        worker.join()  # the worker is past its last act: this returns at once
     if failed:
         raise failed[0]
 
 
-def _join(worker: threading.Thread) -> None:
-    """Wait for the worker to finish, even through a Ctrl-C (raised once it has).
+def _finish(
+    handoff: queue.Queue[object],
+    done: threading.Event,
+    abandon: threading.Event,
+    finished: bool,
+) -> None:
+    """Tell the worker there is no more and wait for it, even through a Ctrl-C.
 
-    The caller's transaction ends next, on the connection the worker may still be using.
+    The caller's transaction ends next, on the connection the worker may still be
+    using: so an interruption here (a KeyboardInterrupt, say) is held until the worker
+    is done, then raised.
     """
     interrupted: BaseException | None = None
-    while worker.is_alive():
+    sent = False
+    while True:
         try:
-            worker.join()
-        except BaseException as exc:  # noqa: BLE001 - re-raised once the worker is done
+            if not finished:  # the maker failed: the queued batches are not to be written
+                abandon.set()
+            if not sent:
+                handoff.put(_DONE)
+                sent = True
+            while not done.wait():
+                pass
+            break
+        except BaseException as exc:  # noqa: BLE001 - raised once the worker is done
             interrupted = exc
     if interrupted is not None:
         raise interrupted

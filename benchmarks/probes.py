@@ -59,20 +59,19 @@ def _streamed(store: Any, session: str, path: str) -> tuple[float, float]:
 
 
 def _stream_in(store: Any, session: str, path: str) -> tuple[int, float, float]:
-    """Import from ``path`` with a streaming parser, as ``breakpilot-store import`` does.
+    """Import from ``path`` read in pieces, as ``breakpilot-store import`` does.
 
     Returns:
         Checkpoints written, seconds, and the peak RSS above the start in MiB.
     """
-    import ijson
+    from breakpilot_store.document import read_document
 
     gc.collect()
     base = rss_kib()
     reset_peak()
     t0 = time.perf_counter()
     with open(path, "rb") as src:
-        entries = ijson.items(src, "item", use_float=True)
-        written = store.import_checkpoints(session, entries)
+        written = store.import_checkpoints(session, read_document(src))
     return written, time.perf_counter() - t0, (hwm_kib() - base) / MIB
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import ijson
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__
 from .cli_format import DURATION, SESSION_SORT_KEYS, SINCE, Output, human_bytes, plural, seq_ranges
+from .document import read_document
 from .engine import MIN_SQLITE, create_store_engine, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
@@ -341,28 +341,10 @@ def import_(opts: Options, session: str, file: Any) -> None:
             seen += 1
             bar(completed=file.tell() if size else None)
 
-        def attempt(items: Any) -> int:
-            nonlocal seen
-            seen = 0
-            entries = items(file, "item", use_float=True)
-            return store.import_checkpoints(session, entries, on_entry=on_entry)
-
         try:
-            try:
-                written = attempt(ijson.items)
-            except ijson.JSONError as exc:
-                # The fast C parser stops at integers beyond 64 bits, which the store
-                # keeps exactly; the pure-Python parser reads them. The failed attempt
-                # wrote nothing (import is all or nothing), so read again from the top.
-                if "integer overflow" not in str(exc) or not file.seekable():
-                    raise
-                file.seek(0)
-                written = attempt(ijson.get_backend("python").items)
-        except ijson.JSONError as exc:
-            detail = str(exc).strip().splitlines()[0]
-            raise ImportFormatError(
-                f"{name} is not valid JSON ({detail}); nothing was imported"
-            ) from exc
+            written = store.import_checkpoints(session, read_document(file), on_entry=on_entry)
+        except ImportFormatError as exc:
+            raise ImportFormatError(f"{name}: {exc}") from exc
     if opts.json:
         out.json({"session_id": session, "entries": seen, "written": written})
         return

@@ -12,9 +12,9 @@ from sqlalchemy.engine import URL
 
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key
+from .document import parse_document
 from .errors import CheckpointTypeError
 from .store import CheckpointStore, _positive_int, aware
-from .transfer import parse_document
 
 logger = logging.getLogger(__name__)
 

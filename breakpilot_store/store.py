@@ -20,6 +20,7 @@ from . import counters
 from . import repository as repo
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key, encode_object
+from .document import Document
 from .engine import WRITE, Durability, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
@@ -38,7 +39,6 @@ from .repository import SessionInfo
 from .retention import retention_delete, retention_params
 from .transfer import (
     EXPORT_BATCH,
-    Document,
     ImportEntry,
     export_pieces,
     gc_paused,

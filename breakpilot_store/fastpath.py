@@ -162,6 +162,26 @@ def _compile(statement: Any) -> tuple[str, dict[str, Any], tuple[str, ...]]:
     return found
 
 
+_QMARK = sqlite.dialect(paramstyle="qmark")
+_COMPILED_QMARK: dict[Any, str] = {}
+
+
+def _compile_in_order(statement: Any, order: tuple[str, ...]) -> str:
+    """Compile a statement once for sqlite3's ``?`` style, checking its binds' order.
+
+    Raises:
+        ValueError: The statement binds its parameters in another order (a programming
+            error: the caller's tuple would bind values to the wrong columns).
+    """
+    found = _COMPILED_QMARK.get(statement)
+    if found is None:
+        compiled = statement.compile(dialect=_QMARK)
+        if tuple(compiled.positiontup or ()) != order:
+            raise ValueError(f"{statement} binds {compiled.positiontup}, not {order}")
+        found = _COMPILED_QMARK[statement] = compiled.string
+    return found
+
+
 class DriverConnection:
     """Runs the repository's Core statements on a bare ``sqlite3`` connection.
 
@@ -195,6 +215,20 @@ class DriverConnection:
                 params[key] = self._stamp[1]
         try:
             return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate_driver(exc, self._where) from exc
+
+    def execute_in_order(
+        self, statement: Any, order: tuple[str, ...], values: tuple[Any, ...]
+    ) -> sqlite3.Cursor:
+        """Execute a statement with ``values`` bound in ``order`` (its binds' order).
+
+        For the one-statement create, every agent's step: binding a tuple saves ~1 µs
+        (~5% of a create) against :meth:`execute`'s dict of named parameters. Values
+        bind as they are: timestamps already rendered as stored text.
+        """
+        try:
+            return self._conn.execute(_compile_in_order(statement, order), values)
         except sqlite3.Error as exc:
             raise translate_driver(exc, self._where) from exc
 

@@ -97,9 +97,10 @@ class CheckpointManager:
         checkpoint = self.store._create(
             self.session_id, name, data, metadata, self.compress_after, self.max_checkpoints
         )
-        logger.debug(
-            "Session %s: Created checkpoint %r (#%d)", self.session_id, name, checkpoint.seq
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # (the seq is parsed only to be logged)
+            logger.debug(
+                "Session %s: Created checkpoint %r (#%d)", self.session_id, name, checkpoint.seq
+            )
         if self._on_checkpoint is not None:
             self._on_checkpoint(checkpoint)
         return checkpoint

@@ -31,7 +31,7 @@ from . import counters
 from .checkpoint import Checkpoint
 from .codec import decode
 from .counters import LIVE_COUNT, LIVE_LAST_SEQ, LIVE_UPDATED_AT
-from .fastpath import fetch_batches
+from .fastpath import DriverConnection, fetch_batches
 from .retention import retention_delete, retention_params
 from .schema import UTCDateTime, checkpoints, sessions, to_text
 
@@ -167,10 +167,11 @@ _APPEND = text(
     "SELECT :session_id, :seq, :name, :created_at, :data, :metadata "
     "FROM pragma_data_version WHERE data_version = :version"
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
+_APPEND_ORDER = ("session_id", "seq", "name", "created_at", "data", "metadata", "version")
 
 
 def append_if_unchanged(
-    conn: Any,
+    conn: DriverConnection,
     session_id: str,
     seq: int,
     name: str,
@@ -189,9 +190,8 @@ def append_if_unchanged(
     Returns:
         Whether the row was inserted (and committed).
     """
-    params = _row(session_id, seq, name, created_at, data, metadata)
-    params["version"] = version  # (origin_id is not in the statement: sqlite3 ignores it)
-    return conn.execute(_APPEND, params).rowcount == 1
+    values = (session_id, seq, name, to_text(created_at), data, metadata, version)
+    return conn.execute_in_order(_APPEND, _APPEND_ORDER, values).rowcount == 1
 
 
 #: Rows for :func:`insert_rows`: ``(seq, name, created_at, data, metadata, origin_id)``.

@@ -627,3 +627,14 @@ class TestSupervisorWrites:
         manager(store, "busy").create("y", {})
         assert store.prune_sessions(timedelta(days=1)) == [("old", 1)]
         assert raw().query("SELECT session_id FROM sessions") == [("busy",)]
+
+
+def test_create_logs_at_debug_level_as_the_seed_does(db_path, caplog):
+    with CheckpointStore(db_path) as store:
+        m = manager(store, "logged")
+        m.create("quiet", {})  # logging at WARNING: nothing recorded
+        assert not [r for r in caplog.records if "Created checkpoint" in r.getMessage()]
+        with caplog.at_level("DEBUG", logger="breakpilot_store.manager"):
+            m.create("step", {"x": 1})
+    (record,) = [r for r in caplog.records if "Created checkpoint" in r.getMessage()]
+    assert record.getMessage() == "Session logged: Created checkpoint 'step' (#2)"

@@ -1,6 +1,7 @@
 """breakpilot_store: a persistent checkpoint store for AI agents."""
 
 from .checkpoint import Checkpoint
+from .document import read_document
 from .errors import (
     BreakpilotStoreError,
     CheckpointTypeError,
@@ -45,4 +46,5 @@ __all__ = [
     "UnknownSessionError",
     "UnsupportedDatabaseError",
     "__version__",
+    "read_document",
 ]

@@ -9,6 +9,7 @@ boundaries and the writer thread really runs ahead of the parser.
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sqlite3
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from breakpilot_store import CheckpointManager, CheckpointStore
+from breakpilot_store import CheckpointManager, CheckpointStore, read_document
 from breakpilot_store import repository as repo
 from breakpilot_store import store as store_module
 from breakpilot_store.errors import ImportConflictError, ImportFormatError
@@ -46,11 +47,13 @@ def entry(session: str, seq: int, data: Any = None, name: str = "step") -> dict[
 
 
 def feed(kind: str, entries: list[dict[str, Any]]) -> Any:
-    """The same document as the manager's text, a list, or a one-pass generator."""
+    """The same document as the manager's text, a list, a one-pass generator, or a file."""
     if kind == "text":
         return json.dumps(entries, indent=2)
     if kind == "list":
         return entries
+    if kind == "file":  # read in pieces smaller than a batch's text
+        return read_document(io.BytesIO(json.dumps(entries, indent=2).encode()))
     return (e for e in entries)
 
 
@@ -68,7 +71,7 @@ def rows(raw: Any, session: str) -> list[tuple[Any, ...]]:
     )
 
 
-KINDS = ["text", "list", "stream"]
+KINDS = ["text", "list", "stream", "file"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -75,16 +75,7 @@ def pieces(text: str | bytes, chunk: int, monkeypatch: pytest.MonkeyPatch) -> An
 
 
 def identical(a: Any, b: Any) -> bool:
-    """``same``, with NaN identical to NaN."""
-    if type(a) is float and type(b) is float and math.isnan(a) and math.isnan(b):
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
-    return same(a, b)
+    return same(a, b, nan_equal=True)
 
 
 def finite(v: Any) -> bool:

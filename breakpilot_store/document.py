@@ -9,7 +9,9 @@ around them: whitespace, commas and the brackets.
 
 From a stream, the text is read ``CHUNK`` bytes at a time into a window that holds the
 entry being parsed. An entry cut by the window's end fails to parse near that end (or
-as an unterminated string); the window then grows and the entry is parsed again.
+as an unterminated string); the window then grows and the entry is parsed again. (So a
+broken document whose string never ends, with no newline to stop it either, is read to
+its end before it is refused.)
 """
 
 from __future__ import annotations

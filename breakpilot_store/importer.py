@@ -15,7 +15,6 @@ over them). Either way the result is the same numbering.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,21 +58,17 @@ class ImportWriter:
                 self._parked = True
             else:
                 self._base = max(own_seqs)
-        if repo.inserts_atomically(conn, len(batch)):
-            # Insert as if no entry were stored yet: the primary key and the unique
-            # origin index refuse the batch whole if one is, and then it is looked up.
-            # Usually none is (an import into another session, or a first import), and
-            # the batch costs one statement instead of three (see pipeline: each is a
-            # wait for the GIL).
-            top, foreign = self._top, self._foreign
-            rows = self._number(batch, {}, {})
-            try:
-                repo.insert_rows(conn, session_id, rows)
-            except sqlite3.IntegrityError:
-                self._top, self._foreign = top, foreign
-            else:
-                self.written += len(rows)
-                return
+        # Insert as if no entry were stored yet: the primary key and the unique origin
+        # index refuse the batch whole if one is, and then it is looked up. Usually none
+        # is (an import into another session, or a first import), and the batch costs
+        # one statement instead of three (see pipeline: on SQLite each is a wait for the
+        # GIL; on PostgreSQL the lookup of 1,000 origin ids cost more than the insert).
+        top, foreign = self._top, self._foreign
+        rows = self._number(batch, {}, {})
+        if repo.insert_new_rows(conn, session_id, rows):
+            self.written += len(rows)
+            return
+        self._top, self._foreign = top, foreign
         own = repo.fetch_rows_by_seq(conn, session_id, own_seqs)
         foreign_rows = repo.fetch_rows_by_origin(
             conn, session_id, (e.id for e in batch if e.session_id != session_id)

@@ -219,31 +219,25 @@ def _rows_per_statement(driver: Any) -> int:
     return max(limit // len(checkpoints.columns), 1)
 
 
-def inserts_atomically(conn: Connection, n: int) -> bool:
-    """Whether :func:`insert_rows` writes ``n`` rows as one statement, undone alone on error.
-
-    The transaction goes on after such a failed statement. True on SQLite for batches
-    within its parameter limit; on PostgreSQL a failed statement ends the transaction.
-    """
-    if conn.dialect.name != "sqlite":
-        return False
-    return n <= _rows_per_statement(conn.connection.driver_connection)
+#: PostgreSQL's bulk path: COPY, ~10x an executemany of the same rows.
+_COPY = f"COPY checkpoints ({_INSERT_COLUMNS}) FROM STDIN"
 
 
 def insert_rows(conn: Connection, session_id: str, rows: Sequence[ImportRow]) -> None:
     """Insert a batch of checkpoint rows of ``session_id`` (imports).
 
     ``data``/``metadata`` are already-encoded JSON text, as for :func:`insert_checkpoint`.
-    On SQLite as many rows as its parameter limit allows go in each statement; a
-    statement that fails (e.g. a row collides with a stored one: the driver's
-    ``IntegrityError``) writes none of its rows (see :func:`inserts_atomically`).
+    On SQLite as many rows as its parameter limit allows go in each statement; on
+    PostgreSQL they go in one ``COPY``.
     """
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
-        conn.execute(_INSERT, [_row(session_id, *row) for row in rows])
-        return
     driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for seq, name, created_at, data, metadata, origin_id in rows:
+                copy.write_row((session_id, seq, name, created_at, data, metadata, origin_id))
+        return
     per = _rows_per_statement(driver)
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
@@ -251,6 +245,33 @@ def insert_rows(conn: Connection, session_id: str, rows: Sequence[ImportRow]) ->
         for seq, name, created_at, data, metadata, origin_id in chunk:
             params += (session_id, seq, name, to_text(created_at), data, metadata, origin_id)
         driver.execute(_insert_values_sql(len(chunk)), params)
+
+
+def insert_new_rows(conn: Connection, session_id: str, rows: Sequence[ImportRow]) -> bool:
+    """Insert a batch as :func:`insert_rows` does, or none of it if a row is stored already.
+
+    An import tries this before it looks any entry up: the primary key and the unique
+    origin index refuse a row whose id is stored, and then nothing of the batch is
+    written (SQLite undoes a failed statement alone; elsewhere a savepoint does) and the
+    transaction goes on.
+
+    Returns:
+        Whether the rows were written; ``False`` if one collided with a stored row.
+    """
+    if conn.dialect.name == "sqlite":
+        driver = conn.connection.driver_connection
+        if len(rows) <= _rows_per_statement(driver):  # one statement: no savepoint
+            try:
+                insert_rows(conn, session_id, rows)
+            except sqlite3.IntegrityError:
+                return False
+            return True
+    try:
+        with conn.begin_nested():
+            insert_rows(conn, session_id, rows)
+    except conn.dialect.dbapi.IntegrityError:  # the driver's own (COPY, sqlite3 directly)
+        return False
+    return True
 
 
 def park_rows(conn: Connection, session_id: str, above: int, upto: int) -> None:

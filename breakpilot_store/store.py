@@ -6,7 +6,6 @@ import contextlib
 import io
 import itertools
 import os
-import sqlite3
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -206,7 +205,7 @@ class CheckpointStore:
                     yield conn
         except SQLAlchemyError as exc:
             raise translate(exc, self._where) from exc
-        except sqlite3.Error as exc:  # from the bulk path's driver calls (fastpath)
+        except self._engine.dialect.dbapi.Error as exc:  # the bulk paths' driver calls
             raise translate_driver(exc, self._where) from exc
 
     def _hot(self, write: bool) -> Any:

@@ -23,7 +23,7 @@ import pytest
 from breakpilot_store import CheckpointManager, CheckpointStore, read_document
 from breakpilot_store import repository as repo
 from breakpilot_store import store as store_module
-from breakpilot_store.errors import ImportConflictError, ImportFormatError
+from breakpilot_store.errors import DatabaseError, ImportConflictError, ImportFormatError
 from breakpilot_store.pipeline import pipelined
 
 BATCH = store_module.IMPORT_BATCH
@@ -306,3 +306,21 @@ def test_pipelined_a_ctrl_c_while_joining_waits_for_the_writer_first():
     with pytest.raises(KeyboardInterrupt):
         pipelined([1], write, threaded=True)
     assert started.is_set() and done.is_set()
+
+
+def test_a_driver_error_in_the_bulk_insert_is_translated_and_writes_nothing(
+    store, raw, monkeypatch
+):
+    """The batch statements run on the bare driver (sqlite3, psycopg's COPY)."""
+    monkeypatch.setattr(repo, "_COPY", "COPY no_such_table (x) FROM STDIN")
+    monkeypatch.setattr(
+        repo, "_insert_values_sql", lambda n: "INSERT INTO no_such_table VALUES (1)"
+    )
+    before = raw().dump()
+    with pytest.raises(DatabaseError) as info:
+        store.import_checkpoints("dst", [entry("src", i) for i in range(1, 2 * BATCH)])
+    assert "no_such_table" in str(info.value.__cause__)
+    assert type(info.value.__cause__).__module__.split(".")[0] in ("sqlite3", "psycopg")
+    assert raw().dump() == before
+    monkeypatch.undo()
+    assert store.import_checkpoints("dst", [entry("src", 1)]) == 1  # the store goes on

@@ -427,9 +427,11 @@ class CheckpointStore:
         same one again is a no-op when identical, a conflict when not). The session's
         counter ends at or above every seq it holds. No compression is applied.
 
-        ``entries`` may be any iterable (e.g. a streaming parser): they are validated
-        and written in batches inside one transaction, so any error leaves the database
-        unchanged.
+        ``entries`` may be any iterable (a list, a generator, or
+        :func:`~breakpilot_store.document.read_document` of an export file): they are
+        read and validated on the calling thread while a second thread writes the
+        batches before them (see :mod:`breakpilot_store.pipeline`), all inside one
+        transaction, so any error leaves the database unchanged.
 
         Args:
             session_id: The session to import into.

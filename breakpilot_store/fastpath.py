@@ -185,8 +185,9 @@ def _compile_in_order(statement: Any, order: tuple[str, ...]) -> str:
 class DriverConnection:
     """Runs the repository's Core statements on a bare ``sqlite3`` connection.
 
-    It offers the one method the repository's hot-path functions use,
-    ``execute(statement, params)``, with SQLAlchemy's SQL compiled once per statement
+    It offers what the repository's hot-path functions use: ``execute(statement,
+    params)`` (and ``execute_in_order`` for the one-statement create), with SQLAlchemy's
+    SQL compiled once per statement
     and the same text timestamps the ``UTCDateTime`` type would bind; and the
     connection's :class:`CounterCache` as ``counter_cache``.
     """

@@ -7,6 +7,7 @@ engine and reuses it from its compiled cache.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -258,16 +259,11 @@ def insert_new_rows(conn: Connection, session_id: str, rows: Sequence[ImportRow]
     Returns:
         Whether the rows were written; ``False`` if one collided with a stored row.
     """
-    if conn.dialect.name == "sqlite":
-        driver = conn.connection.driver_connection
-        if len(rows) <= _rows_per_statement(driver):  # one statement: no savepoint
-            try:
-                insert_rows(conn, session_id, rows)
-            except sqlite3.IntegrityError:
-                return False
-            return True
+    one_statement = conn.dialect.name == "sqlite" and len(rows) <= _rows_per_statement(
+        conn.connection.driver_connection
+    )
     try:
-        with conn.begin_nested():
+        with contextlib.nullcontext() if one_statement else conn.begin_nested():
             insert_rows(conn, session_id, rows)
     except conn.dialect.dbapi.IntegrityError:  # the driver's own (COPY, sqlite3 directly)
         return False

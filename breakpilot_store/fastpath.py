@@ -187,9 +187,8 @@ class DriverConnection:
 
     It offers what the repository's hot-path functions use: ``execute(statement,
     params)`` (and ``execute_in_order`` for the one-statement create), with SQLAlchemy's
-    SQL compiled once per statement
-    and the same text timestamps the ``UTCDateTime`` type would bind; and the
-    connection's :class:`CounterCache` as ``counter_cache``.
+    SQL compiled once per statement and the same text timestamps the ``UTCDateTime``
+    type would bind; and the connection's :class:`CounterCache` as ``counter_cache``.
     """
 
     __slots__ = ("_conn", "_where", "_stamp", "counter_cache")

@@ -220,7 +220,8 @@ def _rows_per_statement(driver: Any) -> int:
     return max(limit // len(checkpoints.columns), 1)
 
 
-#: PostgreSQL's bulk path: COPY, ~10x an executemany of the same rows.
+#: PostgreSQL's bulk path: COPY, ~2x the executemany it replaced (19 against 41 ms per
+#: 1,000 rows on a local server).
 _COPY = f"COPY checkpoints ({_INSERT_COLUMNS}) FROM STDIN"
 
 

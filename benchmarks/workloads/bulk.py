@@ -8,7 +8,7 @@ LangGraph's saver has no export/import and does not take part; (c) builds its se
 in the child, in memory.
 
 The store also runs its streaming forms in a second child (``benchmarks.probes
-stream``): ``export_chunks`` to a file and a streaming parser into
+stream``): ``export_bytes`` to a file and ``read_document`` of that file into
 ``import_checkpoints``, which is what ``breakpilot-store export -o`` and ``import`` do,
 on the ``bulk_n`` session and on a second source of a tenth of it, each size in a fresh
 child. Constant memory is judged on those: a session ten times larger must not raise

@@ -64,7 +64,7 @@ def _stream_in(store: Any, session: str, path: str) -> tuple[int, float, float]:
     Returns:
         Checkpoints written, seconds, and the peak RSS above the start in MiB.
     """
-    from breakpilot_store.document import read_document
+    from breakpilot_store.core.document import read_document
 
     gc.collect()
     base = rss_kib()

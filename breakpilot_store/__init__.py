@@ -1,7 +1,9 @@
 """breakpilot_store: a persistent checkpoint store for AI agents."""
 
+from .aio import AsyncCheckpointStore
 from .checkpoint import Checkpoint
-from .document import read_document
+from .core.document import read_document
+from .core.repository import SessionInfo
 from .errors import (
     BreakpilotStoreError,
     CheckpointTypeError,
@@ -20,12 +22,12 @@ from .errors import (
     UnsupportedDatabaseError,
 )
 from .manager import CheckpointManager
-from .repository import SessionInfo
 from .store import CheckpointStore
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncCheckpointStore",
     "BreakpilotStoreError",
     "Checkpoint",
     "CheckpointManager",

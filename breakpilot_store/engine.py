@@ -234,7 +234,7 @@ def create_store_engine(
             url, durability=durability, busy_timeout=busy_timeout, readonly=readonly
         )
     if backend == "postgresql":
-        from .pg import create_postgres_engine
+        from .postgres.engine import create_postgres_engine
 
         return create_postgres_engine(
             url, busy_timeout=busy_timeout, readonly=readonly, **(engine_options or {})

@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key
-from .document import parse_document
+from .core.document import parse_document
 from .errors import CheckpointTypeError
 from .store import CheckpointStore, _positive_int, aware
 

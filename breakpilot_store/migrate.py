@@ -107,7 +107,7 @@ def schema_lock(engine: Engine, url: URL) -> Iterator[None]:
             yield
         return
     if engine.dialect.name == "postgresql":
-        from .pg import advisory_lock
+        from .postgres.engine import advisory_lock
 
         with advisory_lock(engine):
             yield

@@ -9,17 +9,29 @@ import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from . import counters
-from . import repository as repo
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key, encode_object
-from .document import Document
+from .core import counters
+from .core import repository as repo
+from .core.document import Document
+from .core.importer import ImportWriter
+from .core.pipeline import pipelined
+from .core.repository import SessionInfo
+from .core.retention import retention_delete, retention_params
+from .core.transfer import (
+    EXPORT_BATCH,
+    ImportEntry,
+    export_pieces,
+    gc_paused,
+    parse_entry,
+    text_chunk,
+)
 from .engine import WRITE, Durability, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
@@ -29,22 +41,12 @@ from .errors import (
     StoreClosedError,
     UnknownSessionError,
 )
-from .fastpath import DriverConnection, DriverTransaction, PinnedConnections
-from .importer import ImportWriter
 from .migrate import describe
 from .opening import open_engine
-from .pipeline import pipelined
-from .repository import SessionInfo
-from .retention import retention_delete, retention_params
-from .transfer import (
-    EXPORT_BATCH,
-    ImportEntry,
-    export_pieces,
-    gc_paused,
-    parse_entry,
-    text_chunk,
-)
+from .sqlite.fastpath import DriverConnection, DriverTransaction, PinnedConnections
 from .translate import translate, translate_driver
+
+T = TypeVar("T")
 
 #: Bytes of UTF-8 gathered before ``export_chunks`` decodes them into one str.
 _TEXT_CHUNK = 256 * 1024
@@ -208,6 +210,23 @@ class CheckpointStore:
         except self._engine.dialect.dbapi.Error as exc:  # the bulk paths' driver calls
             raise translate_driver(exc, self._where) from exc
 
+    def run(self, operation: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run ``operation(conn)`` in one transaction of this store: the extension seam.
+
+        The framework integrations (and any user with tables of their own) write their
+        SQL once, as a function of a SQLAlchemy ``Connection`` that never commits, and
+        run it here or through :meth:`AsyncCheckpointStore.run` unchanged. A write
+        transaction starts with ``BEGIN IMMEDIATE`` on SQLite; driver errors leave as
+        typed errors; an exception from ``operation`` rolls the transaction back.
+
+        Args:
+            operation: Called once with the transaction's connection; its result is
+                returned.
+            write: Whether the operation writes (a read-only store refuses it).
+        """
+        with self._transaction(write) as conn:
+            return operation(conn)
+
     def _hot(self, write: bool) -> Any:
         """The hot path's transaction: the bare driver on SQLite files, else Core.
 
@@ -240,7 +259,7 @@ class CheckpointStore:
         The seq is allocated in the same transaction as the insert, so it is gapless and
         unique across processes. If the session then holds more than ``compress_after``
         checkpoints it is compressed, and then capped at ``max_checkpoints`` (see
-        :mod:`breakpilot_store.retention` for the rule). ``None`` skips either step.
+        :mod:`breakpilot_store.core.retention` for the rule). ``None`` skips either step.
 
         Args:
             session_id: The session to add to (created on first use).
@@ -316,7 +335,7 @@ class CheckpointStore:
     ) -> int | None:
         """A create as one guarded statement, when this thread's connection knows the counter.
 
-        SQLite files only (see :mod:`breakpilot_store.counter_cache`): nothing but the
+        SQLite files only (see :mod:`breakpilot_store.sqlite.counter_cache`): nothing but the
         checkpoint's row is written, in one autocommit statement that is the whole
         transaction. Returns the seq, or ``None`` when the full transaction is needed
         (the counter is not known for sure, or the retention rule is due).
@@ -428,9 +447,9 @@ class CheckpointStore:
         counter ends at or above every seq it holds. No compression is applied.
 
         ``entries`` may be any iterable (a list, a generator, or
-        :func:`~breakpilot_store.document.read_document` of an export file): they are
+        :func:`~breakpilot_store.core.document.read_document` of an export file): they are
         read and validated on the calling thread while a second thread writes the
-        batches before them (see :mod:`breakpilot_store.pipeline`), all inside one
+        batches before them (see :mod:`breakpilot_store.core.pipeline`), all inside one
         transaction, so any error leaves the database unchanged.
 
         Args:

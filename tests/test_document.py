@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from breakpilot_store import document
-from breakpilot_store.document import parse_document, read_document
+from breakpilot_store.core import document as document
+from breakpilot_store.core.document import parse_document, read_document
 from breakpilot_store.errors import ImportFormatError
 from tests.strict import same
 

@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from breakpilot_store import Checkpoint, CheckpointStore, DatabaseError
+from breakpilot_store.core.transfer import EXPORT_BATCH, RENDER_BATCH, seed_timestamp
 from breakpilot_store.schema import to_text
-from breakpilot_store.transfer import EXPORT_BATCH, RENDER_BATCH, seed_timestamp
 
 # -- the export before the fast path ---------------------------------------------------
 

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from breakpilot_store import CheckpointManager, CheckpointStore
 from breakpilot_store.codec import MAX_DEPTH, MAX_INT, MIN_INT
-from breakpilot_store.document import parse_document
+from breakpilot_store.core.document import parse_document
+from breakpilot_store.core.transfer import parse_entry
 from breakpilot_store.errors import ImportFormatError, StoreClosedError
-from breakpilot_store.transfer import parse_entry
 from tests.strict import same
 
 STAMP = '"2026-03-01T12:00:00.250000+00:00"'

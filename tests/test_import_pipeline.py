@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from breakpilot_store import CheckpointManager, CheckpointStore, read_document
-from breakpilot_store import repository as repo
 from breakpilot_store import store as store_module
+from breakpilot_store.core import repository as repo
+from breakpilot_store.core.pipeline import pipelined
 from breakpilot_store.errors import DatabaseError, ImportConflictError, ImportFormatError
-from breakpilot_store.pipeline import pipelined
 
 BATCH = store_module.IMPORT_BATCH
 STAMP = "2026-01-01T00:00:{:02d}.{:06d}+00:00"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from breakpilot_store import CheckpointStore
-from breakpilot_store.cli import cli
+from breakpilot_store.cli.commands import cli
 
 #: Variables that would change what the CLI prints or where it looks.
 CLEAN_ENV = {

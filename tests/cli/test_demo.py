@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from breakpilot_store.demo import DemoError, run_agent, sqlite3_command
+from breakpilot_store.cli.demo import DemoError, run_agent, sqlite3_command
 
 from .conftest import one_line_error, raw_rows
 

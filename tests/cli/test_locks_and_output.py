@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-import breakpilot_store.cli as cli_module
+import breakpilot_store.cli.commands as cli_module
 from breakpilot_store import CheckpointStore
 
 from .conftest import one_line_error, raw_rows

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from breakpilot_store.cli import cli
+from breakpilot_store.cli.commands import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

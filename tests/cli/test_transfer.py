@@ -8,7 +8,7 @@ import sqlite3
 import tracemalloc
 import types
 
-import breakpilot_store.cli as cli_module
+import breakpilot_store.cli.commands as cli_module
 from breakpilot_store import CheckpointStore
 from breakpilot_store.checkpoint import Checkpoint
 

@@ -69,9 +69,7 @@ def test_eight_writers_on_one_session(pg_url, pg_raw) -> None:
         ("shared", total, total)
     ]
     # Every row holds what its writer wrote.
-    assert pg_raw("SELECT count(DISTINCT (data ->> 'step')) FROM checkpoints") == [
-        (PER_PROCESS,)
-    ]
+    assert pg_raw("SELECT count(DISTINCT (data ->> 'step')) FROM checkpoints") == [(PER_PROCESS,)]
 
 
 def test_eight_writers_on_distinct_sessions(pg_url, pg_raw) -> None:

@@ -195,9 +195,7 @@ def test_schema_option_isolates_two_deployments(pg_base_url, pg_admin, request) 
 
     a, b = unique_schema("a"), unique_schema("b")
     request.addfinalizer(lambda: [drop_schema(pg_base_url, s) for s in (a, b)])
-    with CheckpointStore(pg_base_url, schema=a) as sa, CheckpointStore(
-        pg_base_url, schema=b
-    ) as sb:
+    with CheckpointStore(pg_base_url, schema=a) as sa, CheckpointStore(pg_base_url, schema=b) as sb:
         CheckpointManager("agent", store=sa).create("in-a", {"where": "a"})
         mb = CheckpointManager("agent", store=sb)
         mb.create("in-b", {"where": "b"})

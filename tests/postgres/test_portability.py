@@ -33,8 +33,20 @@ text = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
     ["", "\x00", "a\x00b", "\u2028", "😀", "é", '"\\', "\U0010ffff", "\\u0000"]
 )
 bad_leaves = st.sampled_from(
-    ["\ud800", "a\udfff", 2**64, -(2**63) - 1, 2**70, float("nan"), float("inf"),
-     float("-inf"), (1, 2), frozenset({1}), b"x", {1: "int key"}]
+    [
+        "\ud800",
+        "a\udfff",
+        2**64,
+        -(2**63) - 1,
+        2**70,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        (1, 2),
+        frozenset({1}),
+        b"x",
+        {1: "int key"},
+    ]
 )
 leaves = (
     st.none()
@@ -69,10 +81,9 @@ good_keys = st.text(key_chars, min_size=1, max_size=12) | st.sampled_from(
     ["agent-1", "team:a:agent:1", "é😀"]
 )
 keys = mostly(good_keys, st.sampled_from(["", "a\x00b", "\ud800"]))
-offsets = st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
-                        max_value=timedelta(hours=23, minutes=59)).map(
-    lambda d: timezone(timedelta(minutes=d // timedelta(minutes=1)))
-)
+offsets = st.timedeltas(
+    min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)
+).map(lambda d: timezone(timedelta(minutes=d // timedelta(minutes=1))))
 stamps = st.builds(
     lambda dt, tz: dt.replace(tzinfo=tz),
     st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
@@ -163,12 +174,16 @@ def test_create_and_read_back_agree(pair, session_id, name, data, metadata) -> N
 @given(
     entries=st.lists(
         st.fixed_dictionaries(
-            {"id": mostly(
-                st.integers(1, 2**62).map(lambda n: f"other:{n}"),
-                # Repeats (no-op or conflict), and own ids keeping seqs beyond 32 bits.
-                st.sampled_from(["other:1", "imp:3", f"imp:{2**31}", f"imp:{2**62}"]),
-            ), "name": keys,
-             "timestamp": stamps.map(datetime.isoformat), "data": objects},
+            {
+                "id": mostly(
+                    st.integers(1, 2**62).map(lambda n: f"other:{n}"),
+                    # Repeats (no-op or conflict), and own ids keeping seqs beyond 32 bits.
+                    st.sampled_from(["other:1", "imp:3", f"imp:{2**31}", f"imp:{2**62}"]),
+                ),
+                "name": keys,
+                "timestamp": stamps.map(datetime.isoformat),
+                "data": objects,
+            },
             optional={"metadata": objects},
         ),
         min_size=1,
@@ -181,10 +196,12 @@ def test_import_agrees_timestamps_included(pair, entries) -> None:
         doc = json.dumps(entries)
     except (TypeError, ValueError):
         doc = entries  # not JSON-serialisable: import the objects themselves
-    a = outcome(lambda: lite.import_checkpoints("imp", doc if isinstance(doc, list) else
-                                                json.loads(doc)))
-    b = outcome(lambda: pg.import_checkpoints("imp", doc if isinstance(doc, list) else
-                                              json.loads(doc)))
+    a = outcome(
+        lambda: lite.import_checkpoints("imp", doc if isinstance(doc, list) else json.loads(doc))
+    )
+    b = outcome(
+        lambda: pg.import_checkpoints("imp", doc if isinstance(doc, list) else json.loads(doc))
+    )
     event(f"import: {a[0]}" if a[0] == "ok" else f"import: {a[1].__name__}")
     assert a[0] == b[0], (a, b)
     if a[0] == "error":

@@ -19,9 +19,7 @@ def main() -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     with CheckpointStore(url, **options) as store:
-        mgr = CheckpointManager(
-            session, store=store, compress_after=10**9, max_checkpoints=10**9
-        )
+        mgr = CheckpointManager(session, store=store, compress_after=10**9, max_checkpoints=10**9)
         ids = [mgr.create("step", {"step": i, "pad": "x" * 64}).id for i in range(count)]
     sys.stdout.write("\n".join(ids) + "\n")
     sys.stdout.flush()

@@ -23,8 +23,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .checkpoint import Checkpoint
-from .repository import SessionInfo
+from ..checkpoint import Checkpoint
+from ..core.repository import SessionInfo
 
 # -- arguments --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ here:
   (``SELECT ... FOR UPDATE``) before it reads the session's highest seq in a later
   statement, so concurrent writers of one session queue on that lock and each sees what
   the one before committed: gapless, with no serialization failures to retry (see
-  :mod:`breakpilot_store.counters`).
+  :mod:`breakpilot_store.core.counters`).
 * Session settings (``lock_timeout`` from ``busy_timeout``, ``statement_timeout``,
   ``search_path`` from ``schema=``, read-only) travel as libpq startup ``options``, so
   they cost no round trip. Behind PgBouncer in transaction mode (``pgbouncer=True``)
@@ -34,7 +34,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from .errors import CheckpointTypeError, CheckpointValueError
+from ..errors import CheckpointTypeError, CheckpointValueError
 
 #: A schema name the store accepts: a plain lower-case PostgreSQL identifier, so that
 #: it reads the same unquoted in ``search_path``, in libpq options and at the psql prompt.

@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from .checkpoint import split_id
-from .codec import check_key, decode, encode_object, encode_parsed_object
-from .errors import BreakpilotStoreError, ImportFormatError
+from ..checkpoint import split_id
+from ..codec import check_key, decode, encode_object, encode_parsed_object
+from ..errors import BreakpilotStoreError, ImportFormatError
 
 #: The largest seq an import may carry: half of SQLite's range, so that a session's
 #: counter can never be pushed to where ``last_seq + 1`` overflows into a float.
@@ -147,7 +147,7 @@ def export_pieces(row_batches: Iterable[Sequence[Sequence[Any]]]) -> Iterator[me
     Args:
         row_batches: Rows ``(session_id, seq, name, created_at, data, metadata)`` in seq
             order, :data:`EXPORT_BATCH` to a batch except the last (as
-            :func:`~breakpilot_store.repository.iter_row_batches` reads them). One batch
+            :func:`~breakpilot_store.core.repository.iter_row_batches` reads them). One batch
             is read ahead, to know whether the current one is the last.
     """
     batches = iter(row_batches)

@@ -28,16 +28,16 @@ from sqlalchemy import (
     update,
 )
 
+from ..checkpoint import Checkpoint
+from ..codec import decode
+from ..schema import UTCDateTime, checkpoints, sessions, to_text
+from ..sqlite.fastpath import DriverConnection, fetch_batches
 from . import counters
-from .checkpoint import Checkpoint
-from .codec import decode
 from .counters import LIVE_COUNT, LIVE_LAST_SEQ, LIVE_UPDATED_AT
-from .fastpath import DriverConnection, fetch_batches
 from .retention import retention_delete, retention_params
-from .schema import UTCDateTime, checkpoints, sessions, to_text
 
 if TYPE_CHECKING:
-    from .counter_cache import CounterCache
+    from ..sqlite.counter_cache import CounterCache
 
 _c = checkpoints.c
 _s = sessions.c
@@ -144,10 +144,10 @@ def create_checkpoint(
     """Allocate a seq, insert the checkpoint and apply the retention rule; return the seq.
 
     On SQLite two statements (read the counter, insert), one when ``cache`` (the hot
-    path's :class:`~breakpilot_store.counter_cache.CounterCache`) still knows the
+    path's :class:`~breakpilot_store.sqlite.counter_cache.CounterCache`) still knows the
     counter; three on PostgreSQL (lock, read, insert; ``row_lock``). No count or scan of
     the session, and the session's row is only written when the retention rule deletes
-    something (see :mod:`breakpilot_store.counters`).
+    something (see :mod:`breakpilot_store.core.counters`).
     """
     seq, held = counters.next_seq(conn, session_id, now, row_lock=row_lock, cache=cache)
     insert_checkpoint(conn, session_id, seq, name, now, data, metadata)
@@ -366,7 +366,7 @@ def iter_row_batches(conn: Connection, session_id: str, size: int) -> Iterator[S
     Each row is ``(session_id, seq, name, created_at, data, metadata)`` with ``data`` and
     ``metadata`` as stored JSON. On SQLite the rows are read on the driver connection
     under ``conn``, in ``conn``'s transaction (see
-    :func:`~breakpilot_store.fastpath.fetch_batches`): ``created_at`` is the stored
+    :func:`~breakpilot_store.sqlite.fastpath.fetch_batches`): ``created_at`` is the stored
     text and ``data`` its UTF-8 bytes. Elsewhere they come through Core: ``created_at``
     an aware UTC datetime, ``data`` a str. Close the generator (or exhaust it) before
     the transaction ends.

@@ -7,7 +7,7 @@ connection's last create in a session left (its last seq and how many checkpoint
 holds) is still that session's counter, and a create needs neither to read it nor a
 transaction of its own making: one guarded ``INSERT`` in autocommit mode, which inserts
 only if ``data_version`` is still the one seen here (see
-:func:`breakpilot_store.repository.append_if_unchanged`). Any other commit (a clear, an
+:func:`breakpilot_store.core.repository.append_if_unchanged`). Any other commit (a clear, an
 import, another agent's create) changes it, the guard inserts nothing, and the create
 falls back to the full transaction, which reads the counter from the database.
 

@@ -1,7 +1,7 @@
 """``breakpilot-store``: the operators' CLI (also ``python -m breakpilot_store``).
 
 Thin on purpose: parse the arguments, make one or a few store calls, hand the result
-to :mod:`breakpilot_store.cli_format`. Read-only commands open the database with
+to :mod:`breakpilot_store.cli.format`. Read-only commands open the database with
 ``readonly=True, migrate=False`` (SQLite ``mode=ro``), so they never take a write lock
 and never change the schema. Exit codes: 0 success, 1 a user or data error (one line on
 stderr; ``--debug`` adds the traceback), 2 a usage error.
@@ -21,11 +21,11 @@ import click
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import __version__
-from .cli_format import DURATION, SESSION_SORT_KEYS, SINCE, Output, human_bytes, plural, seq_ranges
-from .document import read_document
-from .engine import MIN_SQLITE, create_store_engine, resolve_url, sqlite_path
-from .errors import (
+from .. import __version__
+from ..core.document import read_document
+from ..core.repository import counters_out_of_step
+from ..engine import MIN_SQLITE, create_store_engine, resolve_url, sqlite_path
+from ..errors import (
     BreakpilotStoreError,
     CheckpointValueError,
     DatabaseError,
@@ -34,10 +34,17 @@ from .errors import (
     StoreUnavailableError,
     UnknownSessionError,
 )
-from .migrate import HEAD, KNOWN_REVISIONS, current_revision, describe, ensure_schema, read_revision
-from .repository import counters_out_of_step
-from .store import CheckpointStore
-from .translate import translate
+from ..migrate import (
+    HEAD,
+    KNOWN_REVISIONS,
+    current_revision,
+    describe,
+    ensure_schema,
+    read_revision,
+)
+from ..store import CheckpointStore
+from ..translate import translate
+from .format import DURATION, SESSION_SORT_KEYS, SINCE, Output, human_bytes, plural, seq_ranges
 
 #: Seconds a command waits for another connection's lock (tests lower it).
 BUSY_TIMEOUT = 30.0
@@ -562,7 +569,7 @@ def check(opts: Options) -> None:
     from alembic import command
     from alembic.util.exc import CommandError
 
-    from .migrate import alembic_config
+    from ..migrate import alembic_config
 
     url, engine = _read_engine(opts.db)
     try:

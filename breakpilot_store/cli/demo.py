@@ -1,6 +1,6 @@
 """``breakpilot-store demo``: the main job in one command.
 
-A small simulated agent (this module run as ``python -m breakpilot_store.demo``, a real
+A small simulated agent (this module run as ``python -m breakpilot_store.cli.demo``, a real
 child process) works through a task, writing a named checkpoint after each step with
 the seed's ``CheckpointManager`` API. Part-way through a step the demo kills it with
 SIGKILL: no cleanup, no ``finally``, whatever it had not checkpointed is lost. A new
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import BreakpilotStoreError, CheckpointValueError
-from .manager import CheckpointManager
+from ..errors import BreakpilotStoreError, CheckpointValueError
+from ..manager import CheckpointManager
 
 #: What the simulated agent does, one step per entry (it cycles if asked for more).
 TASKS = (
@@ -100,8 +100,8 @@ def agent(db: str, session: str, steps: int, stall_at: int | None, delay: float)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the agent process (``python -m breakpilot_store.demo``)."""
-    parser = argparse.ArgumentParser(prog="python -m breakpilot_store.demo")
+    """Entry point of the agent process (``python -m breakpilot_store.cli.demo``)."""
+    parser = argparse.ArgumentParser(prog="python -m breakpilot_store.cli.demo")
     parser.add_argument("--db", required=True)
     parser.add_argument("--session", required=True)
     parser.add_argument("--steps", type=int, required=True)
@@ -159,7 +159,7 @@ def run_agent(
     Raises:
         DemoError: The agent failed, or was not where it should be when killed.
     """
-    argv = [sys.executable, "-m", "breakpilot_store.demo", "--db", str(db)]
+    argv = [sys.executable, "-m", "breakpilot_store.cli.demo", "--db", str(db)]
     argv += ["--session", session, "--steps", str(steps), "--delay", str(delay)]
     if kill_at is not None:
         argv += ["--stall-at", str(kill_at)]
@@ -221,7 +221,7 @@ def run_demo(
 
     Args:
         target: A SQLite path (or ``sqlite:///`` URL) for the demo's store.
-        output: The CLI's :class:`~breakpilot_store.cli_format.Output`.
+        output: The CLI's :class:`~breakpilot_store.cli.format.Output`.
         steps: Steps of the simulated task.
         kill_after: The agent is killed while working on the step after this one.
         delay: Seconds of simulated work per step.
@@ -230,8 +230,8 @@ def run_demo(
     Returns:
         What happened (also printed as JSON with ``--json``).
     """
-    from .engine import resolve_url, sqlite_path
-    from .store import CheckpointStore
+    from ..engine import resolve_url, sqlite_path
+    from ..store import CheckpointStore
 
     path = sqlite_path(resolve_url(target))
     if path is None:

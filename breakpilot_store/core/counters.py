@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
-from .schema import UTCDateTime, checkpoints, sessions
+from ..schema import UTCDateTime, checkpoints, sessions
 
 if TYPE_CHECKING:
-    from .counter_cache import CounterCache
+    from ..sqlite.counter_cache import CounterCache
 
 _c = checkpoints.c
 _s = sessions.c

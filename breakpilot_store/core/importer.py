@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from ..errors import ImportConflictError
 from . import repository as repo
-from .errors import ImportConflictError
 from .repository import ImportRow
 from .transfer import ImportEntry
 

@@ -1,6 +1,6 @@
 """An export document (a JSON array) read one entry at a time, from a str or a stream.
 
-An import reads its document as it writes it (see :mod:`breakpilot_store.pipeline`):
+An import reads its document as it writes it (see :mod:`breakpilot_store.core.pipeline`):
 entry ``k`` is inserted while entry ``k + n`` is parsed, and only a few batches of
 parsed entries are in memory, whatever the document's size. Entries are parsed with the
 stdlib's C scanner (``JSONDecoder.raw_decode``), which reads any integer exactly and is
@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from .errors import ImportFormatError
+from ..errors import ImportFormatError
 
 #: Bytes read from a stream at a time.
 CHUNK = 256 * 1024

@@ -4,7 +4,7 @@ Agents call ``create`` on every step and ``get_latest`` on every restart, so the
 must cost what a hand-written ``sqlite3`` transaction costs. Measured (benchmarks/),
 SQLAlchemy's per-call machinery (pool checkout, ``Connection``, events, result
 objects) cost several times SQLite's own work. Here the same SQL (the constants in
-:mod:`breakpilot_store.repository` and :mod:`breakpilot_store.retention`) runs on a
+:mod:`breakpilot_store.core.repository` and :mod:`breakpilot_store.core.retention`) runs on a
 ``sqlite3`` connection that SQLAlchemy's pool created (so it carries the engine's PRAGMAs)
 and that stays pinned to the calling thread; the transaction rules are unchanged:
 ``BEGIN IMMEDIATE`` for the write, one transaction per call, driver errors translated.
@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 
+from ..schema import to_text
+from ..translate import translate_driver
 from .counter_cache import CounterCache
-from .schema import to_text
-from .translate import translate_driver
 
 
 class _Pin:
@@ -87,7 +87,7 @@ class PinnedConnections:
 def _translated(exc: Exception, where: str) -> Exception:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .translate import translate
+    from ..translate import translate
 
     if isinstance(exc, SQLAlchemyError):
         return translate(exc, where)

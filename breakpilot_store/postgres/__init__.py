@@ -1,0 +1,1 @@
+"""PostgreSQL: engine settings, the schema option, the advisory lock."""

@@ -1,6 +1,7 @@
 """breakpilot_store: a persistent checkpoint store for AI agents."""
 
 from .aio import AsyncCheckpointStore
+from .aio_manager import AsyncCheckpointManager
 from .checkpoint import Checkpoint
 from .core.document import read_document
 from .core.repository import SessionInfo
@@ -27,6 +28,7 @@ from .store import CheckpointStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncCheckpointManager",
     "AsyncCheckpointStore",
     "BreakpilotStoreError",
     "Checkpoint",

@@ -1,28 +1,58 @@
-"""``AsyncCheckpointStore``: the store for asyncio code (first cut: the seam only).
+"""``AsyncCheckpointStore``: the store for asyncio code, with group commit.
 
-This module fixes the async front's shape so that the framework integrations can be
-built on it: construction without I/O, ``open``/``close``/``async with``, ``wrap`` of
-a sync store, ``sync_store`` for the sync side of a dual API, and ``run`` (the async
-twin of :meth:`CheckpointStore.run`). Every operation runs on a worker thread, so the
-event loop never waits on the database. Group commit and the rest of the async API
-replace the internals, not this interface.
+Every public method of :class:`~breakpilot_store.store.CheckpointStore` is here as a
+coroutine of the same name (the streaming ones as async iterators), running the same
+operations (:mod:`breakpilot_store.core.operations`) without ever blocking the event loop
+on I/O or on a lock:
+
+* SQLite: writes go to one writer thread that commits every write waiting at that
+  moment in one transaction, each in its own savepoint
+  (:mod:`breakpilot_store.sqlite.writer`); reads run on a few reader threads of the
+  store's own, each with its pinned connection (the sync store's hot path).
+* PostgreSQL: psycopg 3's async connections through SQLAlchemy's asyncio extension, with
+  the same group commit in a writer task (:mod:`breakpilot_store.postgres.aio`).
+  Imports and whole-session exports, which use the driver's bulk paths (``COPY``), run
+  the sync store's code on a worker thread.
+
+Argument checks and the encoding of a create's values run on the calling task, when the
+call is made: that keeps the sync API's snapshot rule (what ``data`` holds at the call is
+what is stored), and moving them to a thread would not free the loop anyway, since
+encoding holds the GIL (see benchmarks/OPTIMISATIONS.md for the measurement).
+
+Cancellation: a write whose caller is cancelled before the writer took it up is not
+written; once taken up it commits (or fails) as a whole with its group, and the caller
+gets ``CancelledError`` either way. Nothing is ever partly written, and the next
+``get_latest()`` shows which happened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 
-from .errors import StoreClosedError
+from .checkpoint import Checkpoint
+from .core import operations as ops
+from .core.operations import Operation
+from .core.repository import SessionInfo
+from .engine import sqlite_path
+from .errors import ReadOnlyStoreError, StoreClosedError
 from .store import CheckpointStore
 
 T = TypeVar("T")
+
+#: Reader threads of a SQLite store (each keeps one pooled connection pinned).
+READERS = 4
+
+_END = object()
 
 
 class AsyncCheckpointStore:
@@ -30,7 +60,11 @@ class AsyncCheckpointStore:
 
     The constructor does no I/O: the store opens (creating or upgrading the schema under
     the same lock as :class:`CheckpointStore`) on :meth:`open`, on ``async with``, or on
-    first use.
+    first use. What it writes, sync stores, the CLI and other processes read identically
+    at the same time, and the other way round.
+
+    On PostgreSQL the store belongs to the event loop that first uses it (its async
+    connections do); on SQLite it works from any loop.
 
     Args:
         url: A filesystem path, a SQLAlchemy URL, or ``None`` for the default store.
@@ -45,6 +79,10 @@ class AsyncCheckpointStore:
         self._owns = True
         self._closed = False
         self._open_lock = threading.Lock()
+        self._opened: asyncio.Future[None] | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._writer: Any = None  # GroupWriter (SQLite) or AsyncPostgres
+        self._postgres: Any = None
 
     @classmethod
     def wrap(cls, store: CheckpointStore) -> AsyncCheckpointStore:
@@ -53,6 +91,8 @@ class AsyncCheckpointStore:
         front._store = store
         front._owns = False
         return front
+
+    # -- lifecycle ---------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
@@ -73,18 +113,84 @@ class AsyncCheckpointStore:
                 self._store = CheckpointStore(self._url, **self._options)
             return self._store
 
+    @property
+    def url(self) -> URL:
+        """The database URL (the store opens, blocking, if it has not yet)."""
+        return self.sync_store.url
+
+    @property
+    def engine(self) -> Engine:
+        """The sync store's SQLAlchemy ``Engine`` (opened, blocking, if need be)."""
+        return self.sync_store.engine
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the store was opened read-only."""
+        return bool(self._options.get("readonly", False)) or (
+            self._store is not None and self._store.readonly
+        )
+
     async def open(self) -> AsyncCheckpointStore:
         """Open the database now (it opens on first use otherwise); returns ``self``."""
-        await asyncio.to_thread(lambda: self.sync_store)
+        await self._ready()
         return self
 
+    async def _ready(self) -> CheckpointStore:
+        """The sync store, with this front's threads or async engine started."""
+        if self._closed:
+            raise StoreClosedError(f"store {self._url!s} is closed")
+        opened = self._opened
+        if opened is not None and opened.done() and opened.exception() is None:
+            return self._store  # type: ignore[return-value]  # the every-call path
+        if self._opened is None:
+            self._opened = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.to_thread(self._start)
+            except BaseException as exc:
+                self._opened.set_exception(exc)
+                self._opened.exception()  # retrieved: raised below, and to later callers
+                raise
+            self._opened.set_result(None)
+        else:
+            await asyncio.shield(self._opened)
+        if self._store is None:  # closed meanwhile
+            raise StoreClosedError(f"store {self._url!s} is closed")
+        return self._store
+
+    def _start(self) -> None:
+        store = self.sync_store
+        if store.engine.dialect.name == "postgresql":
+            from .postgres.aio import AsyncPostgres
+
+            self._postgres = AsyncPostgres(store.engine, store._where)
+            self._readers = ThreadPoolExecutor(2, thread_name_prefix="breakpilot-store-bulk")
+            return
+        from .sqlite.writer import GroupWriter
+
+        file = sqlite_path(store.url) is not None
+        if not store.readonly:
+            self._writer = GroupWriter(store.engine, store._where, hot=file)
+        if file:
+            self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="breakpilot-store-read")
+        elif self._writer is None:  # an in-memory database is its one thread's
+            self._writer = GroupWriter(store.engine, store._where, hot=False)
+
     async def close(self) -> None:
-        """Close the store (a store given to :meth:`wrap` stays open)."""
+        """Let the writes already submitted commit, then close.
+
+        A write submitted afterwards raises :class:`~breakpilot_store.errors.StoreClosedError`.
+        A store given to :meth:`wrap` stays open.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._store is not None and self._owns:
-            await asyncio.to_thread(self._store.close)
+        if self._opened is not None and not self._opened.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._opened)
+        if self._postgres is not None:
+            await self._postgres.close()
+        writer, readers, store = self._writer, self._readers, self._store
+        await asyncio.to_thread(_shut, writer, readers, store if self._owns else None)
 
     async def __aenter__(self) -> AsyncCheckpointStore:
         return await self.open()
@@ -92,10 +198,286 @@ class AsyncCheckpointStore:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def __repr__(self) -> str:
+        return f"AsyncCheckpointStore({self._url!s})"
+
+    # -- running operations ------------------------------------------------------------
+
     async def run(self, operation: Callable[[Connection], T], *, write: bool = False) -> T:
         """Run ``operation(conn)`` in one transaction, off the event loop.
 
-        The async twin of :meth:`CheckpointStore.run`, with the same contract.
+        The async twin of :meth:`CheckpointStore.run`, with the same contract. A write
+        runs in its own savepoint of a transaction shared with the other writes waiting
+        at that moment (group commit): it must not commit or roll back the connection.
         """
-        store = await asyncio.to_thread(lambda: self.sync_store)
-        return await asyncio.to_thread(store.run, operation, write=write)
+        return await self._execute(ops.custom(operation, write=write))
+
+    async def _execute(self, op: Operation[T]) -> T:
+        store = await self._ready()
+        if op.write:
+            if store.readonly:
+                raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
+            if self._postgres is not None:
+                return await self._postgres.write(op)
+            return await asyncio.wrap_future(self._writer.submit(op))
+        if self._postgres is not None:
+            return await self._postgres.read(op)
+        if self._readers is None:  # in-memory: the writer's thread holds the database
+            return await asyncio.wrap_future(self._writer.call(lambda _: store._execute(op)))
+        return await asyncio.get_running_loop().run_in_executor(self._readers, store._execute, op)
+
+    async def _call(self, function: Callable[[CheckpointStore], T]) -> T:
+        """Run a sync store method on a worker thread (bulk paths, WAL checkpoint)."""
+        store = await self._ready()
+        if self._readers is None:
+            return await asyncio.wrap_future(self._writer.call(lambda _: function(store)))
+        return await asyncio.get_running_loop().run_in_executor(self._readers, function, store)
+
+    async def _stream(self, make: Callable[[CheckpointStore], Iterator[T]]) -> AsyncIterator[T]:
+        """Drive a sync store generator on a thread of its own, one piece per await.
+
+        One thread for the whole stream: the generator's read transaction stays on the
+        connection and thread that began it. Closing the async iterator closes it.
+        """
+        store = await self._ready()
+        if self._readers is None:  # in-memory: gathered on the writer's thread
+            for piece in await self._call(lambda s: list(make(s))):
+                yield piece
+            return
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-stream") as thread:
+            pieces = await loop.run_in_executor(thread, make, store)
+            try:
+                while (piece := await loop.run_in_executor(thread, next, pieces, _END)) is not _END:
+                    yield piece
+            finally:
+                await asyncio.shield(loop.run_in_executor(thread, pieces.close))
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def create(
+        self,
+        session_id: str,
+        name: str,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        *,
+        compress_after: int | None = None,
+        max_checkpoints: int | None = None,
+    ) -> Checkpoint:
+        """Store a new checkpoint and apply the retention rule (see :meth:`CheckpointStore.create`).
+
+        Returns once the checkpoint's transaction has committed (durable at the store's
+        ``durability``); concurrent creates share that commit.
+        """
+        session_id, compress_after, max_checkpoints = ops.check_create(
+            session_id, compress_after, max_checkpoints
+        )
+        return await self._create(session_id, name, data, metadata, compress_after, max_checkpoints)
+
+    async def _create(
+        self,
+        session_id: str,
+        name: str,
+        data: Any,
+        metadata: Any,
+        compress_after: int | None,
+        max_checkpoints: int | None,
+    ) -> Checkpoint:
+        """:meth:`create` for a caller that has checked the session id and the limits."""
+        store = await self._ready()
+        op = ops.create(
+            session_id,
+            name,
+            data,
+            metadata,
+            compress_after,
+            max_checkpoints,
+            row_lock=store._row_lock,
+        )
+        return await self._execute(op)
+
+    async def compress(
+        self,
+        session_id: str,
+        *,
+        compress_after: int | None = 50,
+        max_checkpoints: int | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Apply the retention rule now (see :meth:`CheckpointStore.compress`)."""
+        return await self._execute(
+            ops.compress(session_id, compress_after, max_checkpoints, dry_run)
+        )
+
+    async def clear(self, session_id: str) -> int:
+        """Delete every checkpoint of a session; numbering continues. How many."""
+        return await self._execute(ops.clear(session_id))
+
+    async def delete_session(self, session_id: str) -> int:
+        """Delete a session, its checkpoints and its counter (see the sync store)."""
+        store = await self._ready()
+        return await self._execute(ops.delete_session(session_id, store._where))
+
+    async def import_checkpoints(
+        self,
+        session_id: str,
+        entries: Iterable[Any] | AsyncIterable[Any],
+        *,
+        on_entry: Any = None,
+        min_last_seq: int = 0,
+    ) -> int:
+        """Import checkpoints in the seed's export form, all or nothing.
+
+        The rules are :meth:`CheckpointStore.import_checkpoints`'s. ``entries`` may be an
+        iterable or an async iterable; either is read while the import's transaction is
+        open (an async iterable's items are awaited on this event loop), so it must not
+        wait for a write to this store.
+        """
+        store = await self._ready()
+        if isinstance(entries, AsyncIterable):
+            entries = _blocking_iter(entries, asyncio.get_running_loop())
+        if self._postgres is not None:
+            # The bulk path uses the driver directly (COPY): the sync code, on a thread.
+            def run(s: CheckpointStore) -> int:
+                return s.import_checkpoints(
+                    session_id, entries, on_entry=on_entry, min_last_seq=min_last_seq
+                )
+
+            return await self._call(run)
+        op = ops.import_checkpoints(
+            session_id,
+            entries,
+            on_entry=on_entry,
+            min_last_seq=min_last_seq,
+            threads_ok=store._threads_ok,
+        )
+        return await self._execute(op)
+
+    async def prune_sessions(
+        self, idle_for: timedelta, *, prefix: str | None = None, dry_run: bool = False
+    ) -> list[tuple[str, int]]:
+        """Delete every session idle for ``idle_for`` (see the sync store)."""
+        return await self._execute(ops.prune_sessions(idle_for, prefix, dry_run))
+
+    async def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
+        """Run SQLite's WAL checkpoint on a worker thread (see the sync store)."""
+        return await self._call(lambda s: s.wal_checkpoint(mode))
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, checkpoint_id: str) -> Checkpoint | None:
+        """Return the checkpoint with this id (``"session:seq"``), or ``None``."""
+        op = ops.get(checkpoint_id)
+        return None if op is None else await self._execute(op)
+
+    async def get_latest(self, session_id: str, name: str | None = None) -> Checkpoint | None:
+        """Return the session's highest-seq checkpoint (with ``name``, if given)."""
+        return await self._execute(ops.get_latest(session_id, name))
+
+    async def list_checkpoints(
+        self,
+        session_id: str,
+        *,
+        name: str | None = None,
+        since: datetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Checkpoint]:
+        """Return a session's checkpoints in seq order (see the sync store)."""
+        return await self._execute(
+            ops.list_checkpoints(
+                session_id,
+                name=name,
+                since=since,
+                start=start,
+                end=end,
+                newest_first=newest_first,
+                limit=limit,
+            )
+        )
+
+    async def iter_checkpoints(self, session_id: str) -> AsyncIterator[Checkpoint]:
+        """Stream a session's checkpoints in seq order, in one read transaction."""
+        ops.count(session_id)  # the argument check, before the first await
+        async for checkpoint in self._stream(lambda s: s.iter_checkpoints(session_id)):
+            yield checkpoint
+
+    async def count(self, session_id: str) -> int:
+        """Return how many checkpoints the session holds (0 if unknown)."""
+        return await self._execute(ops.count(session_id))
+
+    async def summary(self, session_id: str) -> dict[str, Any]:
+        """Return the seed's summary dict for a session (see the sync store)."""
+        return await self._execute(ops.summary(session_id))
+
+    async def export_chunks(
+        self, session_id: str, *, on_batch: Callable[[int], object] | None = None
+    ) -> AsyncIterator[str]:
+        """Stream a session's export (the seed's JSON) piece by piece, one snapshot.
+
+        ``on_batch`` is called on the stream's worker thread.
+        """
+        ops.count(session_id)
+        async for piece in self._stream(lambda s: s.export_chunks(session_id, on_batch=on_batch)):
+            yield piece
+
+    async def export_bytes(
+        self, session_id: str, *, on_batch: Callable[[int], object] | None = None
+    ) -> AsyncIterator[memoryview]:
+        """:meth:`export_chunks` as UTF-8 pieces, for a binary file or pipe."""
+        ops.count(session_id)
+        async for piece in self._stream(lambda s: s.export_bytes(session_id, on_batch=on_batch)):
+            yield piece
+
+    async def export_json(self, session_id: str) -> str:
+        """Return a session's checkpoints as the seed's export JSON (indent 2)."""
+        ops.count(session_id)
+        return await self._call(lambda s: s.export_json(session_id))
+
+    async def list_sessions(
+        self, *, prefix: str | None = None, idle_for: Any = None
+    ) -> list[SessionInfo]:
+        """Return every session with its counts and last activity, ordered by id."""
+        return await self._execute(ops.list_sessions(prefix, idle_for))
+
+    async def session_info(self, session_id: str) -> SessionInfo | None:
+        """Return one session's :class:`SessionInfo`, or ``None``."""
+        return await self._execute(ops.session_info(session_id))
+
+    async def execute_read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Run a read-only SQL query in one read transaction."""
+        return await self._execute(ops.execute_read(sql, params))
+
+    # -- observability -----------------------------------------------------------------
+
+    @property
+    def commits(self) -> int:
+        """Group transactions committed by this store's writer so far."""
+        writer = self._postgres if self._postgres is not None else self._writer
+        return 0 if writer is None else writer.commits
+
+
+def _shut(writer: Any, readers: ThreadPoolExecutor | None, store: CheckpointStore | None) -> None:
+    if writer is not None and hasattr(writer, "close"):
+        writer.close()
+    if readers is not None:
+        readers.shutdown(wait=True)
+    if store is not None:
+        store.close()
+
+
+async def _next(iterator: AsyncIterator[Any]) -> Any:
+    try:
+        return await iterator.__anext__()
+    except StopAsyncIteration:
+        return _END
+
+
+def _blocking_iter(entries: AsyncIterable[Any], loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+    """Read an async iterable from a worker thread, awaiting each item on ``loop``."""
+    iterator = entries.__aiter__()
+    while (item := asyncio.run_coroutine_threadsafe(_next(iterator), loop).result()) is not _END:
+        yield item

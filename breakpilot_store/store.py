@@ -4,42 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from .checkpoint import Checkpoint, split_id
-from .codec import check_key, encode_object
-from .core import counters
+from .checkpoint import Checkpoint
+from .codec import check_key
+from .core import checks
+from .core import operations as ops
 from .core import repository as repo
-from .core.document import Document
-from .core.importer import ImportWriter
-from .core.pipeline import pipelined
+from .core.operations import Operation
 from .core.repository import SessionInfo
-from .core.retention import retention_delete, retention_params
+from .core.retention import retention_params
 from .core.transfer import (
     EXPORT_BATCH,
-    ImportEntry,
     export_pieces,
     gc_paused,
-    parse_entry,
     text_chunk,
 )
 from .engine import WRITE, Durability, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
-    CheckpointTypeError,
-    CheckpointValueError,
     ReadOnlyStoreError,
     StoreClosedError,
-    UnknownSessionError,
 )
 from .migrate import describe
 from .opening import open_engine
@@ -52,7 +45,7 @@ T = TypeVar("T")
 _TEXT_CHUNK = 256 * 1024
 
 #: How many import entries are checked against the database and inserted at a time.
-IMPORT_BATCH = 1000
+IMPORT_BATCH = ops.IMPORT_BATCH
 
 # Stores alive in this process, so that a forked child can drop the parent's pooled
 # connections (sharing a SQLite or PostgreSQL connection across fork corrupts state).
@@ -74,32 +67,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _positive_int(value: Any, what: str) -> int:
-    if type(value) is not int:
-        raise CheckpointTypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise CheckpointValueError(f"{what} must be a positive int, not {value}")
-    return value
-
-
-def aware(value: Any, what: str) -> datetime:
-    """Check that ``value`` is a timezone-aware datetime.
-
-    Raises:
-        CheckpointTypeError: ``value`` is not a datetime or is naive.
-    """
-    if not isinstance(value, datetime):
-        raise CheckpointTypeError(f"{what} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise CheckpointTypeError(
-            f"{what} must be timezone-aware (e.g. datetime.now(timezone.utc)), "
-            f"got naive {value.isoformat()}"
-        )
-    return value
+# Kept under their old names: the manager (and code written against it) imports them here.
+_now = checks.now
+_positive_int = checks.positive_int
+aware = checks.aware
 
 
 class CheckpointStore:
@@ -224,8 +195,15 @@ class CheckpointStore:
                 returned.
             write: Whether the operation writes (a read-only store refuses it).
         """
-        with self._transaction(write) as conn:
-            return operation(conn)
+        return self._execute(ops.custom(operation, write=write))
+
+    def _execute(self, op: Operation[T]) -> T:
+        """Run one operation in a transaction of its own (the hot path's, if it can)."""
+        if op.hot:
+            with self._hot(op.write) as conn:
+                return op.run(conn)
+        with self._transaction(op.write) as conn:
+            return op.run(conn)
 
     def _hot(self, write: bool) -> Any:
         """The hot path's transaction: the bare driver on SQLite files, else Core.
@@ -276,11 +254,9 @@ class CheckpointStore:
             CheckpointTypeError: A wrong type anywhere (the path is named).
             CheckpointValueError: A bad value (empty name, NaN, ...). Nothing is written.
         """
-        session_id = check_key(session_id, "session_id")
-        if compress_after is not None:
-            _positive_int(compress_after, "compress_after")
-        if max_checkpoints is not None:
-            _positive_int(max_checkpoints, "max_checkpoints")
+        session_id, compress_after, max_checkpoints = ops.check_create(
+            session_id, compress_after, max_checkpoints
+        )
         return self._create(session_id, name, data, metadata, compress_after, max_checkpoints)
 
     def _create(
@@ -296,9 +272,7 @@ class CheckpointStore:
 
         The manager checks them once, when it is made; this is every agent's step.
         """
-        name = check_key(name, "name")
-        data_text = encode_object(data, "data")
-        metadata_text = encode_object(metadata, "metadata", optional=True)
+        name, data_text, metadata_text = ops.encode_create(name, data, metadata)
         now = _now()
         seq = None
         if self._pins is not None:
@@ -321,7 +295,7 @@ class CheckpointStore:
                     cache=getattr(conn, "counter_cache", None),
                 )
         # A snapshot: data and metadata decode from the stored text when first read.
-        return Checkpoint._from_json(f"{session_id}:{seq}", name, now, data_text, metadata_text)
+        return ops.created(session_id, seq, name, now, data_text, metadata_text)
 
     def _append(
         self,
@@ -377,28 +351,7 @@ class CheckpointStore:
         Returns:
             The ids of the checkpoints removed (or that would be, with ``dry_run``).
         """
-        session_id = check_key(session_id, "session_id")
-        if compress_after is not None:
-            _positive_int(compress_after, "compress_after")
-        if max_checkpoints is not None:
-            _positive_int(max_checkpoints, "max_checkpoints")
-        # A write transaction even for a dry run (rolled back below): the rule is run
-        # for real, and a read transaction must never be upgraded to a write.
-        with self._transaction(write=True) as conn:
-            if counters.fold(conn, session_id, _now()) is None:
-                return []
-            before = repo.held_seqs(conn, session_id)
-            held = len(before)
-            params = retention_params(session_id, held, compress_after, max_checkpoints)
-            if params is not None:
-                conn.execute(retention_delete(), params)
-            after = set(repo.held_seqs(conn, session_id))
-            removed = [seq for seq in before if seq not in after]
-            if dry_run:
-                conn.rollback()
-            else:
-                counters.adjust(conn, session_id, -len(removed))
-        return [f"{session_id}:{seq}" for seq in removed]
+        return self._execute(ops.compress(session_id, compress_after, max_checkpoints, dry_run))
 
     def clear(self, session_id: str) -> int:
         """Delete every checkpoint of a session; its numbering continues afterwards.
@@ -406,9 +359,7 @@ class CheckpointStore:
         Returns:
             How many checkpoints were deleted.
         """
-        session_id = check_key(session_id, "session_id")
-        with self._transaction(write=True) as conn:
-            return repo.clear(conn, session_id, _now())
+        return self._execute(ops.clear(session_id))
 
     def delete_session(self, session_id: str) -> int:
         """Delete a session, its checkpoints and its counter.
@@ -422,12 +373,7 @@ class CheckpointStore:
         Raises:
             UnknownSessionError: There is no such session.
         """
-        session_id = check_key(session_id, "session_id")
-        with self._transaction(write=True) as conn:
-            removed = repo.delete_session(conn, session_id)
-        if removed is None:
-            raise UnknownSessionError(f"no session {session_id!r} in {self._where}")
-        return removed
+        return self._execute(ops.delete_session(session_id, self._where))
 
     def import_checkpoints(
         self,
@@ -467,35 +413,15 @@ class CheckpointStore:
             ImportFormatError: A malformed entry (its index is named).
             ImportConflictError: An entry differs from what is stored under its id.
         """
-        session_id = check_key(session_id, "session_id")
-        if type(min_last_seq) is not int or min_last_seq < 0:
-            raise CheckpointValueError(f"min_last_seq must be an int >= 0, not {min_last_seq!r}")
-        now = _now()
-        # A Document's plain entries (JSON values, none NaN or infinite) need no strict
-        # walk, and what its parser builds is acyclic: no garbage collection while it is
-        # read (see gc_paused). Other iterables may be user generators: GC stays on.
-        document = isinstance(entries, Document)
-        pairs = entries.entries() if document else ((entry, False) for entry in entries)
-        parsed = (
-            parse_entry(entry, index, parsed=plain) for index, (entry, plain) in enumerate(pairs)
+        return self._execute(
+            ops.import_checkpoints(
+                session_id,
+                entries,
+                on_entry=on_entry,
+                min_last_seq=min_last_seq,
+                threads_ok=self._threads_ok,
+            )
         )
-        if on_entry is not None:
-            parsed = _progress(parsed, on_entry)
-        with (
-            gc_paused() if document else contextlib.nullcontext(),
-            self._transaction(write=True) as conn,
-        ):
-            counters.add_session(conn, session_id, now)
-            folded = counters.fold(conn, session_id, now)
-            assert folded is not None  # the row exists: it was just made if it was missing
-            top, held = folded
-            writer = ImportWriter(conn, session_id, top)
-            # Entries are parsed and checked here while the writer inserts the batches
-            # before them on a second thread (see pipeline).
-            pipelined(_batched(parsed, IMPORT_BATCH), writer.write, threaded=self._threads_ok)
-            top = max(writer.finish(), min_last_seq)
-            counters.rebase(conn, session_id, top, held + writer.written, now)
-        return writer.written
 
     # -- reading -----------------------------------------------------------------------
 
@@ -505,23 +431,12 @@ class CheckpointStore:
         Raises:
             CheckpointTypeError: ``checkpoint_id`` is not a str.
         """
-        if not isinstance(checkpoint_id, str):
-            raise CheckpointTypeError(
-                f"checkpoint_id must be a str, not {type(checkpoint_id).__name__}"
-            )
-        parts = split_id(checkpoint_id)
-        if parts is None:
-            return None
-        with self._hot(write=False) as conn:
-            return repo.fetch(conn, parts[0], parts[1])
+        op = ops.get(checkpoint_id)
+        return None if op is None else self._execute(op)
 
     def get_latest(self, session_id: str, name: str | None = None) -> Checkpoint | None:
         """Return the session's highest-seq checkpoint (with ``name``, if given)."""
-        session_id = check_key(session_id, "session_id")
-        if name is not None:
-            name = check_key(name, "name")
-        with self._hot(write=False) as conn:
-            return repo.fetch_latest(conn, session_id, name)
+        return self._execute(ops.get_latest(session_id, name))
 
     def list_checkpoints(
         self,
@@ -545,20 +460,17 @@ class CheckpointStore:
             newest_first: Highest seq first instead of lowest.
             limit: At most this many.
         """
-        session_id = check_key(session_id, "session_id")
-        if name is not None:
-            name = check_key(name, "name")
-        if limit is not None:
-            _positive_int(limit, "limit")
-        filters = {
-            "after": aware(since, "since") if since is not None else None,
-            "start": aware(start, "start") if start is not None else None,
-            "end": aware(end, "end") if end is not None else None,
-        }
-        with self._transaction(write=False) as conn:
-            return repo.list_checkpoints(
-                conn, session_id, name=name, newest_first=newest_first, limit=limit, **filters
+        return self._execute(
+            ops.list_checkpoints(
+                session_id,
+                name=name,
+                since=since,
+                start=start,
+                end=end,
+                newest_first=newest_first,
+                limit=limit,
             )
+        )
 
     def iter_checkpoints(self, session_id: str) -> Iterator[Checkpoint]:
         """Stream a session's checkpoints in seq order in one read transaction.
@@ -572,9 +484,7 @@ class CheckpointStore:
 
     def count(self, session_id: str) -> int:
         """Return how many checkpoints the session holds (0 if unknown)."""
-        session_id = check_key(session_id, "session_id")
-        with self._transaction(write=False) as conn:
-            return repo.count(conn, session_id)
+        return self._execute(ops.count(session_id))
 
     def summary(self, session_id: str) -> dict[str, Any]:
         """Return the seed's summary dict for a session, from one read transaction.
@@ -583,28 +493,7 @@ class CheckpointStore:
         first appearance), ``first_checkpoint``/``last_checkpoint`` (``to_dict()`` or
         ``None``) and ``duration_seconds``.
         """
-        session_id = check_key(session_id, "session_id")
-        with self._transaction(write=False) as conn:
-            names = repo.name_counts(conn, session_id)
-            first = repo.fetch_first(conn, session_id)
-            last = repo.fetch_latest(conn, session_id)
-        if first is None or last is None:
-            return {
-                "total_count": 0,
-                "unique_names": 0,
-                "names": {},
-                "first_checkpoint": None,
-                "last_checkpoint": None,
-                "duration_seconds": 0,
-            }
-        return {
-            "total_count": sum(names.values()),
-            "unique_names": len(names),
-            "names": names,
-            "first_checkpoint": first.to_dict(),
-            "last_checkpoint": last.to_dict(),
-            "duration_seconds": (last.timestamp - first.timestamp).total_seconds(),
-        }
+        return self._execute(ops.summary(session_id))
 
     def export_chunks(
         self, session_id: str, *, on_batch: Callable[[int], object] | None = None
@@ -676,22 +565,11 @@ class CheckpointStore:
             prefix: Only sessions whose id starts with this (matched literally).
             idle_for: A ``timedelta``: only sessions with no write for at least this long.
         """
-        if prefix is not None and not isinstance(prefix, str):
-            raise CheckpointTypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        if idle_for is not None and not isinstance(idle_for, timedelta):
-            raise CheckpointTypeError(
-                f"idle_for must be a timedelta, not {type(idle_for).__name__}"
-            )
-        idle_before = _now() - idle_for if idle_for is not None else None
-        with self._transaction(write=False) as conn:
-            return repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
+        return self._execute(ops.list_sessions(prefix, idle_for))
 
     def session_info(self, session_id: str) -> SessionInfo | None:
         """Return one session's :class:`SessionInfo`, or ``None`` if it does not exist."""
-        session_id = check_key(session_id, "session_id")
-        with self._transaction(write=False) as conn:
-            found = repo.list_sessions(conn, session_id=session_id)
-        return found[0] if found else None
+        return self._execute(ops.session_info(session_id))
 
     # -- maintenance -------------------------------------------------------------------
 
@@ -719,27 +597,7 @@ class CheckpointStore:
             CheckpointTypeError: ``idle_for`` is not a ``timedelta``, or ``prefix`` not a str.
             CheckpointValueError: ``idle_for`` is not positive.
         """
-        if not isinstance(idle_for, timedelta):
-            raise CheckpointTypeError(
-                f"idle_for must be a timedelta, not {type(idle_for).__name__}"
-            )
-        if idle_for <= timedelta(0):
-            raise CheckpointValueError(f"idle_for must be positive, not {idle_for}")
-        if prefix is not None and not isinstance(prefix, str):
-            raise CheckpointTypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        idle_before = _now() - idle_for
-        with self._transaction(write=not dry_run) as conn:
-            idle = repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
-            if dry_run:
-                return [(info.session_id, info.checkpoints) for info in idle]
-            pruned = []
-            for info in idle:
-                # Re-checked under the row lock: on PostgreSQL (READ COMMITTED) an agent
-                # may have written since the listing, and then the session is kept.
-                removed = repo.delete_session(conn, info.session_id, idle_before=idle_before)
-                if removed is not None:
-                    pruned.append((info.session_id, removed))
-            return pruned
+        return self._execute(ops.prune_sessions(idle_for, prefix, dry_run))
 
     def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
         """Run SQLite's WAL checkpoint (``PASSIVE``, ``FULL``, ``RESTART``, ``TRUNCATE``).
@@ -752,13 +610,7 @@ class CheckpointStore:
             SQLite's ``(busy, wal_pages, checkpointed_pages)``; ``busy`` is 1 if it
             could not finish. ``(0, 0, 0)`` on other backends.
         """
-        if not isinstance(mode, str):
-            raise CheckpointTypeError(
-                f"WAL checkpoint mode must be a str, not {type(mode).__name__}"
-            )
-        mode = mode.upper()
-        if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
-            raise CheckpointValueError(f"unknown WAL checkpoint mode {mode!r}")
+        mode = checks.wal_mode(mode)
         if self._closed:
             raise StoreClosedError(f"store {self._where} is closed")
         if self._engine.dialect.name != "sqlite":
@@ -781,8 +633,7 @@ class CheckpointStore:
 
     def execute_read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Run a read-only SQL query in one read transaction (for the ops CLI)."""
-        with self._transaction(write=False) as conn:
-            return list(conn.execute(text(sql), params or {}))
+        return self._execute(ops.execute_read(sql, params))
 
 
 def _reporting(
@@ -790,21 +641,6 @@ def _reporting(
 ) -> Iterator[Sequence[Any]]:
     for batch in batches:
         on_batch(len(batch))
-        yield batch
-
-
-def _progress(
-    entries: Iterator[ImportEntry], on_entry: Callable[[], object]
-) -> Iterator[ImportEntry]:
-    """Call ``on_entry`` as each entry has been read and checked (progress)."""
-    for entry in entries:
-        on_entry()
-        yield entry
-
-
-def _batched(items: Iterable[ImportEntry], size: int) -> Iterator[list[ImportEntry]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
         yield batch
 
 

@@ -62,6 +62,17 @@ OPTIONS = ("schema", "statement_timeout", "pgbouncer", "application_name", "conn
 _SCHEMAS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 # How to make a pool-less twin of an engine, for the advisory lock's own connection.
 _DEDICATED: weakref.WeakKeyDictionary[Engine, Callable[[], Engine]] = weakref.WeakKeyDictionary()
+# How to make an engine's asyncio twin (an ``AsyncEngine`` with the same settings).
+_ASYNC_TWINS: weakref.WeakKeyDictionary[Engine, Callable[[], Any]] = weakref.WeakKeyDictionary()
+
+
+def async_twin(engine: Engine) -> Any:
+    """An ``AsyncEngine`` (psycopg 3's async connections) set up like ``engine``.
+
+    Raises:
+        KeyError: ``engine`` was not made by :func:`create_postgres_engine`.
+    """
+    return _ASYNC_TWINS[engine]()
 
 
 def _seconds(value: Any, what: str, *, allow_none: bool = True) -> float | None:
@@ -226,6 +237,10 @@ def create_postgres_engine(
         connect_args["options"] = _startup_options(existing, settings)
 
     engine = _build(url, connect_args, settings if pgbouncer else None, **pool)
+    # How to build its asyncio twin (same settings and pool; see postgres/aio.py).
+    _ASYNC_TWINS[engine] = functools.partial(
+        _build, url, connect_args, settings if pgbouncer else None, asyncio=True, **pool
+    )
     # The advisory lock needs a connection of its own, outside the pool: with a pool of
     # one, holding the lock on a pooled connection would starve the migration.
     _DEDICATED[engine] = functools.partial(
@@ -237,14 +252,30 @@ def create_postgres_engine(
 
 
 def _build(
-    url: URL, connect_args: dict[str, Any], per_transaction: dict[str, str] | None, **pool: Any
-) -> Engine:
-    engine = create_engine(
-        url,
-        isolation_level="READ COMMITTED",
-        connect_args=connect_args,
-        **pool,
-    )
+    url: URL,
+    connect_args: dict[str, Any],
+    per_transaction: dict[str, str] | None,
+    *,
+    asyncio: bool = False,
+    **pool: Any,
+) -> Any:
+    if asyncio:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        twin = create_async_engine(
+            url.set(drivername="postgresql+psycopg_async"),
+            isolation_level="READ COMMITTED",
+            connect_args=connect_args,
+            **pool,
+        )
+        engine = twin.sync_engine  # events are set on the sync engine it drives
+    else:
+        twin = engine = create_engine(
+            url,
+            isolation_level="READ COMMITTED",
+            connect_args=connect_args,
+            **pool,
+        )
     if per_transaction is not None:
         settings = per_transaction
         names = list(settings)
@@ -263,7 +294,7 @@ def _build(
         def _on_begin(connection: Any) -> None:
             connection.execute(apply)
 
-    return engine
+    return twin
 
 
 def lock_key_sql() -> str:
@@ -322,6 +353,7 @@ def _take_lock(conn: Any) -> None:
 __all__ = [
     "POOL_DEFAULTS",
     "advisory_lock",
+    "async_twin",
     "check_schema",
     "create_postgres_engine",
     "session_settings",

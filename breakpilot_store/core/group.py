@@ -1,0 +1,125 @@
+"""Group commit: many writes in one transaction, each in a savepoint of its own.
+
+The async store's writer (a thread on SQLite, a task on PostgreSQL) takes every write
+waiting at that moment and runs them here, inside one transaction that it then commits
+once (one fsync on SQLite). Each write runs in its own ``SAVEPOINT``: one that fails
+(a refused value, a conflict, a retention error) is rolled back to its savepoint and
+fails alone; the writes before and after it are kept. A write alone in its group needs
+no savepoint: the transaction is its own.
+
+The same function runs on both backends: called directly with a SQLAlchemy
+``Connection`` on SQLite's writer thread, and through ``AsyncConnection.run_sync`` on
+PostgreSQL (SQLAlchemy then runs these sync calls over the async driver).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import BreakpilotStoreError
+from ..translate import translate, translate_driver
+from .operations import Operation
+
+#: The savepoint each write of a group runs in (one at a time, so one name).
+SAVEPOINT = "bp_group"
+
+
+class Pending:
+    """One submitted write and, once its group has run, its outcome.
+
+    ``error`` is set when the write failed (the database holds none of it); otherwise
+    ``result`` is the operation's result, valid once the group's transaction commits.
+    """
+
+    __slots__ = ("op", "result", "error", "token")
+
+    def __init__(self, op: Operation[Any], token: Any = None) -> None:
+        self.op = op
+        self.result: Any = None
+        self.error: BaseException | None = None
+        # The front's handle for the waiting caller (a future).
+        self.token = token
+
+
+def typed(
+    exc: BaseException, where: str, driver_error: type[BaseException] | tuple
+) -> BaseException:
+    """The exception a caller sees for ``exc``: driver errors become typed errors."""
+    if isinstance(exc, BreakpilotStoreError):
+        return exc
+    if isinstance(exc, SQLAlchemyError):
+        typed_exc = translate(exc, where)
+    elif isinstance(exc, driver_error):
+        typed_exc = translate_driver(exc, where)  # type: ignore[arg-type]
+    else:
+        return exc
+    typed_exc.__cause__ = exc
+    return typed_exc
+
+
+def run_group(
+    conn: Any,
+    group: Sequence[Pending],
+    *,
+    sql: Callable[[str], object],
+    hot: Any,
+    in_transaction: Callable[[], bool],
+    where: str,
+    driver_error: type[BaseException] | tuple,
+) -> bool:
+    """Run every write of ``group`` in the transaction open on ``conn``.
+
+    Args:
+        conn: A SQLAlchemy ``Connection`` in a write transaction.
+        group: The writes, in the order they were submitted (which keeps ids in the
+            order of the calls).
+        sql: Runs one statement of transaction control (``SAVEPOINT`` ...) on the
+            connection, bypassing SQLAlchemy's bookkeeping of nested transactions.
+        hot: What a ``hot`` operation runs on (SQLite's bare driver connection over the
+            same transaction), or ``None`` for ``conn``.
+        in_transaction: Whether the transaction is still open (SQLite ends it on its own
+            after some errors, such as a full disk).
+        where: How errors name the database.
+        driver_error: The bare driver's exception class(es), translated like
+            SQLAlchemy's.
+
+    Returns:
+        Whether the transaction may be committed: ``False`` when it was lost, in which
+        case every write of the group has its error set.
+    """
+    if len(group) == 1:
+        item = group[0]
+        try:
+            item.result = item.op.run(hot if item.op.hot and hot is not None else conn)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            item.error = typed(exc, where, driver_error)
+            return False  # nothing to keep: the caller rolls the transaction back
+        return True
+    for index, item in enumerate(group):
+        sql(f"SAVEPOINT {SAVEPOINT}")
+        try:
+            item.result = item.op.run(hot if item.op.hot and hot is not None else conn)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            item.error = typed(exc, where, driver_error)
+            try:
+                sql(f"ROLLBACK TO {SAVEPOINT}")
+            except BaseException as lost:  # noqa: BLE001
+                # The transaction itself is gone: nothing of the group is kept.
+                _fail_rest(group, index, typed(lost, where, driver_error))
+                return False
+            if not in_transaction():
+                _fail_rest(group, index, item.error)
+                return False
+        sql(f"RELEASE {SAVEPOINT}")
+    return True
+
+
+def _fail_rest(group: Sequence[Pending], failed: int, error: BaseException) -> None:
+    """The transaction was lost at ``group[failed]``: every other write fails too."""
+    for index, item in enumerate(group):
+        if index != failed:
+            item.result = None
+            item.error = error

@@ -1,0 +1,397 @@
+"""The store's operations, written once for both fronts: validate -> ``run(conn)`` -> shape.
+
+Each builder here checks its arguments (raising the typed errors before anything
+touches the database) and returns an :class:`Operation`: whether it writes, and a
+function of a connection that runs the statements and shapes the result, never
+beginning, committing or rolling back. Who supplies the connection is the front's
+business: :class:`~breakpilot_store.store.CheckpointStore` runs it in a transaction of its
+own; :class:`~breakpilot_store.aio.AsyncCheckpointStore` runs writes inside a savepoint
+of a transaction shared with the other writes waiting at that moment (group commit,
+:mod:`breakpilot_store.core.group`), and reads on its threads or async driver. So an
+operation must be safe to run inside a savepoint: a dry run rolls back a savepoint of its
+own, never the connection's transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, text
+
+from ..checkpoint import Checkpoint, split_id
+from ..codec import check_key, encode_object
+from ..errors import CheckpointValueError, UnknownSessionError
+from . import checks, counters
+from . import repository as repo
+from .document import Document
+from .importer import ImportWriter
+from .pipeline import pipelined
+from .repository import SessionInfo
+from .retention import retention_delete, retention_params
+from .transfer import ImportEntry, gc_paused, parse_entry
+
+T = TypeVar("T")
+
+#: How many import entries are checked against the database and inserted at a time.
+IMPORT_BATCH = 1000
+
+
+class Operation(Generic[T]):
+    """One public call's database work, ready to run on a connection.
+
+    Attributes:
+        run: ``run(conn) -> result``; ``conn`` is a SQLAlchemy ``Connection`` in a
+            transaction (or a savepoint), or, when ``hot``, possibly SQLite's bare driver
+            connection (:class:`~breakpilot_store.sqlite.fastpath.DriverConnection`).
+        write: Whether it writes (a write transaction; refused by a read-only store).
+        hot: Whether ``run`` only uses ``execute(statement, params)`` (the hot path's
+            driver connection can run it).
+    """
+
+    __slots__ = ("run", "write", "hot")
+
+    def __init__(self, run: Callable[[Any], T], *, write: bool, hot: bool = False) -> None:
+        self.run = run
+        self.write = write
+        self.hot = hot
+
+
+# -- create -----------------------------------------------------------------------------
+
+
+def encode_create(name: Any, data: Any, metadata: Any) -> tuple[str, str, str]:
+    """Check a create's name and encode its values (the CPU work that grows with them).
+
+    Returns:
+        ``(name, data_text, metadata_text)``.
+    """
+    return (
+        check_key(name, "name"),
+        encode_object(data, "data"),
+        encode_object(metadata, "metadata", optional=True),
+    )
+
+
+def create(
+    session_id: str,
+    name: Any,
+    data: Any,
+    metadata: Any,
+    compress_after: int | None,
+    max_checkpoints: int | None,
+    *,
+    row_lock: bool,
+) -> Operation[Checkpoint]:
+    """A create for a session id and limits already checked (see :func:`check_create`).
+
+    The values are encoded here, when the call is made (a snapshot of them), not when
+    the operation runs.
+    """
+    name, data_text, metadata_text = encode_create(name, data, metadata)
+    now = checks.now()
+
+    def run(conn: Any) -> Checkpoint:
+        seq = repo.create_checkpoint(
+            conn,
+            session_id,
+            name,
+            now,
+            data_text,
+            metadata_text,
+            compress_after=compress_after,
+            max_checkpoints=max_checkpoints,
+            row_lock=row_lock,
+            cache=getattr(conn, "counter_cache", None),
+        )
+        return created(session_id, seq, name, now, data_text, metadata_text)
+
+    return Operation(run, write=True, hot=True)
+
+
+def check_create(
+    session_id: Any, compress_after: Any, max_checkpoints: Any
+) -> tuple[str, int | None, int | None]:
+    """Check a create's session id and retention limits."""
+    return (
+        check_key(session_id, "session_id"),
+        checks.optional_limit(compress_after, "compress_after"),
+        checks.optional_limit(max_checkpoints, "max_checkpoints"),
+    )
+
+
+def created(
+    session_id: str, seq: int, name: str, now: datetime, data_text: str, metadata_text: str
+) -> Checkpoint:
+    """The checkpoint a create returns: its values decode from the stored text on first use."""
+    return Checkpoint._from_json(f"{session_id}:{seq}", name, now, data_text, metadata_text)
+
+
+# -- other writes -----------------------------------------------------------------------
+
+
+def compress(
+    session_id: Any,
+    compress_after: Any = 50,
+    max_checkpoints: Any = None,
+    dry_run: bool = False,
+) -> Operation[list[str]]:
+    """Apply the retention rule to a session now; the ids removed (or that would be)."""
+    session_id = check_key(session_id, "session_id")
+    compress_after = checks.optional_limit(compress_after, "compress_after")
+    max_checkpoints = checks.optional_limit(max_checkpoints, "max_checkpoints")
+    now = checks.now()
+
+    def run(conn: Connection) -> list[str]:
+        # A write even for a dry run, rolled back in a savepoint of its own: the rule is
+        # run for real, and a read transaction must never be upgraded to a write.
+        trial = conn.begin_nested()
+        try:
+            if counters.fold(conn, session_id, now) is None:
+                return []
+            before = repo.held_seqs(conn, session_id)
+            params = retention_params(session_id, len(before), compress_after, max_checkpoints)
+            if params is not None:
+                conn.execute(retention_delete(), params)
+            after = set(repo.held_seqs(conn, session_id))
+            removed = [seq for seq in before if seq not in after]
+            if not dry_run:
+                counters.adjust(conn, session_id, -len(removed))
+        except BaseException:
+            trial.rollback()
+            raise
+        if dry_run:
+            trial.rollback()
+        else:
+            trial.commit()
+        return [f"{session_id}:{seq}" for seq in removed]
+
+    return Operation(run, write=True)
+
+
+def clear(session_id: Any) -> Operation[int]:
+    """Delete every checkpoint of a session (numbering continues); how many."""
+    session_id = check_key(session_id, "session_id")
+    now = checks.now()
+    return Operation(lambda conn: repo.clear(conn, session_id, now), write=True)
+
+
+def delete_session(session_id: Any, where: str) -> Operation[int]:
+    """Delete a session, its checkpoints and its counter; how many checkpoints."""
+    session_id = check_key(session_id, "session_id")
+
+    def run(conn: Connection) -> int:
+        removed = repo.delete_session(conn, session_id)
+        if removed is None:
+            raise UnknownSessionError(f"no session {session_id!r} in {where}")
+        return removed
+
+    return Operation(run, write=True)
+
+
+def prune_sessions(
+    idle_for: Any, prefix: Any = None, dry_run: bool = False
+) -> Operation[list[tuple[str, int]]]:
+    """Delete every session idle for ``idle_for``: ``(session_id, deleted)`` for each."""
+    idle_for = checks.idle_timedelta(idle_for, positive=True)
+    prefix = checks.optional_prefix(prefix)
+    idle_before = checks.now() - idle_for
+
+    def run(conn: Connection) -> list[tuple[str, int]]:
+        idle = repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
+        if dry_run:
+            return [(info.session_id, info.checkpoints) for info in idle]
+        pruned = []
+        for info in idle:
+            # Re-checked under the row lock: on PostgreSQL (READ COMMITTED) an agent
+            # may have written since the listing, and then the session is kept.
+            removed = repo.delete_session(conn, info.session_id, idle_before=idle_before)
+            if removed is not None:
+                pruned.append((info.session_id, removed))
+        return pruned
+
+    return Operation(run, write=not dry_run)
+
+
+def import_checkpoints(
+    session_id: Any,
+    entries: Iterable[Any],
+    *,
+    on_entry: Any = None,
+    min_last_seq: Any = 0,
+    threads_ok: bool,
+) -> Operation[int]:
+    """Import checkpoints in the seed's export form, all or nothing; how many were written.
+
+    ``entries`` are read while the operation runs (streamed), so their errors surface
+    from ``run``; ``threads_ok`` lets the inserts overlap the reading on a second thread
+    (not for a connection bound to its thread, such as SQLite's ``:memory:``).
+    """
+    session_id = check_key(session_id, "session_id")
+    if type(min_last_seq) is not int or min_last_seq < 0:
+        raise CheckpointValueError(f"min_last_seq must be an int >= 0, not {min_last_seq!r}")
+    now = checks.now()
+    # A Document's plain entries (JSON values, none NaN or infinite) need no strict
+    # walk, and what its parser builds is acyclic: no garbage collection while it is
+    # read (see gc_paused). Other iterables may be user generators: GC stays on.
+    document = isinstance(entries, Document)
+
+    def run(conn: Connection) -> int:
+        pairs = entries.entries() if document else ((entry, False) for entry in entries)
+        parsed: Iterator[ImportEntry] = (
+            parse_entry(entry, index, parsed=plain) for index, (entry, plain) in enumerate(pairs)
+        )
+        if on_entry is not None:
+            parsed = _progress(parsed, on_entry)
+        with gc_paused() if document else contextlib.nullcontext():
+            counters.add_session(conn, session_id, now)
+            folded = counters.fold(conn, session_id, now)
+            if folded is None:  # the row was just made if it was missing
+                raise RuntimeError(f"session {session_id!r} vanished inside its transaction")
+            top, held = folded
+            writer = ImportWriter(conn, session_id, top)
+            # Entries are parsed and checked here while the writer inserts the batches
+            # before them on a second thread (see pipeline).
+            pipelined(_batched(parsed, IMPORT_BATCH), writer.write, threaded=threads_ok)
+            top = max(writer.finish(), min_last_seq)
+            counters.rebase(conn, session_id, top, held + writer.written, now)
+        return writer.written
+
+    return Operation(run, write=True)
+
+
+def custom(operation: Callable[[Connection], T], *, write: bool) -> Operation[T]:
+    """The extension seam's operation (``store.run(op, write=)``), as given."""
+    return Operation(operation, write=bool(write))
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+def get(checkpoint_id: Any) -> Operation[Checkpoint | None] | None:
+    """The checkpoint with this id; ``None`` (no operation needed) if the id is malformed."""
+    parts = split_id(checks.checkpoint_id(checkpoint_id))
+    if parts is None:
+        return None
+    session_id, seq = parts
+    return Operation(lambda conn: repo.fetch(conn, session_id, seq), write=False, hot=True)
+
+
+def get_latest(session_id: Any, name: Any = None) -> Operation[Checkpoint | None]:
+    """The session's highest-seq checkpoint (with ``name``, if given)."""
+    session_id = check_key(session_id, "session_id")
+    if name is not None:
+        name = check_key(name, "name")
+    return Operation(lambda conn: repo.fetch_latest(conn, session_id, name), write=False, hot=True)
+
+
+def list_checkpoints(
+    session_id: Any,
+    *,
+    name: Any = None,
+    since: Any = None,
+    start: Any = None,
+    end: Any = None,
+    newest_first: bool = False,
+    limit: Any = None,
+) -> Operation[list[Checkpoint]]:
+    """A session's checkpoints in seq order (or newest first), filtered."""
+    session_id = check_key(session_id, "session_id")
+    if name is not None:
+        name = check_key(name, "name")
+    limit = checks.optional_limit(limit, "limit")
+    filters = {
+        "after": checks.aware(since, "since") if since is not None else None,
+        "start": checks.aware(start, "start") if start is not None else None,
+        "end": checks.aware(end, "end") if end is not None else None,
+    }
+    return Operation(
+        lambda conn: repo.list_checkpoints(
+            conn, session_id, name=name, newest_first=newest_first, limit=limit, **filters
+        ),
+        write=False,
+    )
+
+
+def count(session_id: Any) -> Operation[int]:
+    """How many checkpoints the session holds (0 if unknown)."""
+    session_id = check_key(session_id, "session_id")
+    return Operation(lambda conn: repo.count(conn, session_id), write=False)
+
+
+def summary(session_id: Any) -> Operation[dict[str, Any]]:
+    """The seed's summary dict for a session, from one read transaction."""
+    session_id = check_key(session_id, "session_id")
+
+    def run(conn: Connection) -> dict[str, Any]:
+        names = repo.name_counts(conn, session_id)
+        first = repo.fetch_first(conn, session_id)
+        last = repo.fetch_latest(conn, session_id)
+        if first is None or last is None:
+            return {
+                "total_count": 0,
+                "unique_names": 0,
+                "names": {},
+                "first_checkpoint": None,
+                "last_checkpoint": None,
+                "duration_seconds": 0,
+            }
+        return {
+            "total_count": sum(names.values()),
+            "unique_names": len(names),
+            "names": names,
+            "first_checkpoint": first.to_dict(),
+            "last_checkpoint": last.to_dict(),
+            "duration_seconds": (last.timestamp - first.timestamp).total_seconds(),
+        }
+
+    return Operation(run, write=False)
+
+
+def list_sessions(prefix: Any = None, idle_for: Any = None) -> Operation[list[SessionInfo]]:
+    """Every session with its counts and last activity, ordered by id."""
+    prefix = checks.optional_prefix(prefix)
+    if idle_for is not None:
+        idle_for = checks.idle_timedelta(idle_for, positive=False)
+    idle_before = checks.now() - idle_for if idle_for is not None else None
+    return Operation(
+        lambda conn: repo.list_sessions(conn, prefix=prefix, idle_before=idle_before),
+        write=False,
+    )
+
+
+def session_info(session_id: Any) -> Operation[SessionInfo | None]:
+    """One session's :class:`SessionInfo`, or ``None``."""
+    session_id = check_key(session_id, "session_id")
+
+    def run(conn: Connection) -> SessionInfo | None:
+        found = repo.list_sessions(conn, session_id=session_id)
+        return found[0] if found else None
+
+    return Operation(run, write=False)
+
+
+def execute_read(sql: str, params: dict[str, Any] | None = None) -> Operation[list[Any]]:
+    """A read-only SQL query's rows (for the ops CLI)."""
+    return Operation(lambda conn: list(conn.execute(text(sql), params or {})), write=False)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _progress(
+    entries: Iterator[ImportEntry], on_entry: Callable[[], object]
+) -> Iterator[ImportEntry]:
+    """Call ``on_entry`` as each entry has been read and checked (progress)."""
+    for entry in entries:
+        on_entry()
+        yield entry
+
+
+def _batched(items: Iterable[ImportEntry], size: int) -> Iterator[list[ImportEntry]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch

@@ -1,0 +1,131 @@
+"""The async store on PostgreSQL: psycopg 3's async connections, group commit in a task.
+
+SQLAlchemy's asyncio extension drives psycopg's ``AsyncConnection``; the store's
+operations (the same functions the sync store runs, :mod:`breakpilot_store.core.operations`)
+run through ``AsyncConnection.run_sync``, which lets their sync SQLAlchemy calls wait on
+the event loop instead of a thread. Writes go through one writer task that runs every
+write waiting at that moment in one transaction, each in a savepoint
+(:func:`breakpilot_store.core.group.run_group`), and commits once: one WAL flush and one
+round trip of ``COMMIT`` for the group instead of one per write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..core.group import Pending, run_group, typed
+from ..core.operations import Operation
+from ..errors import StoreClosedError
+from .engine import async_twin
+
+#: Most writes one transaction takes.
+MAX_GROUP = 1000
+
+
+class AsyncPostgres:
+    """Reads and group-committed writes over an ``AsyncEngine`` (bound to one event loop).
+
+    Args:
+        engine: The sync store's engine; its asyncio twin gets the same settings.
+        where: How errors name the database.
+    """
+
+    def __init__(self, engine: Engine, where: str) -> None:
+        self._engine = async_twin(engine)
+        self._where = where
+        self._pending: collections.deque[Pending] = collections.deque()
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        #: Transactions committed by the writer (a test counts them).
+        self.commits = 0
+
+    async def read(self, op: Operation[Any]) -> Any:
+        """Run a read operation in a read transaction of its own."""
+        try:
+            async with self._engine.connect() as conn, conn.begin():
+                return await conn.run_sync(op.run)
+        except (SQLAlchemyError, psycopg.Error) as exc:
+            raise typed(exc, self._where, psycopg.Error) from exc
+
+    async def write(self, op: Operation[Any]) -> Any:
+        """Queue a write for the next group; return its result once the group committed.
+
+        A caller cancelled before the writer took its write up leaves nothing written;
+        once taken up, the write commits (or fails) with its group regardless.
+        """
+        if self._closed:
+            raise StoreClosedError(f"store {self._where} is closed")
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(Pending(op, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._main(), name="breakpilot-store-writer")
+        self._wake.set()
+        return await future
+
+    async def close(self) -> None:
+        """Refuse new writes, let the queued ones commit, then close the connections."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        await self._engine.dispose()
+
+    async def _main(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                group = []
+                while self._pending and len(group) < MAX_GROUP:
+                    item = self._pending.popleft()
+                    if not item.token.cancelled():  # cancelled while queued: dropped
+                        group.append(item)
+                if group:
+                    await self._commit_group(group)
+            if self._closed:
+                return
+
+    async def _commit_group(self, group: list[Pending]) -> None:
+        error: BaseException | None = None
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            async with self._engine.connect() as conn:
+                transaction = await conn.begin()
+                keep = await conn.run_sync(
+                    lambda sync_conn: run_group(
+                        sync_conn,
+                        group,
+                        sql=sync_conn.exec_driver_sql,
+                        hot=None,
+                        in_transaction=lambda: True,  # a failed statement needs ROLLBACK TO
+                        where=self._where,
+                        driver_error=psycopg.Error,
+                    )
+                )
+                if keep:
+                    await transaction.commit()
+                    self.commits += 1
+                else:
+                    await transaction.rollback()
+        except BaseException as exc:  # noqa: BLE001 - every caller of the group gets it
+            error = typed(exc, self._where, psycopg.Error)
+            if isinstance(exc, asyncio.CancelledError):
+                cancelled = exc
+                error = StoreClosedError(f"store {self._where}: the writer was cancelled")
+        for item in group:
+            if item.token.done():
+                continue  # its caller was cancelled: the write still committed (or not)
+            failure = error if error is not None else item.error
+            if failure is not None:
+                item.token.set_exception(failure)
+            else:
+                item.token.set_result(item.result)
+        if cancelled is not None:
+            raise cancelled

@@ -1,0 +1,194 @@
+"""The async store's SQLite writer: one thread, one connection, group commit.
+
+Every write of an :class:`~breakpilot_store.aio.AsyncCheckpointStore` on SQLite is queued
+here. The thread takes the first write waiting, then every other write waiting at that
+moment (from any task, any session), and runs them all in one ``BEGIN IMMEDIATE ...
+COMMIT`` (:func:`breakpilot_store.core.group.run_group`): one fsync for the group. There
+is no timer: a lone write commits at once, and the writes that arrive while a group
+commits form the next group, so the groups grow exactly as fast as writes pile up.
+
+Each caller waits on a ``concurrent.futures.Future`` resolved only after the commit
+returned (durable at the store's ``durability``). Cancellation: a future cancelled
+before the thread takes it up is skipped (nothing is written); once taken up
+(``set_running_or_notify_cancel``) it can no longer be cancelled, and the write commits
+or fails as a whole with its group.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..core.group import Pending, run_group, typed
+from ..core.operations import Operation
+from ..engine import WRITE
+from ..errors import StoreClosedError
+from .fastpath import DriverConnection
+
+#: Most writes one transaction takes: bounds how long the first of them waits.
+MAX_GROUP = 1000
+
+_STOP = object()
+
+
+class GroupWriter:
+    """A thread that commits queued writes in groups (see the module docstring).
+
+    Args:
+        engine: The store's SQLite engine (its connections carry the PRAGMAs).
+        where: How errors name the database.
+        hot: Whether the database is a file: hot operations then run on the bare
+            driver connection of the same transaction (an in-memory database goes
+            through SQLAlchemy only).
+    """
+
+    def __init__(self, engine: Engine, where: str, *, hot: bool) -> None:
+        self._engine = engine
+        self._where = where
+        self._hot = hot
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._lock = threading.Lock()
+        #: Transactions committed (a test counts them to see the grouping).
+        self.commits = 0
+        self._thread = threading.Thread(
+            target=self._main, name="breakpilot-store-writer", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, op: Operation[Any]) -> Future[Any]:
+        """Queue a write; the future resolves after its group's commit.
+
+        Raises:
+            StoreClosedError: :meth:`close` was called.
+        """
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self._where} is closed")
+            self._queue.put(Pending(op, future))
+        return future
+
+    def call(self, function: Callable[[Connection], Any]) -> Future[Any]:
+        """Run ``function(conn)`` on the writer's thread and connection, outside any group.
+
+        For an in-memory database, whose connection lives on this thread: its reads
+        come here too.
+        """
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self._where} is closed")
+            self._queue.put((function, future))
+        return future
+
+    def close(self) -> None:
+        """Refuse new writes, let the queued ones commit, then stop (blocks)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        self._thread.join()
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _main(self) -> None:
+        conn: Connection | None = None
+        try:
+            while True:
+                first = self._queue.get()
+                batch = [first]
+                while len(batch) < MAX_GROUP:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = False
+                group: list[Pending] = []
+                for item in batch:
+                    if item is _STOP:
+                        stop = True
+                    elif isinstance(item, Pending):
+                        if item.token.set_running_or_notify_cancel():
+                            group.append(item)
+                    else:
+                        function, future = item
+                        if future.set_running_or_notify_cancel():
+                            conn = self._connection(conn)
+                            _settle_call(future, conn, function, self._where)
+                if group:
+                    conn = self._connection(conn)
+                    self._commit_group(conn, group)
+                if stop and self._queue.empty():
+                    return
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _connection(self, conn: Connection | None) -> Connection:
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._engine.connect()
+            conn.execution_options(**{WRITE: True})
+        return conn
+
+    def _commit_group(self, conn: Connection, group: list[Pending]) -> None:
+        try:
+            transaction = conn.begin()  # BEGIN IMMEDIATE (the engine's begin event)
+        except BaseException as exc:  # noqa: BLE001 - every caller gets it
+            _resolve(group, typed(exc, self._where, sqlite3.Error))
+            return
+        driver = conn.connection.driver_connection
+        try:
+            keep = run_group(
+                conn,
+                group,
+                sql=driver.execute,
+                hot=DriverConnection(driver, self._where) if self._hot else None,
+                in_transaction=lambda: driver.in_transaction,
+                where=self._where,
+                driver_error=sqlite3.Error,
+            )
+            if keep:
+                transaction.commit()
+                self.commits += 1
+            else:
+                transaction.rollback()
+        except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing is kept
+            error = typed(exc, self._where, sqlite3.Error)
+            _rollback_quietly(transaction)
+            _resolve(group, error)
+            return
+        _resolve(group, None)
+
+
+def _rollback_quietly(transaction: Any) -> None:
+    try:
+        if transaction.is_active:
+            transaction.rollback()
+    except (SQLAlchemyError, sqlite3.Error):
+        pass  # the connection is invalidated and replaced on the next group
+
+
+def _resolve(group: list[Pending], error: BaseException | None) -> None:
+    for item in group:
+        failure = error if error is not None else item.error
+        if failure is not None:
+            item.token.set_exception(failure)
+        else:
+            item.token.set_result(item.result)
+
+
+def _settle_call(future: Future[Any], conn: Connection, function: Any, where: str) -> None:
+    try:
+        result = function(conn)
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        future.set_exception(typed(exc, where, sqlite3.Error))
+    else:
+        future.set_result(result)

@@ -20,9 +20,10 @@ what is stored), and moving them to a thread would not free the loop anyway, sin
 encoding holds the GIL (see benchmarks/OPTIMISATIONS.md for the measurement).
 
 Cancellation: a write whose caller is cancelled before the writer took it up is not
-written; once taken up it commits (or fails) as a whole with its group, and the caller
-gets ``CancelledError`` either way. Nothing is ever partly written, and the next
-``get_latest()`` shows which happened.
+written; once taken up it commits (or fails) as a whole with its group, and the
+cancellation waits for that (a few milliseconds) before it proceeds. Either way the
+caller gets ``CancelledError``, nothing is ever partly written, and the caller's next
+read (``get_latest()``) shows which happened.
 """
 
 from __future__ import annotations
@@ -219,7 +220,17 @@ class AsyncCheckpointStore:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
             if self._postgres is not None:
                 return await self._postgres.write(op)
-            return await asyncio.wrap_future(self._writer.submit(op))
+            future = self._writer.submit(op)
+            try:
+                return await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                # Cancelling the wait cancelled the write unless the writer had taken it
+                # up; then it commits or fails as a whole, and the cancellation waits for
+                # that so the caller's next read sees the outcome.
+                if not future.cancelled():
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(asyncio.wrap_future(future))
+                raise
         if self._postgres is not None:
             return await self._postgres.read(op)
         if self._readers is None:  # in-memory: the writer's thread holds the database

@@ -116,7 +116,8 @@ def raw(backend_url: str) -> Iterator[RawDB]:
 
     def factory() -> RawDB:
         if "://" not in backend_url:
-            conn = sqlite3.connect(backend_url, timeout=30)
+            # Not bound to its thread: a test may open it in a callback (async API).
+            conn = sqlite3.connect(backend_url, timeout=30, check_same_thread=False)
             db = RawDB("sqlite", conn)
         else:
             from tests.pg_support import raw_postgres

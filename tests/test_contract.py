@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from breakpilot_store import (
+    AsyncCheckpointManager,
+    AsyncCheckpointStore,
     BreakpilotStoreError,
     Checkpoint,
     CheckpointManager,
@@ -21,16 +23,30 @@ from breakpilot_store import (
     ImportFormatError,
     UnknownSessionError,
 )
+from tests.async_adapter import Blocking, LoopThread
 from tests.seed.checkpoint_manager import CheckpointManager as SeedManager
 
 
-@pytest.fixture
-def store(backend_url):
-    with CheckpointStore(backend_url) as s:
-        yield s
+@pytest.fixture(params=["sync", "async"])
+def store(request, backend_url):
+    """The store under test: the sync API, or the async one driven from a loop thread."""
+    if request.param == "sync":
+        with CheckpointStore(backend_url) as s:
+            yield s
+        return
+    runner = LoopThread()
+    try:
+        front = AsyncCheckpointStore(backend_url)
+        runner.run(front.open())
+        yield Blocking(front, runner)
+        runner.run(front.close())
+    finally:
+        runner.close()
 
 
 def manager(store, session_id="agent-7", **kw):
+    if isinstance(store, Blocking):
+        return Blocking(AsyncCheckpointManager(session_id, store=store.target, **kw), store.runner)
     return CheckpointManager(session_id, store=store, **kw)
 
 
@@ -299,7 +315,7 @@ class TestContract:
         with pytest.raises(ValueError):
             manager(store).create(bad, {})
         with pytest.raises(ValueError):
-            CheckpointManager(bad, store=store)
+            manager(store, bad)
         with pytest.raises(TypeError):
             manager(store).create(None, {})  # type: ignore[arg-type]
 
@@ -314,7 +330,7 @@ class TestContract:
     )
     def test_limits_must_be_positive_ints(self, store, kw):
         with pytest.raises((ValueError, TypeError)) as info:
-            CheckpointManager("s", store=store, **kw)
+            manager(store, "s", **kw)
         assert next(iter(kw)) in str(info.value)
 
     # -- retention ----------------------------------------------------------------

@@ -5,15 +5,23 @@ manager, must agree on ids, names, order, data, metadata, counts and export.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breakpilot_store import CheckpointManager, CheckpointStore
+from breakpilot_store import (
+    AsyncCheckpointManager,
+    AsyncCheckpointStore,
+    CheckpointManager,
+    CheckpointStore,
+)
+from tests.async_adapter import Blocking, LoopThread
 
 KEEP_RECENT = 20
 
@@ -137,13 +145,31 @@ def view(manager: CheckpointManager) -> list[tuple]:
     max_checkpoints=st.integers(1, 60),
     compress_after=st.integers(1, 60),
 )
-def test_manager_agrees_with_reference_model(tmp_path, ops, max_checkpoints, compress_after):
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_manager_agrees_with_reference_model(tmp_path, api, ops, max_checkpoints, compress_after):
     path = tmp_path / "diff.db"
     session_id = f"s:{next(_counter)}"  # a fresh session per example, ':' included
-    store = CheckpointStore(path, durability="normal")
+    if api == "sync":
+        store = CheckpointStore(path, durability="normal")
+
+        def open_manager():
+            return CheckpointManager(session_id, max_checkpoints, compress_after, store=store)
+
+    else:
+        # The async manager, driven from a loop thread; its create_many runs concurrently.
+        runner = LoopThread()
+        front = AsyncCheckpointStore(path, durability="normal")
+        store = Blocking(front, runner)
+
+        def open_manager():
+            async_manager = AsyncCheckpointManager(
+                session_id, max_checkpoints, compress_after, store=front
+            )
+            return Blocking(async_manager, runner)
+
     try:
         model = Model(session_id, max_checkpoints, compress_after)
-        real = CheckpointManager(session_id, max_checkpoints, compress_after, store=store)
+        real = open_manager()
         snapshot: str | None = None
         for op in ops:
             kind = op[0]
@@ -153,6 +179,15 @@ def test_manager_agrees_with_reference_model(tmp_path, ops, max_checkpoints, com
                 got = real.create(name, data, metadata)
                 data["mutated-after-create"] = True  # must not reach the store
                 assert got.id == expected
+            elif kind == "create_many" and api == "async":
+                # Concurrent creates share group commits; ids follow the calls' order.
+                async def concurrently(name=op[2], n=op[1], target=real.target):
+                    return await asyncio.gather(*(target.create(name, {"i": i}) for i in range(n)))
+
+                made = real.runner.run(concurrently())
+                assert [c.id for c in made] == [
+                    model.create(op[2], {"i": i}, None) for i in range(op[1])
+                ]
             elif kind == "create_many":
                 for i in range(op[1]):
                     assert real.create(op[2], {"i": i}).id == model.create(op[2], {"i": i}, None)
@@ -173,7 +208,7 @@ def test_manager_agrees_with_reference_model(tmp_path, ops, max_checkpoints, com
             elif kind == "reimport" and snapshot is not None:
                 assert real.import_checkpoints(snapshot) == model.import_own(json.loads(snapshot))
             elif kind == "restart":
-                real = CheckpointManager(session_id, max_checkpoints, compress_after, store=store)
+                real = open_manager()
             assert len(real) == len(model.rows)
         assert view(real) == model.export_view()
         exported = json.loads(real.export())
@@ -186,4 +221,8 @@ def test_manager_agrees_with_reference_model(tmp_path, ops, max_checkpoints, com
         # The next id continues the numbering whatever happened before.
         assert real.create("final", {}).id == f"{session_id}:{model.last_seq + 1}"
     finally:
-        store.close()
+        if api == "sync":
+            store.close()
+        else:
+            runner.run(front.close())
+            runner.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from typing import Any
 
 import psycopg
@@ -58,16 +59,26 @@ class AsyncPostgres:
         """Queue a write for the next group; return its result once the group committed.
 
         A caller cancelled before the writer took its write up leaves nothing written;
-        once taken up, the write commits (or fails) with its group regardless.
+        once taken up, the write commits (or fails) with its group, and the cancellation
+        waits for that before it proceeds.
         """
         if self._closed:
             raise StoreClosedError(f"store {self._where} is closed")
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(Pending(op, future))
+        item = Pending(op, future)
+        self._pending.append(item)
         if self._task is None:
             self._task = asyncio.create_task(self._main(), name="breakpilot-store-writer")
         self._wake.set()
-        return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if not future.done() and item in self._pending:
+                self._pending.remove(item)  # not taken up yet: dropped, nothing written
+            else:  # taken up: it commits or fails as a whole; wait for that
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(future)
+            raise
 
     async def close(self) -> None:
         """Refuse new writes, let the queued ones commit, then close the connections."""
@@ -84,9 +95,7 @@ class AsyncPostgres:
             while self._pending:
                 group = []
                 while self._pending and len(group) < MAX_GROUP:
-                    item = self._pending.popleft()
-                    if not item.token.cancelled():  # cancelled while queued: dropped
-                        group.append(item)
+                    group.append(self._pending.popleft())
                 if group:
                     await self._commit_group(group)
             if self._closed:
@@ -120,8 +129,6 @@ class AsyncPostgres:
                 cancelled = exc
                 error = StoreClosedError(f"store {self._where}: the writer was cancelled")
         for item in group:
-            if item.token.done():
-                continue  # its caller was cancelled: the write still committed (or not)
             failure = error if error is not None else item.error
             if failure is not None:
                 item.token.set_exception(failure)

@@ -11,7 +11,8 @@ Each caller waits on a ``concurrent.futures.Future`` resolved only after the com
 returned (durable at the store's ``durability``). Cancellation: a future cancelled
 before the thread takes it up is skipped (nothing is written); once taken up
 (``set_running_or_notify_cancel``) it can no longer be cancelled, and the write commits
-or fails as a whole with its group.
+or fails as a whole with its group (the async store makes a cancelled caller wait for
+that outcome).
 """
 
 from __future__ import annotations

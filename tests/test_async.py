@@ -170,22 +170,39 @@ def test_one_failing_write_in_a_group_rolls_back_alone(db_path):
         ).fetchone() == (0,)
 
 
-def test_retention_runs_in_the_group_and_ids_stay_gapless(db_path):
-    async def main():
-        async with AsyncCheckpointStore(db_path) as store:
-            mgr = AsyncCheckpointManager("r", store=store, max_checkpoints=5, compress_after=3)
-            made = await asyncio.gather(*(mgr.create(f"n{i % 3}", {"i": i}) for i in range(40)))
-            return [c.seq for c in made], [c.seq for c in await mgr.get_all()]
+def test_retention_runs_in_the_group_and_ids_stay_gapless(backend_url, raw):
+    """Concurrent creates in a few sessions whose retention comes due inside the groups."""
 
-    seqs, kept = asyncio.run(main())
-    assert seqs == list(range(1, 41))
-    assert len(kept) == 5 and kept[-1] == 40
-    with sqlite3.connect(db_path) as raw:
-        assert [r[0] for r in raw.execute("SELECT seq FROM checkpoints ORDER BY seq")] == kept
-        # The live counter (the session's base plus the creates above it) is right.
-        assert raw.execute(
-            "SELECT checkpoints, last_seq FROM session_overview WHERE session_id='r'"
-        ).fetchone() == (5, 40)
+    async def main():
+        async with AsyncCheckpointStore(backend_url) as store:
+            managers = [
+                AsyncCheckpointManager(f"r{k}", store=store, max_checkpoints=5, compress_after=3)
+                for k in range(3)
+            ]
+            plain = AsyncCheckpointManager("plain", store=store, compress_after=10**6)
+            calls = []
+            for i in range(40):
+                calls += [m.create(f"n{i % 3}", {"i": i}) for m in managers]
+                calls.append(plain.create("p", {"i": i}))
+            made = await asyncio.gather(*calls)
+            return made, {m.session_id: [c.seq for c in await m.get_all()] for m in managers}
+
+    made, kept = asyncio.run(main())
+    for k in range(3):
+        assert [c.seq for c in made if c.session_id == f"r{k}"] == list(range(1, 41))
+        assert len(kept[f"r{k}"]) == 5 and kept[f"r{k}"][-1] == 40
+    assert [c.seq for c in made if c.session_id == "plain"] == list(range(1, 41))
+    db = raw()
+    for k in range(3):
+        rows = db.query("SELECT seq FROM checkpoints WHERE session_id = ? ORDER BY seq", (f"r{k}",))
+        assert [r[0] for r in rows] == kept[f"r{k}"]
+    # The live counters (each session's base plus the creates above it) are right.
+    assert sorted(db.query("SELECT session_id, checkpoints, last_seq FROM session_overview")) == [
+        ("plain", 40, 40),
+        ("r0", 5, 40),
+        ("r1", 5, 40),
+        ("r2", 5, 40),
+    ]
 
 
 def test_a_lone_create_commits_at_once(db_path):

@@ -1,10 +1,11 @@
-"""The seven workloads of issue 6; each ``run(ctx)`` adds figures to ``ctx.results``."""
+"""The workloads (seven of issue 6, ``agents`` of issue 15); each ``run(ctx)`` adds figures to ``ctx.results``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from benchmarks.workloads import (
+    agents,
     bulk,
     cold_restart,
     compression,
@@ -23,6 +24,7 @@ WORKLOADS: dict[str, Callable[[Context], None]] = {
     "compression": compression.run,
     "memory": memory.run,
     "bulk": bulk.run,
+    "agents": agents.run,
 }
 
 __all__ = ["WORKLOADS", "Context"]

@@ -69,6 +69,7 @@ def run_group(
     in_transaction: Callable[[], bool],
     where: str,
     driver_error: type[BaseException] | tuple,
+    bulk: Callable[[Any, Sequence[Pending]], list[Pending]] | None = None,
 ) -> bool:
     """Run every write of ``group`` in the transaction open on ``conn``.
 
@@ -86,10 +87,26 @@ def run_group(
         driver_error: The bare driver's exception class(es), translated like
             SQLAlchemy's.
 
+        bulk: Optionally writes some of the group's writes together (PostgreSQL's plain
+            creates, :mod:`breakpilot_store.postgres.group_create`) and returns the others;
+            it runs in a savepoint of its own, and if it fails every write runs one by one.
+
     Returns:
         Whether the transaction may be committed: ``False`` when it was lost, in which
         case every write of the group has its error set.
     """
+    if bulk is not None and len(group) > 1:
+        sql(f"SAVEPOINT {SAVEPOINT}")
+        try:
+            rest = bulk(conn, group)
+        except BaseException:  # noqa: BLE001 - retried one by one, which names the culprit
+            sql(f"ROLLBACK TO {SAVEPOINT}")
+            rest = list(group)
+            for item in group:
+                item.result = None
+        sql(f"RELEASE {SAVEPOINT}")
+        if len(rest) < len(group):
+            return _one_by_one(conn, group, rest, sql, hot, in_transaction, where, driver_error)
     if len(group) == 1:
         item = group[0]
         try:
@@ -98,7 +115,21 @@ def run_group(
             item.error = typed(exc, where, driver_error)
             return False  # nothing to keep: the caller rolls the transaction back
         return True
-    for index, item in enumerate(group):
+    return _one_by_one(conn, group, group, sql, hot, in_transaction, where, driver_error)
+
+
+def _one_by_one(
+    conn: Any,
+    group: Sequence[Pending],
+    todo: Sequence[Pending],
+    sql: Callable[[str], object],
+    hot: Any,
+    in_transaction: Callable[[], bool],
+    where: str,
+    driver_error: type[BaseException] | tuple,
+) -> bool:
+    """Run each write of ``todo`` (part of ``group``) in a savepoint of its own."""
+    for item in todo:
         sql(f"SAVEPOINT {SAVEPOINT}")
         try:
             item.result = item.op.run(hot if item.op.hot and hot is not None else conn)
@@ -108,18 +139,18 @@ def run_group(
                 sql(f"ROLLBACK TO {SAVEPOINT}")
             except BaseException as lost:  # noqa: BLE001
                 # The transaction itself is gone: nothing of the group is kept.
-                _fail_rest(group, index, typed(lost, where, driver_error))
+                _fail_rest(group, item, typed(lost, where, driver_error))
                 return False
             if not in_transaction():
-                _fail_rest(group, index, item.error)
+                _fail_rest(group, item, item.error)
                 return False
         sql(f"RELEASE {SAVEPOINT}")
     return True
 
 
-def _fail_rest(group: Sequence[Pending], failed: int, error: BaseException) -> None:
-    """The transaction was lost at ``group[failed]``: every other write fails too."""
-    for index, item in enumerate(group):
-        if index != failed:
+def _fail_rest(group: Sequence[Pending], failed: Pending, error: BaseException) -> None:
+    """The transaction was lost at ``failed``: every other write of the group fails too."""
+    for item in group:
+        if item is not failed:
             item.result = None
             item.error = error

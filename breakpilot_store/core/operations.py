@@ -18,7 +18,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, text
 
@@ -50,14 +50,36 @@ class Operation(Generic[T]):
         write: Whether it writes (a write transaction; refused by a read-only store).
         hot: Whether ``run`` only uses ``execute(statement, params)`` (the hot path's
             driver connection can run it).
+        create: For a create, its values (:class:`CreateArgs`), so that a group of
+            creates can be written in a few statements instead of a few each.
     """
 
-    __slots__ = ("run", "write", "hot")
+    __slots__ = ("run", "write", "hot", "create")
 
-    def __init__(self, run: Callable[[Any], T], *, write: bool, hot: bool = False) -> None:
+    def __init__(
+        self,
+        run: Callable[[Any], T],
+        *,
+        write: bool,
+        hot: bool = False,
+        create: CreateArgs | None = None,
+    ) -> None:
         self.run = run
         self.write = write
         self.hot = hot
+        self.create = create
+
+
+class CreateArgs(NamedTuple):
+    """A create's checked and encoded values."""
+
+    session_id: str
+    name: str
+    now: datetime
+    data: str
+    metadata: str
+    compress_after: int | None
+    max_checkpoints: int | None
 
 
 # -- create -----------------------------------------------------------------------------
@@ -109,7 +131,10 @@ def create(
         )
         return created(session_id, seq, name, now, data_text, metadata_text)
 
-    return Operation(run, write=True, hot=True)
+    args = CreateArgs(
+        session_id, name, now, data_text, metadata_text, compress_after, max_checkpoints
+    )
+    return Operation(run, write=True, hot=True, create=args)
 
 
 def check_create(

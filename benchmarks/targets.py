@@ -242,4 +242,60 @@ TARGETS: tuple[Target, ...] = (
         "many writers, shared session vs one writer", "≥ 0.8 ×", writers_vs_one("shared session")
     ),
     Target("many writers: errors and lost creates", "0", zero_errors),
+    Target(
+        "many agents, K=100 SQLite: async creates/s vs AsyncSqliteSaver",
+        "≥ 5 ×",
+        ratio(
+            ("agents", "K=100 sqlite", "creates/s", "async"),
+            ("agents", "K=100 sqlite", "creates/s", "lg-async"),
+            ">=",
+            5.0,
+        ),
+    ),
+    Target(
+        "many agents, K=100 SQLite: async p99 vs AsyncSqliteSaver",
+        "< 1 ×",
+        ratio(
+            ("agents", "K=100 sqlite", "p99 ms", "async"),
+            ("agents", "K=100 sqlite", "p99 ms", "lg-async"),
+            "<",
+            1.0,
+        ),
+    ),
+    Target(
+        "many agents, K=100 PostgreSQL: async creates/s vs AsyncPostgresSaver",
+        "≥ 2 ×",
+        ratio(
+            ("agents", "K=100 postgres", "creates/s", "async-pg"),
+            ("agents", "K=100 postgres", "creates/s", "lg-async-pg"),
+            ">=",
+            2.0,
+        ),
+    ),
+    Target(
+        "many agents, K=1: async create p50 vs the sync create's",
+        "≤ 1.3 ×",
+        ratio(
+            ("agents", "K=1 sqlite", "p50 ms", "async"),
+            ("agents", "K=1 sqlite", "p50 ms", "sync"),
+            "<=",
+            1.3,
+        ),
+    ),
+    *(
+        Target(
+            f"many agents, K={k} SQLite: event-loop lag p99 (async)",
+            "≤ 2 ms",
+            value(("agents", f"K={k} sqlite", "lag p99 ms", "async"), "<=", 2.0, "ms"),
+        )
+        for k in (1, 10, 100, 1000)
+    ),
+    *(
+        Target(
+            f"many agents, K={k} PostgreSQL: event-loop lag p99 (async)",
+            "≤ 2 ms",
+            value(("agents", f"K={k} postgres", "lag p99 ms", "async-pg"), "<=", 2.0, "ms"),
+        )
+        for k in (1, 10, 100, 1000)
+    ),
 )

@@ -42,6 +42,7 @@ from sqlalchemy.engine import URL
 
 from .checkpoint import Checkpoint
 from .core import operations as ops
+from .core.group import outcome
 from .core.operations import Operation
 from .core.repository import SessionInfo
 from .engine import sqlite_path
@@ -220,17 +221,8 @@ class AsyncCheckpointStore:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
             if self._postgres is not None:
                 return await self._postgres.write(op)
-            future = self._writer.submit(op)
-            try:
-                return await asyncio.wrap_future(future)
-            except asyncio.CancelledError:
-                # Cancelling the wait cancelled the write unless the writer had taken it
-                # up; then it commits or fails as a whole, and the cancellation waits for
-                # that so the caller's next read sees the outcome.
-                if not future.cancelled():
-                    with contextlib.suppress(BaseException):
-                        await asyncio.shield(asyncio.wrap_future(future))
-                raise
+            item = self._writer.submit(op, asyncio.get_running_loop().create_future())
+            return await outcome(item, self._writer.drop)
         if self._postgres is not None:
             return await self._postgres.read(op)
         if self._readers is None:  # in-memory: the writer's thread holds the database

@@ -1,4 +1,4 @@
-"""The workloads (seven of issue 6, ``agents`` of issue 15); each ``run(ctx)`` adds figures to ``ctx.results``."""
+"""The workloads (issue 6's seven, issue 15's ``agents``); ``run(ctx)`` adds figures."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ import asyncio
 import os
 import time
 import uuid
+from functools import partial
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,9 +38,10 @@ from benchmarks.workloads.common import Context
 NAME = "agents"
 PG_ENV = "BREAKPILOT_BENCH_POSTGRES_URL"
 
-#: Creates each task does, by K (about 1,000-3,000 creates per case; K = 1 fewer,
-#: it is latency-bound).
-PER_TASK = {1: 300, 10: 60, 100: 15, 1000: 3}
+#: Creates each task does, by K: enough that a case runs for a second or more, so that
+#: the lag's p99 is not just the burst of K tasks starting at once (the first turn of
+#: the loop runs every task's first step, for every contender).
+PER_TASK = {1: 400, 10: 100, 100: 30, 1000: 5}
 QUICK_PER_TASK = {1: 60, 10: 15, 100: 4, 1000: 2}
 
 Create = Callable[[int, int, dict[str, Any]], Awaitable[Any]]  # (task, step, data)
@@ -250,17 +252,15 @@ def run(ctx: Context) -> None:
             n = per_task[k]
             runs: list[tuple[str, str, Callable[[], dict[str, float]]]] = []
             path = ctx.db_path(f"agents-{k}")
-            runs.append(("sqlite", "async", lambda: asyncio.run(_ours(path, k, n))))
+            runs.append(("sqlite", "async", partial(_in_loop, _ours, path, k, n)))
             if lg_sqlite:
-                runs.append(("sqlite", "lg-async", lambda: asyncio.run(_lg_sqlite(path, k, n))))
-            runs.append(("sqlite", "to_thread", lambda: asyncio.run(_to_thread(path, k, n))))
+                runs.append(("sqlite", "lg-async", partial(_in_loop, _lg_sqlite, path, k, n)))
+            runs.append(("sqlite", "to_thread", partial(_in_loop, _to_thread, path, k, n)))
             if k == 1:
-                runs.append(("sqlite", "sync", lambda: _sync_direct(path, n)))
+                runs.append(("sqlite", "sync", partial(_sync_direct, path, n)))
             if pg is not None:
-                runs.append(("postgres", "async-pg", lambda: _pg_run(pg, _ours, k, n, ours=True)))
-                runs.append(
-                    ("postgres", "lg-async-pg", lambda: _pg_run(pg, _lg_postgres, k, n))
-                )
+                runs.append(("postgres", "async-pg", partial(_pg_run, pg, _ours, k, n, ours=True)))
+                runs.append(("postgres", "lg-async-pg", partial(_pg_run, pg, _lg_postgres, k, n)))
             order = runs if rep % 2 == 0 else runs[::-1]  # interleaved, alternating order
             for backend, key, measure in order:
                 ctx.db_path(f"agents-{k}")  # a fresh SQLite file for every contender
@@ -275,6 +275,10 @@ def run(ctx: Context) -> None:
                         value,
                         higher_is_better=metric == "creates/s",
                     )
+
+
+def _in_loop(runner: Any, path: str, k: int, n: int) -> dict[str, float]:
+    return asyncio.run(runner(path, k, n))
 
 
 def _pg_run(base: str, runner: Any, k: int, n: int, *, ours: bool = False) -> dict[str, float]:

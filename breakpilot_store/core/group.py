@@ -14,6 +14,8 @@ PostgreSQL (SQLAlchemy then runs these sync calls over the async driver).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,21 +29,72 @@ from .operations import Operation
 SAVEPOINT = "bp_group"
 
 
+#: A pending write's states: waiting in the queue, taken up by the writer (it will
+#: commit or fail as a whole), dropped by its cancelled caller, outcome handed out.
+QUEUED, TAKEN, DROPPED, DELIVERED = range(4)
+
+
 class Pending:
     """One submitted write and, once its group has run, its outcome.
 
     ``error`` is set when the write failed (the database holds none of it); otherwise
     ``result`` is the operation's result, valid once the group's transaction commits.
+    ``waiter`` is the caller's future on its event loop; ``state`` one of ``QUEUED``,
+    ``TAKEN``, ``DROPPED``, ``DELIVERED`` (changed under the writer's lock, if it has one).
     """
 
-    __slots__ = ("op", "result", "error", "token")
+    __slots__ = ("op", "result", "error", "waiter", "state")
 
-    def __init__(self, op: Operation[Any], token: Any = None) -> None:
+    def __init__(self, op: Operation[Any], waiter: Any = None) -> None:
         self.op = op
         self.result: Any = None
         self.error: BaseException | None = None
-        # The front's handle for the waiting caller (a future).
-        self.token = token
+        self.waiter = waiter
+        self.state = QUEUED
+
+
+#: Callers woken per turn of the event loop when a group's results are handed out:
+#: waking a thousand at once would keep the loop busy for tens of milliseconds (every
+#: woken task runs its next step in the same turn), and every other task, timers
+#: included, would wait that long.
+WAKE_SLICE = 16
+
+
+def wake(items: Sequence[Pending], start: int = 0) -> None:
+    """Hand their outcomes to the callers waiting on the event loop, a slice per turn.
+
+    Runs on the loop (``loop.call_soon_threadsafe(wake, items)`` from a writer thread);
+    schedules itself for the next slice.
+    """
+    end = min(start + WAKE_SLICE, len(items))
+    for item in items[start:end]:
+        item.state = DELIVERED
+        waiter = item.waiter
+        if waiter.done():
+            continue
+        if item.error is not None:
+            waiter.set_exception(item.error)
+        else:
+            waiter.set_result(item.result)
+    if end < len(items):
+        items[end].waiter.get_loop().call_soon(wake, items, end)
+
+
+async def outcome(item: Pending, drop: Callable[[Pending], bool]) -> Any:
+    """Wait for a submitted write's outcome; what a cancellation of the wait does.
+
+    A write still queued is dropped (``drop(item)`` is true: nothing is written). One
+    the writer has taken up commits or fails as a whole; the cancellation then waits
+    for that before it proceeds, so that the caller's next read sees the outcome.
+    """
+    try:
+        return await item.waiter
+    except asyncio.CancelledError:
+        if item.state != DELIVERED and not drop(item):
+            item.waiter = item.waiter.get_loop().create_future()
+            with contextlib.suppress(BaseException):
+                await item.waiter
+        raise
 
 
 def typed(

@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.group import Pending, run_group, typed
+from ..core.group import DROPPED, QUEUED, TAKEN, Pending, outcome, run_group, typed, wake
 from ..core.operations import Operation
 from ..errors import StoreClosedError
 from .engine import async_twin
@@ -73,21 +73,12 @@ class AsyncPostgres:
         """
         if self._closed:
             raise StoreClosedError(f"store {self._where} is closed")
-        future = asyncio.get_running_loop().create_future()
-        item = Pending(op, future)
+        item = Pending(op, asyncio.get_running_loop().create_future())
         self._pending.append(item)
         if self._task is None:
             self._task = asyncio.create_task(self._main(), name="breakpilot-store-writer")
         self._wake.set()
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            if not future.done() and item in self._pending:
-                self._pending.remove(item)  # not taken up yet: dropped, nothing written
-            else:  # taken up: it commits or fails as a whole; wait for that
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(future)
-            raise
+        return await outcome(item, _drop)
 
     async def close(self) -> None:
         """Refuse new writes, let the queued ones commit, then close the connections."""
@@ -105,8 +96,12 @@ class AsyncPostgres:
             while self._pending:
                 group = []
                 while self._pending and len(group) < MAX_GROUP:
-                    group.append(self._pending.popleft())
-                await self._commit_group(group)
+                    item = self._pending.popleft()
+                    if item.state == QUEUED:  # not dropped by a cancelled caller
+                        item.state = TAKEN
+                        group.append(item)
+                if group:
+                    await self._commit_group(group)
             if self._closed:
                 return
 
@@ -138,11 +133,17 @@ class AsyncPostgres:
             if isinstance(exc, asyncio.CancelledError):
                 cancelled = exc
                 error = StoreClosedError(f"store {self._where}: the writer was cancelled")
-        for item in group:
-            failure = error if error is not None else item.error
-            if failure is not None:
-                item.token.set_exception(failure)
-            else:
-                item.token.set_result(item.result)
+        if error is not None:
+            for item in group:
+                item.error = error
+        wake(group)  # the first slice now, the others on the next turns of the loop
         if cancelled is not None:
             raise cancelled
+
+
+def _drop(item: Pending) -> bool:
+    """Drop a write still queued (the writer runs on the same loop: no lock needed)."""
+    if item.state == QUEUED:
+        item.state = DROPPED
+        return True
+    return False

@@ -7,16 +7,16 @@ COMMIT`` (:func:`breakpilot_store.core.group.run_group`): one fsync for the grou
 is no timer: a lone write commits at once, and the writes that arrive while a group
 commits form the next group, so the groups grow exactly as fast as writes pile up.
 
-Each caller waits on a ``concurrent.futures.Future`` resolved only after the commit
-returned (durable at the store's ``durability``). Cancellation: a future cancelled
-before the thread takes it up is skipped (nothing is written); once taken up
-(``set_running_or_notify_cancel``) it can no longer be cancelled, and the write commits
-or fails as a whole with its group (the async store makes a cancelled caller wait for
-that outcome).
+Each caller waits on a future of its event loop, resolved only after the commit returned
+(durable at the store's ``durability``), a slice of callers per turn of the loop
+(:func:`~breakpilot_store.core.group.wake`). Cancellation: a write dropped before the
+thread takes it up is skipped (nothing is written); once taken up it commits or fails as
+a whole with its group (:func:`~breakpilot_store.core.group.outcome`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import sqlite3
 import threading
@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.group import Pending, run_group, typed
+from ..core.group import DROPPED, QUEUED, TAKEN, Pending, run_group, typed, wake
 from ..core.operations import Operation
 from ..engine import WRITE
 from ..errors import StoreClosedError
@@ -64,18 +64,29 @@ class GroupWriter:
         )
         self._thread.start()
 
-    def submit(self, op: Operation[Any]) -> Future[Any]:
-        """Queue a write; the future resolves after its group's commit.
+    def submit(self, op: Operation[Any], waiter: asyncio.Future[Any]) -> Pending:
+        """Queue a write; ``waiter`` (on its event loop) resolves after the group's commit.
+
+        Returns:
+            The pending write, for :meth:`drop` and :func:`~breakpilot_store.core.group.outcome`.
 
         Raises:
             StoreClosedError: :meth:`close` was called.
         """
-        future: Future[Any] = Future()
+        item = Pending(op, waiter)
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self._where} is closed")
-            self._queue.put(Pending(op, future))
-        return future
+            self._queue.put(item)
+        return item
+
+    def drop(self, item: Pending) -> bool:
+        """Drop a write its caller gave up on, unless the thread has taken it up."""
+        with self._lock:
+            if item.state == QUEUED:
+                item.state = DROPPED
+                return True
+            return False
 
     def call(self, function: Callable[[Connection], Any]) -> Future[Any]:
         """Run ``function(conn)`` on the writer's thread and connection, outside any group.
@@ -113,13 +124,15 @@ class GroupWriter:
                         break
                 stop = False
                 group: list[Pending] = []
+                with self._lock:  # taken up: from here on the write commits or fails
+                    for item in batch:
+                        if isinstance(item, Pending) and item.state == QUEUED:
+                            item.state = TAKEN
+                            group.append(item)
                 for item in batch:
                     if item is _STOP:
                         stop = True
-                    elif isinstance(item, Pending):
-                        if item.token.set_running_or_notify_cancel():
-                            group.append(item)
-                    else:
+                    elif not isinstance(item, Pending):
                         function, future = item
                         if future.set_running_or_notify_cancel():
                             conn = self._connection(conn)
@@ -178,12 +191,16 @@ def _rollback_quietly(transaction: Any) -> None:
 
 
 def _resolve(group: list[Pending], error: BaseException | None) -> None:
+    loops: dict[Any, list[Pending]] = {}
     for item in group:
-        failure = error if error is not None else item.error
-        if failure is not None:
-            item.token.set_exception(failure)
-        else:
-            item.token.set_result(item.result)
+        if error is not None:
+            item.error = error
+        loops.setdefault(item.waiter.get_loop(), []).append(item)
+    for loop, items in loops.items():
+        try:
+            loop.call_soon_threadsafe(wake, items)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
 
 
 def _settle_call(future: Future[Any], conn: Connection, function: Any, where: str) -> None:

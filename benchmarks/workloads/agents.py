@@ -27,8 +27,8 @@ import asyncio
 import os
 import time
 import uuid
-from functools import partial
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from benchmarks.payload import name_for, payload_for

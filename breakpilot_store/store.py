@@ -5,15 +5,15 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
+from . import forking
 from .checkpoint import Checkpoint
 from .codec import check_key
 from .core import checks
@@ -21,12 +21,13 @@ from .core import operations as ops
 from .core import repository as repo
 from .core.operations import Operation
 from .core.repository import SessionInfo
-from .core.retention import retention_params
 from .core.transfer import (
     EXPORT_BATCH,
     export_pieces,
     gc_paused,
+    reporting,
     text_chunk,
+    text_pieces,
 )
 from .engine import WRITE, Durability, resolve_url, sqlite_path
 from .errors import (
@@ -36,36 +37,14 @@ from .errors import (
 )
 from .migrate import describe
 from .opening import open_engine
-from .sqlite.fastpath import DriverConnection, DriverTransaction, PinnedConnections
+from .sqlite.fastpath import DriverTransaction, PinnedConnections, append
+from .sqlite.maintenance import wal_checkpoint
 from .translate import translate, translate_driver
 
 T = TypeVar("T")
 
-#: Bytes of UTF-8 gathered before ``export_chunks`` decodes them into one str.
-_TEXT_CHUNK = 256 * 1024
-
 #: How many import entries are checked against the database and inserted at a time.
 IMPORT_BATCH = ops.IMPORT_BATCH
-
-# Stores alive in this process, so that a forked child can drop the parent's pooled
-# connections (sharing a SQLite or PostgreSQL connection across fork corrupts state).
-_LIVE_STORES: weakref.WeakSet[CheckpointStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_LIVE_STORES):
-        if store._pins is not None:
-            store._pins.forget_after_fork()
-        store._engine.dispose(close=False)
-    # Dereferencing them is not enough for SQLite: see close_inherited_connections.
-    from .engine import close_inherited_connections
-
-    close_inherited_connections()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 # Kept under their old names: the manager (and code written against it) imports them here.
 _now = checks.now
@@ -131,7 +110,7 @@ class CheckpointStore:
         # Whether a connection may pass to an import's writer thread (see pipeline):
         # not an in-memory SQLite database, which lives on the thread that made it.
         self._threads_ok = self._row_lock or self._pins is not None
-        _LIVE_STORES.add(self)
+        forking.track(self)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -152,7 +131,7 @@ class CheckpointStore:
             if self._pins is not None:
                 self._pins.close()
             self._engine.dispose()
-            _LIVE_STORES.discard(self)
+            forking.untrack(self)
 
     def __enter__(self) -> CheckpointStore:
         return self
@@ -275,9 +254,18 @@ class CheckpointStore:
         name, data_text, metadata_text = ops.encode_create(name, data, metadata)
         now = _now()
         seq = None
-        if self._pins is not None:
-            seq = self._append(
-                session_id, name, now, data_text, metadata_text, compress_after, max_checkpoints
+        if self._pins is not None and not self._closed and not self.readonly:
+            # One guarded statement when this thread's connection knows the counter.
+            seq = append(
+                self._pins.get(),
+                self._where,
+                session_id,
+                name,
+                now,
+                data_text,
+                metadata_text,
+                compress_after,
+                max_checkpoints,
             )
         if seq is None:
             with self._hot(write=True) as conn:
@@ -296,47 +284,6 @@ class CheckpointStore:
                 )
         # A snapshot: data and metadata decode from the stored text when first read.
         return ops.created(session_id, seq, name, now, data_text, metadata_text)
-
-    def _append(
-        self,
-        session_id: str,
-        name: str,
-        now: datetime,
-        data_text: str,
-        metadata_text: str,
-        compress_after: int | None,
-        max_checkpoints: int | None,
-    ) -> int | None:
-        """A create as one guarded statement, when this thread's connection knows the counter.
-
-        SQLite files only (see :mod:`breakpilot_store.sqlite.counter_cache`): nothing but the
-        checkpoint's row is written, in one autocommit statement that is the whole
-        transaction. Returns the seq, or ``None`` when the full transaction is needed
-        (the counter is not known for sure, or the retention rule is due).
-        """
-        if self._closed or self.readonly:
-            return None  # the full path raises the right error
-        pin = self._pins.get()  # type: ignore[union-attr]  # a SQLite file
-        known = pin.counters.known(session_id)
-        if known is None:
-            return None
-        version, last_seq, held = known
-        if retention_params(session_id, held + 1, compress_after, max_checkpoints) is not None:
-            return None  # compression or the cap: a DELETE and the row's rebase
-        seq = last_seq + 1
-        conn = DriverConnection(pin.connection, self._where)
-        try:
-            inserted = repo.append_if_unchanged(
-                conn, session_id, seq, name, now, data_text, metadata_text, version
-            )
-        except BaseException:
-            pin.counters.forget()
-            raise
-        if not inserted:  # someone else committed: the full transaction reads the counter
-            pin.counters.forget()
-            return None
-        pin.counters.appended(session_id, seq, held + 1)
-        return seq
 
     def compress(
         self,
@@ -511,17 +458,7 @@ class CheckpointStore:
                 (progress).
         """
         with contextlib.closing(self.export_bytes(session_id, on_batch=on_batch)) as pieces:
-            # Decoded a batch's worth at a time: decoding every small piece on its own
-            # let glibc's heap fragment, measured as a peak RSS that grew with the
-            # session (+12 MiB at 10,000 checkpoints, +17 MiB at 100,000).
-            pending = bytearray()
-            for piece in pieces:
-                pending += piece
-                if len(pending) >= _TEXT_CHUNK:
-                    yield text_chunk(memoryview(pending))
-                    pending = bytearray()
-            if pending:
-                yield text_chunk(memoryview(pending))
+            yield from text_pieces(pieces)
 
     def export_bytes(
         self, session_id: str, *, on_batch: Callable[[int], object] | None = None
@@ -537,7 +474,7 @@ class CheckpointStore:
             # Closed before the transaction ends: no statement is left unfinished.
             contextlib.closing(repo.iter_row_batches(conn, session_id, EXPORT_BATCH)) as rows,
         ):
-            yield from export_pieces(rows if on_batch is None else _reporting(rows, on_batch))
+            yield from export_pieces(rows if on_batch is None else reporting(rows, on_batch))
 
     def export_json(self, session_id: str) -> str:
         """Return a session's checkpoints as the seed's export JSON (indent 2).
@@ -615,33 +552,11 @@ class CheckpointStore:
             raise StoreClosedError(f"store {self._where} is closed")
         if self._engine.dialect.name != "sqlite":
             return (0, 0, 0)
-        try:
-            # On the bare driver connection: SQLAlchemy would open a transaction first,
-            # and a checkpoint cannot finish inside one.
-            raw = self._engine.raw_connection()
-            try:
-                row = raw.driver_connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-            finally:
-                raw.close()
-        except SQLAlchemyError as exc:
-            raise translate(exc, self._where) from exc
-        except Exception as exc:  # the bare driver raises its own errors
-            if type(exc).__module__ == "sqlite3":
-                raise translate(DBAPIError(None, None, exc), self._where) from exc
-            raise
-        return (int(row[0]), int(row[1]), int(row[2]))
+        return wal_checkpoint(self._engine, self._where, mode)
 
     def execute_read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Run a read-only SQL query in one read transaction (for the ops CLI)."""
         return self._execute(ops.execute_read(sql, params))
-
-
-def _reporting(
-    batches: Iterable[Sequence[Any]], on_batch: Callable[[int], object]
-) -> Iterator[Sequence[Any]]:
-    for batch in batches:
-        on_batch(len(batch))
-        yield batch
 
 
 __all__ = ["BreakpilotStoreError", "CheckpointStore", "SessionInfo", "aware"]

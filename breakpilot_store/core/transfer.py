@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -165,6 +165,34 @@ def export_pieces(row_batches: Iterable[Sequence[Sequence[Any]]]) -> Iterator[me
 def text_chunk(piece: memoryview) -> str:
     """Decode a piece of :func:`export_pieces` (see :func:`_stdlib_dump` on surrogatepass)."""
     return str(piece, "utf-8", "surrogatepass")
+
+
+#: Bytes of UTF-8 gathered before ``export_chunks`` decodes them into one str.
+TEXT_CHUNK = 256 * 1024
+
+
+def text_pieces(pieces: Iterable[memoryview]) -> Iterator[str]:
+    """Decode an export's UTF-8 pieces into str pieces of about :data:`TEXT_CHUNK` bytes."""
+    # Decoded a batch's worth at a time: decoding every small piece on its own let
+    # glibc's heap fragment, measured as a peak RSS that grew with the session (+12 MiB
+    # at 10,000 checkpoints, +17 MiB at 100,000).
+    pending = bytearray()
+    for piece in pieces:
+        pending += piece
+        if len(pending) >= TEXT_CHUNK:
+            yield text_chunk(memoryview(pending))
+            pending = bytearray()
+    if pending:
+        yield text_chunk(memoryview(pending))
+
+
+def reporting(
+    batches: Iterable[Sequence[Any]], on_batch: Callable[[int], object]
+) -> Iterator[Sequence[Any]]:
+    """Pass batches through, calling ``on_batch`` with each one's size (progress)."""
+    for batch in batches:
+        on_batch(len(batch))
+        yield batch
 
 
 @dataclass(slots=True)

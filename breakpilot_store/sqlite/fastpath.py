@@ -16,11 +16,13 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 
+from ..core.retention import retention_params
 from ..schema import to_text
 from ..translate import translate_driver
 from .counter_cache import CounterCache
@@ -231,6 +233,50 @@ class DriverConnection:
             return self._conn.execute(_compile_in_order(statement, order), values)
         except sqlite3.Error as exc:
             raise translate_driver(exc, self._where) from exc
+
+
+def append(
+    pin: _Pin,
+    where: str,
+    session_id: str,
+    name: str,
+    now: datetime,
+    data_text: str,
+    metadata_text: str,
+    compress_after: int | None,
+    max_checkpoints: int | None,
+) -> int | None:
+    """A create as one guarded statement, when this thread's connection knows the counter.
+
+    Nothing but the checkpoint's row is written, in one autocommit statement that is
+    the whole transaction (see :mod:`breakpilot_store.sqlite.counter_cache`).
+
+    Returns:
+        The seq, or ``None`` when the full transaction is needed (the counter is not
+        known for sure, or the retention rule is due).
+    """
+    from ..core.repository import append_if_unchanged  # (the repository imports this module)
+
+    known = pin.counters.known(session_id)
+    if known is None:
+        return None
+    version, last_seq, held = known
+    if retention_params(session_id, held + 1, compress_after, max_checkpoints) is not None:
+        return None  # compression or the cap: a DELETE and the row's rebase
+    seq = last_seq + 1
+    conn = DriverConnection(pin.connection, where)
+    try:
+        inserted = append_if_unchanged(
+            conn, session_id, seq, name, now, data_text, metadata_text, version
+        )
+    except BaseException:
+        pin.counters.forget()
+        raise
+    if not inserted:  # someone else committed: the full transaction reads the counter
+        pin.counters.forget()
+        return None
+    pin.counters.appended(session_id, seq, held + 1)
+    return seq
 
 
 def fetch_batches(

@@ -1,0 +1,40 @@
+"""After ``fork()``: a child drops the connections it inherited from its parent's stores.
+
+Sharing a SQLite or PostgreSQL connection across a fork corrupts its state, so every
+store registers here while open, and a forked child forgets their pooled connections
+(without closing them: they are the parent's).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any
+
+# Stores alive in this process.
+_LIVE_STORES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track(store: Any) -> None:
+    """Register an open store (a ``CheckpointStore``)."""
+    _LIVE_STORES.add(store)
+
+
+def untrack(store: Any) -> None:
+    """Forget a closed store."""
+    _LIVE_STORES.discard(store)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_LIVE_STORES):
+        if store._pins is not None:
+            store._pins.forget_after_fork()
+        store._engine.dispose(close=False)
+    # Dereferencing them is not enough for SQLite: see close_inherited_connections.
+    from .engine import close_inherited_connections
+
+    close_inherited_connections()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -45,7 +45,7 @@ from .core import operations as ops
 from .core.group import outcome
 from .core.operations import Operation
 from .core.repository import SessionInfo
-from .engine import sqlite_path
+from .engine import resolve_url, sqlite_path
 from .errors import ReadOnlyStoreError, StoreClosedError
 from .store import CheckpointStore
 
@@ -85,6 +85,7 @@ class AsyncCheckpointStore:
         self._readers: ThreadPoolExecutor | None = None
         self._writer: Any = None  # GroupWriter (SQLite) or AsyncPostgres
         self._postgres: Any = None
+        self._memory = False
 
     @classmethod
     def wrap(cls, store: CheckpointStore) -> AsyncCheckpointStore:
@@ -160,6 +161,15 @@ class AsyncCheckpointStore:
         return self._store
 
     def _start(self) -> None:
+        url = resolve_url(self._url) if self._store is None else self._store.url
+        if url.get_backend_name() == "sqlite" and sqlite_path(url) is None:
+            # An in-memory database exists on the one thread that made it (SQLAlchemy
+            # pools one connection per thread): the store is opened, and everything
+            # runs, on one thread of its own. No group commit: there is no fsync to share.
+            self._readers = ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-memory")
+            self._memory = True
+            self._readers.submit(lambda: self.sync_store).result()
+            return
         store = self.sync_store
         if store.engine.dialect.name == "postgresql":
             from .postgres.aio import AsyncPostgres
@@ -169,13 +179,9 @@ class AsyncCheckpointStore:
             return
         from .sqlite.writer import GroupWriter
 
-        file = sqlite_path(store.url) is not None
         if not store.readonly:
-            self._writer = GroupWriter(store.engine, store._where, hot=file)
-        if file:
-            self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="breakpilot-store-read")
-        elif self._writer is None:  # an in-memory database is its one thread's
-            self._writer = GroupWriter(store.engine, store._where, hot=False)
+            self._writer = GroupWriter(store.engine, store._where, hot=True)
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="breakpilot-store-read")
 
     async def close(self) -> None:
         """Let the writes already submitted commit, then close.
@@ -192,6 +198,8 @@ class AsyncCheckpointStore:
         if self._postgres is not None:
             await self._postgres.close()
         writer, readers, store = self._writer, self._readers, self._store
+        if self._memory and store is not None and self._owns:
+            await self._on_thread(store.close)  # on the thread its connection belongs to
         await asyncio.to_thread(_shut, writer, readers, store if self._owns else None)
 
     async def __aenter__(self) -> AsyncCheckpointStore:
@@ -221,20 +229,21 @@ class AsyncCheckpointStore:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
             if self._postgres is not None:
                 return await self._postgres.write(op)
+            if self._memory:
+                return await self._on_thread(store._execute, op)
             item = self._writer.submit(op, asyncio.get_running_loop().create_future())
             return await outcome(item, self._writer.drop)
         if self._postgres is not None:
             return await self._postgres.read(op)
-        if self._readers is None:  # in-memory: the writer's thread holds the database
-            return await asyncio.wrap_future(self._writer.call(lambda _: store._execute(op)))
-        return await asyncio.get_running_loop().run_in_executor(self._readers, store._execute, op)
+        return await self._on_thread(store._execute, op)
+
+    async def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, function, *args)
 
     async def _call(self, function: Callable[[CheckpointStore], T]) -> T:
         """Run a sync store method on a worker thread (bulk paths, WAL checkpoint)."""
         store = await self._ready()
-        if self._readers is None:
-            return await asyncio.wrap_future(self._writer.call(lambda _: function(store)))
-        return await asyncio.get_running_loop().run_in_executor(self._readers, function, store)
+        return await self._on_thread(function, store)
 
     async def _stream(self, make: Callable[[CheckpointStore], Iterator[T]]) -> AsyncIterator[T]:
         """Drive a sync store generator on a thread of its own, one piece per await.
@@ -243,7 +252,7 @@ class AsyncCheckpointStore:
         connection and thread that began it. Closing the async iterator closes it.
         """
         store = await self._ready()
-        if self._readers is None:  # in-memory: gathered on the writer's thread
+        if self._memory:  # the database's own thread: gathered there
             for piece in await self._call(lambda s: list(make(s))):
                 yield piece
             return

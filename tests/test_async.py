@@ -614,3 +614,21 @@ def test_sync_and_async_writers_and_the_cli_share_a_session(db_path):
     assert sorted(int(i.rsplit(":", 1)[1]) for i in ids) == list(range(2, 402))
     assert gapless(db_path, "shared") == list(range(1, 402))
     assert reads > 0
+
+
+def test_an_in_memory_database_works_from_its_own_thread():
+    """``sqlite://`` lives on the thread that made it: the async store keeps it on one."""
+
+    async def main():
+        async with AsyncCheckpointStore("sqlite://") as store:
+            mgr = AsyncCheckpointManager("m", store=store, max_checkpoints=5, compress_after=3)
+            made = await asyncio.gather(*(mgr.create("x", {"i": i}) for i in range(10)))
+            exported = await mgr.export()
+            streamed = [c.seq async for c in store.iter_checkpoints("m")]
+            copied = await AsyncCheckpointManager("n", store=store).import_checkpoints(exported)
+            return [c.seq for c in made], streamed, copied, await mgr.count()
+
+    seqs, streamed, copied, count = asyncio.run(main())
+    assert seqs == list(range(1, 11))
+    assert streamed[-1] == 10 and len(streamed) == count == 5
+    assert copied == 5

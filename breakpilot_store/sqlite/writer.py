@@ -20,8 +20,6 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -45,9 +43,8 @@ class GroupWriter:
     Args:
         engine: The store's SQLite engine (its connections carry the PRAGMAs).
         where: How errors name the database.
-        hot: Whether the database is a file: hot operations then run on the bare
-            driver connection of the same transaction (an in-memory database goes
-            through SQLAlchemy only).
+        hot: Run hot operations on the bare driver connection of the same transaction
+            (a SQLite file's hot path).
     """
 
     def __init__(self, engine: Engine, where: str, *, hot: bool) -> None:
@@ -88,19 +85,6 @@ class GroupWriter:
                 return True
             return False
 
-    def call(self, function: Callable[[Connection], Any]) -> Future[Any]:
-        """Run ``function(conn)`` on the writer's thread and connection, outside any group.
-
-        For an in-memory database, whose connection lives on this thread: its reads
-        come here too.
-        """
-        future: Future[Any] = Future()
-        with self._lock:
-            if self._closed:
-                raise StoreClosedError(f"store {self._where} is closed")
-            self._queue.put((function, future))
-        return future
-
     def close(self) -> None:
         """Refuse new writes, let the queued ones commit, then stop (blocks)."""
         with self._lock:
@@ -122,21 +106,13 @@ class GroupWriter:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                stop = False
                 group: list[Pending] = []
                 with self._lock:  # taken up: from here on the write commits or fails
                     for item in batch:
                         if isinstance(item, Pending) and item.state == QUEUED:
                             item.state = TAKEN
                             group.append(item)
-                for item in batch:
-                    if item is _STOP:
-                        stop = True
-                    elif not isinstance(item, Pending):
-                        function, future = item
-                        if future.set_running_or_notify_cancel():
-                            conn = self._connection(conn)
-                            _settle_call(future, conn, function, self._where)
+                stop = any(item is _STOP for item in batch)
                 if group:
                     conn = self._connection(conn)
                     self._commit_group(conn, group)
@@ -201,12 +177,3 @@ def _resolve(group: list[Pending], error: BaseException | None) -> None:
             loop.call_soon_threadsafe(wake, items)
         except RuntimeError:  # that loop is closed: nobody is waiting any more
             pass
-
-
-def _settle_call(future: Future[Any], conn: Connection, function: Any, where: str) -> None:
-    try:
-        result = function(conn)
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller
-        future.set_exception(typed(exc, where, sqlite3.Error))
-    else:
-        future.set_result(result)

@@ -218,7 +218,10 @@ class AsyncCheckpointStore:
 
         The async twin of :meth:`CheckpointStore.run`, with the same contract. A write
         runs in its own savepoint of a transaction shared with the other writes waiting
-        at that moment (group commit): it must not commit or roll back the connection.
+        at that moment (group commit): it must not commit or roll back the connection,
+        and an exception from it rolls back its savepoint only. It runs on the store's
+        writer thread (SQLite) or through ``AsyncConnection.run_sync`` (PostgreSQL):
+        use the ``Connection`` it is given, not the bare driver connection under it.
         """
         return await self._execute(ops.custom(operation, write=write))
 

@@ -632,3 +632,44 @@ def test_an_in_memory_database_works_from_its_own_thread():
     assert seqs == list(range(1, 11))
     assert streamed[-1] == 10 and len(streamed) == count == 5
     assert copied == 5
+
+
+def test_cancelled_writes_on_both_backends_are_whole_or_absent(backend_url, raw):
+    """Queued behind a busy writer, a cancelled create is dropped; a taken one commits."""
+    postgres = "://" in backend_url
+
+    def busy(conn):
+        # The writer is occupied for a while (on PostgreSQL the op runs on the loop's
+        # driver, so it waits in the server rather than in this process).
+        if postgres:
+            conn.execute(text("SELECT pg_sleep(0.3)"))
+        else:
+            __import__("time").sleep(0.3)
+        conn.execute(
+            text(
+                "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at)"
+                " VALUES ('taken', 0, 0, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"
+            )
+        )
+
+    async def main():
+        async with AsyncCheckpointStore(backend_url) as store:
+            await store.create("q", "first", {})
+            taken = asyncio.create_task(store.run(busy, write=True))
+            await asyncio.sleep(0.1)  # the writer has taken `busy` up
+            queued = [asyncio.create_task(store.create("q", f"n{i}", {})) for i in range(5)]
+            await asyncio.sleep(0.05)
+            taken.cancel()
+            for task in queued[::2]:
+                task.cancel()
+            outcomes = await asyncio.gather(taken, *queued, return_exceptions=True)
+            # The cancellation waited for the taken write: it is visible now.
+            info = await store.session_info("taken")
+            return outcomes, info, [c.name for c in await store.list_checkpoints("q")]
+
+    outcomes, info, names = asyncio.run(main())
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert info is not None
+    assert [type(o) for o in outcomes[1::2]] == [asyncio.CancelledError] * 3
+    assert names == ["first", "n1", "n3"]  # the cancelled creates took no seq
+    assert raw().query("SELECT seq FROM checkpoints ORDER BY seq") == [(1,), (2,), (3,)]

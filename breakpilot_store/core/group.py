@@ -140,8 +140,8 @@ def run_group(
         driver_error: The bare driver's exception class(es), translated like
             SQLAlchemy's.
 
-        bulk: Optionally writes some of the group's writes together (PostgreSQL's plain
-            creates, :mod:`breakpilot_store.postgres.group_create`) and returns the others;
+        bulk: Optionally writes some of the group's writes together (a group's plain
+            creates, :mod:`breakpilot_store.core.group_create`) and returns the others;
             it runs in a savepoint of its own, and if it fails every write runs one by one.
 
     Returns:

@@ -10,7 +10,7 @@ transaction (:func:`breakpilot_store.core.group.run_group`) and commits once. On
 PostgreSQL a create costs three round trips (lock the session's row, read its top seq,
 insert) besides the commit, so the plain creates at the head of a group are written
 together in three statements for the whole group
-(:mod:`breakpilot_store.postgres.group_create`); the other writes run one by one, each
+(:mod:`breakpilot_store.core.group_create`); the other writes run one by one, each
 in a savepoint. Measured with 100 concurrent agents on the (loaded) benchmark machine:
 one writer, creates one by one, ~70 creates/s; with the group's creates together, ~310/s.
 Several writers on connections of their own (tried with 4 and 8, a session's writes kept
@@ -29,10 +29,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.group import DROPPED, QUEUED, TAKEN, Pending, outcome, run_group, typed, wake
+from ..core.group_create import write_creates
 from ..core.operations import Operation
 from ..errors import StoreClosedError
 from .engine import async_twin
-from .group_create import write_creates
 
 #: Most writes one transaction takes.
 MAX_GROUP = 1000

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.group import DROPPED, QUEUED, TAKEN, Pending, run_group, typed, wake
+from ..core.group_create import write_creates
 from ..core.operations import Operation
 from ..engine import WRITE
 from ..errors import StoreClosedError
@@ -144,6 +145,7 @@ class GroupWriter:
                 in_transaction=lambda: driver.in_transaction,
                 where=self._where,
                 driver_error=sqlite3.Error,
+                bulk=write_creates,
             )
             if keep:
                 transaction.commit()

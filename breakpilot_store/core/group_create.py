@@ -1,14 +1,17 @@
-"""PostgreSQL: a group's plain creates in a few statements, not a few each.
+"""A group's plain creates in a few statements, not a few each (both backends).
 
-A create on PostgreSQL is three round trips (lock the session's row, read its top seq,
-insert) before the commit; in a group of a hundred creates those dominate. Here the
-creates at the head of a group are written together: one ``SELECT ... FOR UPDATE`` of
-every session's row (in id order, the order every writer locks in, so two groups never
-deadlock), one read of every top seq, and one ``executemany`` of the rows (psycopg sends
-it as a pipeline). The seqs are the ones the creates would get one by one, in the
-order of the calls. A session whose retention rule comes due in the group is left to
-the one-by-one path (its DELETE and counter rebase), as are any writes after the first
-that is not a plain create, so the order of the calls is kept.
+In a group of a hundred creates the per-create statements dominate: on PostgreSQL three
+round trips each (lock the session's row, read its top seq, insert), on SQLite the
+savepoint, counter read, insert and release, each a trip through the driver and a
+release of the GIL that the event loop's thread then waits to get back. Here the
+creates at the head of a group are written together: one read of every session's
+base (``SELECT ... FOR UPDATE`` on PostgreSQL, in id order, the order every writer
+locks in, so two groups never deadlock; SQLite's write lock is already held), one read
+of every top seq, and one ``executemany`` of the rows (psycopg sends it as a pipeline,
+SQLite steps one prepared statement). The seqs are the ones the creates would get one
+by one, in the order of the calls. A session whose retention rule comes due in the group
+is left to the one-by-one path (its DELETE and counter rebase), as are any writes after
+the first that is not a plain create, so the order of the calls is kept.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, bindparam, func, insert, select
 
-from ..core import counters
-from ..core.group import Pending
-from ..core.operations import created
-from ..core.repository import _row
-from ..core.retention import retention_params
 from ..schema import checkpoints, sessions
+from . import counters
+from .group import Pending
+from .operations import created
+from .repository import _row
+from .retention import retention_params
 
 _c = checkpoints.c
 _s = sessions.c

@@ -21,6 +21,7 @@ TITLES: dict[str, str] = {
     "compression": "5. compression — cost per create, and one big compression",
     "memory": "6. memory — RSS growth over many creates",
     "bulk": "7. bulk — export and import of one big session",
+    "agents": "8. many agents — K asyncio tasks in one process (the async API)",
 }
 
 # What bounds each workload's numbers for the comparators; the store's own account
@@ -58,6 +59,15 @@ READINGS: dict[str, str] = {
         "Export is bounded by reading and re-encoding the JSON; the store's import by "
         "parsing and checking each entry on the caller's thread (the inserts overlap it on "
         "a second thread), then the one durable commit."
+    ),
+    "agents": (
+        "`async` is AsyncCheckpointManager.create (group commit: the writes waiting at "
+        "once share one transaction, each in a savepoint; a group's creates in three "
+        "statements); `lg-async` LangGraph's AsyncSqliteSaver.aput; `to_thread` the sync "
+        "create through asyncio.to_thread; `sync` the sync create called directly (K = 1); "
+        "`async-pg`/`lg-async-pg` the same on PostgreSQL (AsyncPostgresSaver). Lag is "
+        "what a 1 ms timer oversleeps while the agents run: on a loaded 2-core machine "
+        "it is mostly the OS scheduler's, for every contender."
     ),
 }
 

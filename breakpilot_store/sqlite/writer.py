@@ -17,6 +17,7 @@ a whole with its group (:func:`~breakpilot_store.core.group.outcome`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import sqlite3
 import threading
@@ -145,7 +146,7 @@ class GroupWriter:
                 in_transaction=lambda: driver.in_transaction,
                 where=self._where,
                 driver_error=sqlite3.Error,
-                bulk=write_creates,
+                bulk=functools.partial(write_creates, driver=driver),
             )
             if keep:
                 transaction.commit()

@@ -180,7 +180,9 @@ class AsyncCheckpointStore:
         from .sqlite.writer import GroupWriter
 
         if not store.readonly:
-            self._writer = GroupWriter(store.engine, store._where, hot=True)
+            self._writer = GroupWriter(
+                store.engine, store._where, hot=True, alone=store._execute_hot_write
+            )
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="breakpilot-store-read")
 
     async def close(self) -> None:

@@ -184,6 +184,22 @@ class CheckpointStore:
         with self._transaction(op.write) as conn:
             return op.run(conn)
 
+    def _execute_hot_write(self, op: Operation[T]) -> T:
+        """Run a hot write alone, as this thread's sync calls would.
+
+        For the async writer's lone writes: a create whose counter this thread's
+        connection knows is one guarded ``INSERT``; anything else one ``BEGIN
+        IMMEDIATE`` transaction on the bare driver.
+        """
+        args = op.create
+        if args is not None and self._pins is not None and not self._closed and not self.readonly:
+            seq = append(self._pins.get(), self._where, *args)
+            if seq is not None:
+                return ops.created(  # type: ignore[return-value]  # a create's result
+                    args.session_id, seq, args.name, args.now, args.data, args.metadata
+                )
+        return self._execute(op)
+
     def _hot(self, write: bool) -> Any:
         """The hot path's transaction: the bare driver on SQLite files, else Core.
 

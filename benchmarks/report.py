@@ -22,6 +22,8 @@ TITLES: dict[str, str] = {
     "memory": "6. memory — RSS growth over many creates",
     "bulk": "7. bulk — export and import of one big session",
     "agents": "8. many agents — K asyncio tasks in one process (the async API)",
+    "large_states": "10. large states — a chat history at ~1 KB, ~120 KB, ~1 MB (SQLite)",
+    "postgres": "9. PostgreSQL — creates at ~1 KB and ~100 KB, reads, 8 writers, import",
 }
 
 # What bounds each workload's numbers for the comparators; the store's own account
@@ -54,6 +56,19 @@ READINGS: dict[str, str] = {
     "memory": (
         "Durable contenders should be flat (SQLite's page cache is bounded); the seed keeps "
         "every payload alive unless it compresses."
+    ),
+    "postgres": (
+        "Every create commits once and waits for the WAL's fsync, the bulk of (a)'s time "
+        "on this machine's shared disk; what separates the lanes is round trips (the "
+        "store's create and reads are one each, as (a)'s; (b)'s put is one pipeline) and "
+        "the server's work per commit: (b) writes each non-scalar channel to a blob row "
+        "and the checkpoint as JSONB; the store one row (JSON text) and the session's row."
+    ),
+    "large_states": (
+        "At `full` each commit waits for the fsync of a WAL that grows with the state "
+        "(~1 MB per create at the top size); besides that, (b) packs msgpack in C and "
+        "writes a BLOB; (a) and the store write JSON text, (a) with the stdlib encoder, "
+        "the store with orjson after its strict check; reads decode the same bytes back."
     ),
     "bulk": (
         "Export is bounded by reading and re-encoding the JSON; the store's import by "

@@ -96,6 +96,17 @@ def zero_errors(results: Results) -> Verdict:
     return f"{total:.0f} errors", "PASS" if total == 0 else "FAIL"  # NaN (a crash) fails
 
 
+def pg_writer_errors(results: Results) -> Verdict:
+    """Every PostgreSQL writer case of the store: no error, ids unique and gapless."""
+    figs = [
+        f for f in results.figures("postgres") if f.contender == "store" and f.metric == "errors"
+    ]
+    if not figs:
+        return "n/a", "n/a"
+    total = sum(v for f in figs for v in f.values)
+    return f"{total:.0f} errors", "PASS" if total == 0 else "FAIL"
+
+
 #: How much a session ten times larger may raise a streaming peak and still count as
 #: constant memory: allocator and page-cache noise, far below the document's size.
 STREAM_SLACK_MIB = 8.0
@@ -297,5 +308,59 @@ TARGETS: tuple[Target, ...] = (
             value(("agents", f"K={k} postgres", "lag p99 ms", "async-pg"), "<=", 2.0, "ms"),
         )
         for k in (1, 10, 100, 1000)
+    ),
+    *(
+        Target(
+            label,
+            threshold,
+            ratio(_p50("postgres", case, "store"), _p50("postgres", case, "b"), "<=", 0.8),
+        )
+        for label, threshold, case in (
+            ("PostgreSQL create p50 at ~1 KB vs PostgresSaver.put", "≤ 0.8 × (b)", "create 1 KB"),
+            (
+                "PostgreSQL create p50 at ~100 KB vs PostgresSaver.put",
+                "≤ 0.8 × (b)",
+                "create 100 KB",
+            ),
+            ("PostgreSQL get_latest() p50 vs PostgresSaver.get_tuple", "≤ 0.8 × (b)", "get_latest"),
+            ("PostgreSQL get(id) p50 vs PostgresSaver.get_tuple", "≤ 0.8 × (b)", "get"),
+        )
+    ),
+    *(
+        Target(
+            f"PostgreSQL {case} vs PostgresSaver on distinct threads",
+            "≥ 1 × (b)",
+            ratio(
+                ("postgres", case, "creates/s", "store"),
+                ("postgres", "8 writers, distinct sessions", "creates/s", "b"),
+                ">=",
+                1.0,
+            ),
+        )
+        for case in ("8 writers, distinct sessions", "8 writers, shared session")
+    ),
+    Target("PostgreSQL writers: errors, duplicate or missing ids", "0", pg_writer_errors),
+    Target(
+        "PostgreSQL import",
+        "≥ 50,000 checkpoints/s",
+        value(("postgres", "import", "checkpoints/s", "store"), ">=", 50_000, "/s"),
+    ),
+    *(
+        Target(
+            f"large state {label}: {what}",
+            "≤ 1 × " + den,
+            ratio(
+                _p50("large_states", f"{kind} {label}", "store"),
+                _p50("large_states", f"{kind} {label}", den.strip("()")),
+                "<=",
+                1.0,
+            ),
+        )
+        for label in ("1 KB", "120 KB", "1 MB")
+        for kind, what, den in (
+            ("create", "create p50 vs SqliteSaver.put", "(b)"),
+            ("create", "create p50 vs raw sqlite3", "(a)"),
+            ("get_latest", "get_latest() p50 vs SqliteSaver.get_tuple", "(b)"),
+        )
     ),
 )

@@ -50,7 +50,12 @@ class Checkpoint:
 
     @classmethod
     def _from_json(
-        cls, id: str, name: str, timestamp: datetime, data_json: str, metadata_json: str
+        cls,
+        id: str,
+        name: str,
+        timestamp: datetime,
+        data_json: str | bytes,
+        metadata_json: str | bytes,
     ) -> Checkpoint:
         """A checkpoint whose ``data`` and ``metadata`` are decoded from JSON on first use.
 

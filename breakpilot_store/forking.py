@@ -29,6 +29,8 @@ def _after_fork_in_child() -> None:
     for store in list(_LIVE_STORES):
         if store._pins is not None:
             store._pins.forget_after_fork()
+        if store._pg is not None:
+            store._pg.forget_after_fork()
         store._engine.dispose(close=False)
     # Dereferencing them is not enough for SQLite: see close_inherited_connections.
     from .engine import close_inherited_connections

@@ -103,10 +103,16 @@ class CheckpointStore:
         )
         # PostgreSQL writers lock the session's row before reading its counter.
         self._row_lock = self._engine.dialect.name == "postgresql"
+        self._pg: Any = None
         if sqlite_path(self.url) is not None:
             # SQLite files take the hot path (see fastpath.py); in-memory databases and
             # other backends go through SQLAlchemy Core connections.
             self._pins = PinnedConnections(self._engine, self._where)
+        elif self._row_lock:
+            # PostgreSQL: create, get and get_latest in one round trip each.
+            from .postgres.fastpath import PostgresHotPath
+
+            self._pg = PostgresHotPath(self._engine, self._where)
         # Whether a connection may pass to an import's writer thread (see pipeline):
         # not an in-memory SQLite database, which lives on the thread that made it.
         self._threads_ok = self._row_lock or self._pins is not None
@@ -130,6 +136,8 @@ class CheckpointStore:
             self._closed = True
             if self._pins is not None:
                 self._pins.close()
+            if self._pg is not None:
+                self._pg.close()
             self._engine.dispose()
             forking.untrack(self)
 
@@ -178,6 +186,9 @@ class CheckpointStore:
 
     def _execute(self, op: Operation[T]) -> T:
         """Run one operation in a transaction of its own (the hot path's, if it can)."""
+        if op.read is not None and self._pg is not None:
+            self._check_open(write=False)
+            return self._pg.read(*op.read)  # type: ignore[no-any-return]
         if op.hot:
             with self._hot(op.write) as conn:
                 return op.run(conn)
@@ -209,11 +220,15 @@ class CheckpointStore:
         """
         if self._pins is None:
             return self._transaction(write)
+        self._check_open(write)
+        return DriverTransaction(self._pins.get(), self._where, write)
+
+    def _check_open(self, write: bool) -> None:
+        """Refuse a call on a closed store, and a write on a read-only one."""
         if self._closed:
             raise StoreClosedError(f"store {self._where} is closed")
         if write and self.readonly:
             raise ReadOnlyStoreError(f"store {self._where} was opened read-only")
-        return DriverTransaction(self._pins.get(), self._where, write)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -267,7 +282,9 @@ class CheckpointStore:
 
         The manager checks them once, when it is made; this is every agent's step.
         """
-        name, data_text, metadata_text = ops.encode_create(name, data, metadata)
+        # UTF-8 bytes: the hot paths bind them as they are (SQLite casts them to TEXT,
+        # PostgreSQL to JSON); only the full transaction takes the decoded text.
+        name, data_utf8, metadata_text = ops.encode_create_utf8(name, data, metadata)
         now = _now()
         seq = None
         if self._pins is not None and not self._closed and not self.readonly:
@@ -278,10 +295,16 @@ class CheckpointStore:
                 session_id,
                 name,
                 now,
-                data_text,
+                data_utf8,
                 metadata_text,
                 compress_after,
                 max_checkpoints,
+            )
+        elif self._pg is not None:
+            # One statement, unless the retention rule is due.
+            self._check_open(write=True)
+            seq = self._pg.append(
+                session_id, name, now, data_utf8, metadata_text, compress_after, max_checkpoints
             )
         if seq is None:
             with self._hot(write=True) as conn:
@@ -290,7 +313,7 @@ class CheckpointStore:
                     session_id,
                     name,
                     now,
-                    data_text,
+                    data_utf8.decode(),
                     metadata_text,
                     compress_after=compress_after,
                     max_checkpoints=max_checkpoints,
@@ -299,7 +322,7 @@ class CheckpointStore:
                     cache=getattr(conn, "counter_cache", None),
                 )
         # A snapshot: data and metadata decode from the stored text when first read.
-        return ops.created(session_id, seq, name, now, data_text, metadata_text)
+        return ops.created(session_id, seq, name, now, data_utf8, metadata_text)
 
     def compress(
         self,

@@ -40,6 +40,10 @@ _PG_ERRORS: dict[str, tuple[type[DatabaseError], str]] = {
     "53100": (StoreFullError, "is out of disk space; nothing was written"),
     "25006": (ReadOnlyStoreError, "is read-only; nothing was written"),
     "3D000": (StoreUnavailableError, "does not exist"),
+    # The server closed the connection (a restart, pg_terminate_backend).
+    "57P01": (StoreUnavailableError, "closed the connection (shutdown or terminated)"),
+    "57P02": (StoreUnavailableError, "closed the connection (crash shutdown)"),
+    "57P03": (StoreUnavailableError, "cannot connect now (starting up or shutting down)"),
     "28000": (StoreUnavailableError, "refused the login"),
     "28P01": (StoreUnavailableError, "refused the password"),
 }

@@ -174,3 +174,36 @@ def test_the_fast_check_agrees_with_the_strict_walk(value: dict) -> None:
         with pytest.raises(type(problem)) as info:
             encode(value, "data")
         assert str(info.value) == str(problem)
+
+
+# -- the fast check's float scan: every NaN/Infinity found, false alarms harmless ------
+
+
+def test_an_integer_that_looks_like_a_nan_in_msgpack_still_round_trips() -> None:
+    # 0xcb7ff0... packs as uint64 bytes "cf cb 7f f0 ...": the scan's NaN pattern inside
+    # another number. The value is valid: the slow check finds nothing and it is stored.
+    for value in (0xCB7FF00000000000, 0xCAFF800000000000, -0x347FF00000000000):
+        text = encode({"n": value, "f": [1.5, -0.0]}, "data")
+        assert same(decode(text), {"n": value, "f": [1.5, -0.0]})
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=40))
+def test_every_non_finite_float_is_refused_wherever_it_sits(floats) -> None:
+    value = {"messages": [{"content": "x" * 70, "score": f} for f in floats]}
+    bad = [i for i, f in enumerate(floats) if f != f or f in (float("inf"), float("-inf"))]
+    if not bad:
+        assert same(decode(encode(value, "data")), value)
+        return
+    with pytest.raises(CheckpointValueError) as info:
+        encode(value, "data")
+    assert str(info.value).startswith(f"data['messages'][{bad[0]}]['score']:")
+
+
+def test_the_utf8_form_is_the_texts() -> None:
+    from breakpilot_store.codec import encode_object, encode_object_utf8
+
+    value = {"a": "größe ✓", "b": [1, 2.5, None, True], "c": {"d": "\u0000"}}
+    assert encode_object_utf8(value, "data") == encode_object(value, "data").encode()
+    assert encode_object_utf8(None, "metadata", optional=True) == b"{}"
+    with pytest.raises(CheckpointTypeError):
+        encode_object_utf8([1], "data")

@@ -10,7 +10,9 @@ from benchmarks.workloads import (
     cold_restart,
     compression,
     create,
+    large_states,
     memory,
+    postgres,
     reads,
     writers,
 )
@@ -25,6 +27,8 @@ WORKLOADS: dict[str, Callable[[Context], None]] = {
     "memory": memory.run,
     "bulk": bulk.run,
     "agents": agents.run,
+    "postgres": postgres.run,
+    "large_states": large_states.run,
 }
 
 __all__ = ["WORKLOADS", "Context"]

@@ -22,7 +22,11 @@ statement. PostgreSQL runs at READ COMMITTED: a writer first locks the session's
 (``SELECT ... FOR UPDATE``), and only a statement that *starts* after the lock is
 granted sees every checkpoint committed by the writer before it (a statement's
 snapshot is taken when it starts, even if it then waits for the lock). Hence
-``row_lock`` and the separate statements there.
+``row_lock`` and the separate statements there. PostgreSQL's hot path
+(:data:`~breakpilot_store.core.repository.PG_CREATE`) instead writes the row in every
+plain create, rebased to the exact counter: there a row update costs what the lock did,
+and the seq then comes from the row's newest version, which the upsert re-reads after
+waiting for the lock. Both kinds of writer keep the invariant above.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from sqlalchemy import Connection, text
 
 from ..checkpoint import Checkpoint, split_id
-from ..codec import check_key, encode_object
+from ..codec import check_key, encode_object, encode_object_utf8
 from ..errors import CheckpointValueError, UnknownSessionError
 from . import checks, counters
 from . import repository as repo
@@ -52,9 +52,12 @@ class Operation(Generic[T]):
             driver connection can run it).
         create: For a create, its values (:class:`CreateArgs`), so that a group of
             creates can be written in a few statements instead of a few each.
+        read: For a point read, its one statement and parameters (a checkpoint row or
+            none), so that PostgreSQL's hot path can send it alone, in one round trip
+            (:mod:`breakpilot_store.postgres.fastpath`).
     """
 
-    __slots__ = ("run", "write", "hot", "create")
+    __slots__ = ("run", "write", "hot", "create", "read")
 
     def __init__(
         self,
@@ -63,11 +66,13 @@ class Operation(Generic[T]):
         write: bool,
         hot: bool = False,
         create: CreateArgs | None = None,
+        read: tuple[Any, dict[str, Any]] | None = None,
     ) -> None:
         self.run = run
         self.write = write
         self.hot = hot
         self.create = create
+        self.read = read
 
 
 class CreateArgs(NamedTuple):
@@ -94,6 +99,20 @@ def encode_create(name: Any, data: Any, metadata: Any) -> tuple[str, str, str]:
     return (
         check_key(name, "name"),
         encode_object(data, "data"),
+        encode_object(metadata, "metadata", optional=True),
+    )
+
+
+def encode_create_utf8(name: Any, data: Any, metadata: Any) -> tuple[str, bytes, str]:
+    """:func:`encode_create` with ``data`` as its UTF-8 bytes.
+
+    For the sync hot paths, which bind them as they are (SQLite casts them to TEXT,
+    PostgreSQL to JSON): a large state is then never decoded into a ``str`` that the
+    driver encodes back (benchmarks/OPTIMISATIONS.md, issue 16).
+    """
+    return (
+        check_key(name, "name"),
+        encode_object_utf8(data, "data"),
         encode_object(metadata, "metadata", optional=True),
     )
 
@@ -149,7 +168,12 @@ def check_create(
 
 
 def created(
-    session_id: str, seq: int, name: str, now: datetime, data_text: str, metadata_text: str
+    session_id: str,
+    seq: int,
+    name: str,
+    now: datetime,
+    data_text: str | bytes,
+    metadata_text: str,
 ) -> Checkpoint:
     """The checkpoint a create returns: its values decode from the stored text on first use."""
     return Checkpoint._from_json(f"{session_id}:{seq}", name, now, data_text, metadata_text)
@@ -302,7 +326,12 @@ def get(checkpoint_id: Any) -> Operation[Checkpoint | None] | None:
     if parts is None:
         return None
     session_id, seq = parts
-    return Operation(lambda conn: repo.fetch(conn, session_id, seq), write=False, hot=True)
+    return Operation(
+        lambda conn: repo.fetch(conn, session_id, seq),
+        write=False,
+        hot=True,
+        read=repo.fetch_statement(session_id, seq),
+    )
 
 
 def get_latest(session_id: Any, name: Any = None) -> Operation[Checkpoint | None]:
@@ -310,7 +339,12 @@ def get_latest(session_id: Any, name: Any = None) -> Operation[Checkpoint | None
     session_id = check_key(session_id, "session_id")
     if name is not None:
         name = check_key(name, "name")
-    return Operation(lambda conn: repo.fetch_latest(conn, session_id, name), write=False, hot=True)
+    return Operation(
+        lambda conn: repo.fetch_latest(conn, session_id, name),
+        write=False,
+        hot=True,
+        read=repo.fetch_latest_statement(session_id, name),
+    )
 
 
 def list_checkpoints(

@@ -7,16 +7,20 @@ here:
   (``SELECT ... FOR UPDATE``) before it reads the session's highest seq in a later
   statement, so concurrent writers of one session queue on that lock and each sees what
   the one before committed: gapless, with no serialization failures to retry (see
-  :mod:`breakpilot_store.core.counters`).
+  :mod:`breakpilot_store.core.counters`). A plain create does it in one statement
+  that upserts (and so locks) the row and rebases it (see
+  :data:`breakpilot_store.core.repository.PG_CREATE`).
 * Session settings (``lock_timeout`` from ``busy_timeout``, ``statement_timeout``,
   ``search_path`` from ``schema=``, read-only) travel as libpq startup ``options``, so
   they cost no round trip. Behind PgBouncer in transaction mode (``pgbouncer=True``)
   startup options are not forwarded and a session ``SET`` would leak between clients,
   so the same settings are applied with ``set_config(..., true)`` (``SET LOCAL``) at the
   start of every transaction instead.
-* psycopg never prepares statements (``prepare_threshold=None``): a server-side
-  prepared statement belongs to one server connection, and PgBouncer in transaction
-  mode hands each transaction whichever server connection is free.
+* The pooled connections never prepare statements (``prepare_threshold=None``): a
+  server-side prepared statement belongs to one server connection, and PgBouncer in
+  transaction mode hands each transaction whichever server connection is free. (The hot
+  path's per-thread connections prepare theirs unless ``pgbouncer=True``: see
+  :mod:`breakpilot_store.postgres.fastpath`.)
 * The pool is sized by the caller (``pool_size``, ``max_overflow``, ``pool_timeout``,
   ``pool_recycle``, ``pool_pre_ping``).
 """
@@ -60,6 +64,8 @@ OPTIONS = ("schema", "statement_timeout", "pgbouncer", "application_name", "conn
 
 # Engines created with ``schema=``: the advisory lock creates that schema if missing.
 _SCHEMAS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+# pgbouncer=True engines: the statement that applies the settings in each transaction.
+_PER_TRANSACTION: weakref.WeakKeyDictionary[Engine, Any] = weakref.WeakKeyDictionary()
 # How to make a pool-less twin of an engine, for the advisory lock's own connection.
 _DEDICATED: weakref.WeakKeyDictionary[Engine, Callable[[], Engine]] = weakref.WeakKeyDictionary()
 # How to make an engine's asyncio twin (an ``AsyncEngine`` with the same settings).
@@ -251,6 +257,26 @@ def create_postgres_engine(
     return engine
 
 
+def dedicated_engine(engine: Engine) -> Engine:
+    """A pool-less twin of ``engine``: same URL, settings and connect arguments.
+
+    Each ``raw_connection()`` opens a new server connection, and closing it closes it.
+    """
+    factory = _DEDICATED.get(engine)
+    if factory is None:
+        raise ValueError(f"{engine!r} was not made by create_postgres_engine")
+    return factory()
+
+
+def per_transaction_statement(engine: Engine) -> Any:
+    """The ``SET LOCAL`` statement of a ``pgbouncer=True`` engine, else ``None``.
+
+    Such an engine runs it first in every transaction; otherwise the settings travel
+    as startup options.
+    """
+    return _PER_TRANSACTION.get(engine)
+
+
 def _build(
     url: URL,
     connect_args: dict[str, Any],
@@ -293,6 +319,8 @@ def _build(
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
             connection.execute(apply)
+
+        _PER_TRANSACTION[engine] = apply
 
     return twin
 

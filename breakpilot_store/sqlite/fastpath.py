@@ -35,15 +35,31 @@ class _Pin:
     back to the pool.
     """
 
-    __slots__ = ("connection", "counters", "__weakref__")
+    __slots__ = ("connection", "counters", "_utf8", "__weakref__")
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
         self.counters = CounterCache()
+        self._utf8: bool | None = None
+
+    def text(self, utf8: bytes) -> bytes | str:
+        """JSON text to bind where the SQL casts it to ``TEXT``.
+
+        The UTF-8 bytes as they are when the database's text is UTF-8 (``CAST`` then
+        takes them unchanged: no decode and re-encode in Python), else decoded (a UTF-16
+        file would read the bytes as UTF-16).
+        """
+        if self._utf8 is None:
+            row = self.connection.execute("PRAGMA encoding").fetchone()
+            self._utf8 = row[0] == "UTF-8"
+        return utf8 if self._utf8 else utf8.decode()
 
 
 class PinnedConnections:
-    """One pooled ``sqlite3`` connection per thread, checked out on first use."""
+    """One pooled driver connection per thread, checked out on first use.
+
+    Used by both hot paths (this one, and PostgreSQL's over a pool-less engine).
+    """
 
     def __init__(self, engine: Engine, where: str) -> None:
         self._engine = engine
@@ -68,6 +84,22 @@ class PinnedConnections:
             self._finalizers.append(finalizer)
         self._local.pin = pin
         return pin
+
+    def drop(self) -> None:
+        """Give back the calling thread's connection now (it broke); ``get`` makes another."""
+        pin: _Pin | None = getattr(self._local, "pin", None)
+        if pin is None:
+            return
+        del self._local.pin
+        with self._lock:
+            for finalizer in self._finalizers:
+                found = finalizer.peek()
+                if found is not None and found[0] is pin:
+                    finalizer.detach()
+                    # Invalidated, not closed: closing would first try to roll back
+                    # on the broken connection.
+                    found[1].__self__.invalidate()
+            self._finalizers = [f for f in self._finalizers if f.alive]
 
     def close(self) -> None:
         """Return every pinned connection to the pool (before the engine is disposed)."""
@@ -241,7 +273,7 @@ def append(
     session_id: str,
     name: str,
     now: datetime,
-    data_text: str,
+    data_text: str | bytes,
     metadata_text: str,
     compress_after: int | None,
     max_checkpoints: int | None,
@@ -265,9 +297,10 @@ def append(
         return None  # compression or the cap: a DELETE and the row's rebase
     seq = last_seq + 1
     conn = DriverConnection(pin.connection, where)
+    data = pin.text(data_text) if type(data_text) is bytes else data_text
     try:
         inserted = append_if_unchanged(
-            conn, session_id, seq, name, now, data_text, metadata_text, version
+            conn, session_id, seq, name, now, data, metadata_text, version
         )
     except BaseException:
         pin.counters.forget()

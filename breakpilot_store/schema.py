@@ -193,3 +193,52 @@ checkpoints = Table(
 
 #: The views the migrations create for people at the sqlite3/psql prompt.
 VIEW_NAMES = ("session_overview", "checkpoint_overview")
+
+# -- Google ADK sessions (revision 0005) ------------------------------------------------
+# An ADK session's events are ``checkpoints`` rows of the store session named in
+# ``store_session_id`` (see breakpilot_store/adk); these tables hold what has no place
+# there: the session's own state, and the app- and user-scoped state ADK shares across
+# sessions. States are JSON objects as text, like ``checkpoints.data``.
+
+#: One row per ADK session: its key, its state and its revision (stale-writer check).
+adk_sessions = Table(
+    "adk_sessions",
+    metadata,
+    Column("app_name", KEY, primary_key=True),
+    Column("user_id", KEY, primary_key=True),
+    Column("session_id", KEY, primary_key=True),
+    # The store session holding the events; deleting it (CLI ``delete``/``prune``)
+    # deletes this row too.
+    Column(
+        "store_session_id",
+        KEY,
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("state", JSONText, nullable=False),
+    Column("create_time", UTCDateTime, nullable=False),
+    # The timestamp of the last event appended (ADK's ``last_update_time``).
+    Column("update_time", UTCDateTime, nullable=False),
+    # Bumped by every append: with update_time, the marker a loaded session carries.
+    Column("revision", SEQ, nullable=False, server_default="0"),
+)
+
+#: ``app:`` state, shared by every session of an app.
+adk_app_states = Table(
+    "adk_app_states",
+    metadata,
+    Column("app_name", KEY, primary_key=True),
+    Column("state", JSONText, nullable=False),
+    Column("update_time", UTCDateTime, nullable=False),
+)
+
+#: ``user:`` state, shared by every session of one user of an app.
+adk_user_states = Table(
+    "adk_user_states",
+    metadata,
+    Column("app_name", KEY, primary_key=True),
+    Column("user_id", KEY, primary_key=True),
+    Column("state", JSONText, nullable=False),
+    Column("update_time", UTCDateTime, nullable=False),
+)

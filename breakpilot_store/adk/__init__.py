@@ -1,0 +1,22 @@
+"""Google ADK sessions on breakpilot_store (extra ``[adk]``).
+
+::
+
+    from breakpilot_store.adk import BreakpilotSessionService
+
+    service = BreakpilotSessionService("agents.db")
+    runner = Runner(agent=agent, app_name="app", session_service=service)
+"""
+
+from .errors import AdkSessionExistsError, AdkSessionNotFoundError, AdkStaleSessionError
+from .operations import SESSION_PREFIX, store_key
+from .service import BreakpilotSessionService
+
+__all__ = [
+    "SESSION_PREFIX",
+    "AdkSessionExistsError",
+    "AdkSessionNotFoundError",
+    "AdkStaleSessionError",
+    "BreakpilotSessionService",
+    "store_key",
+]

@@ -246,7 +246,8 @@ def test_operator_reads_items_with_json_extract(tmp_path: Path) -> None:
     asyncio.run(run())
     raw = sqlite3.connect(path)
     rows = raw.execute(
-        "SELECT seq, name, json_extract(data, '$.call_id'), json_extract(data, '$.content[0].text') "
+        "SELECT seq, name, json_extract(data, '$.call_id'), "
+        "json_extract(data, '$.content[0].text') "
         "FROM checkpoints WHERE session_id = 'oai:user-42' ORDER BY seq"
     ).fetchall()
     raw.close()

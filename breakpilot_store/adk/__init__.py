@@ -8,6 +8,13 @@
     runner = Runner(agent=agent, app_name="app", session_service=service)
 """
 
+try:
+    import google.adk  # noqa: F401 - only to name the missing extra
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "breakpilot_store.adk needs Google ADK: pip install 'breakpilot-store[adk]'"
+    ) from exc
+
 from .errors import AdkSessionExistsError, AdkSessionNotFoundError, AdkStaleSessionError
 from .operations import SESSION_PREFIX, store_key
 from .service import BreakpilotSessionService

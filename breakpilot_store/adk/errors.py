@@ -7,7 +7,7 @@ catches :class:`~breakpilot_store.errors.BreakpilotStoreError`.
 
 from __future__ import annotations
 
-from google.adk.errors._stale_session_error import StaleSessionError
+from google.adk.errors import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 

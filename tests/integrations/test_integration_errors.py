@@ -67,7 +67,7 @@ def test_sdk_refusals(tmp_path: Path) -> None:
 
 def test_adk_refusals(tmp_path: Path) -> None:
     pytest.importorskip("google.adk")
-    from google.adk.errors._stale_session_error import StaleSessionError
+    from google.adk.errors import StaleSessionError
     from google.adk.errors.already_exists_error import AlreadyExistsError
     from google.adk.errors.session_not_found_error import SessionNotFoundError
     from google.adk.events.event import Event
@@ -136,3 +136,23 @@ def test_adk_refusals(tmp_path: Path) -> None:
         await service.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("package", "framework", "extra"),
+    [("openai_agents", "agents", "openai-agents"), ("adk", "google.adk", "adk")],
+)
+def test_missing_framework_names_the_extra(package: str, framework: str, extra: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, breakpilot_store\n"
+        # The core never imports a framework.
+        "assert not any(m == 'agents' or m.startswith('google.adk') for m in sys.modules)\n"
+        f"sys.modules[{framework!r}] = None\n"
+        f"import breakpilot_store.{package}\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"pip install 'breakpilot-store[{extra}]'" in done.stderr

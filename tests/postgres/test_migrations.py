@@ -37,6 +37,9 @@ def test_upgrade_downgrade_round_trip(pg_url, pg_raw) -> None:
             "checkpoints": "BASE TABLE",
             "session_overview": "VIEW",
             "checkpoint_overview": "VIEW",
+            "adk_sessions": "BASE TABLE",
+            "adk_app_states": "BASE TABLE",
+            "adk_user_states": "BASE TABLE",
         }
         downgrade(engine, "base")
         assert relations(pg_raw) == {"alembic_version": "BASE TABLE"}

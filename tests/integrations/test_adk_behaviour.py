@@ -324,9 +324,10 @@ async def run_with(make: Maker, path: Path, ops: list[tuple[Any, ...]]) -> list[
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_same_results_as_adk_services(name: str, tmp_path: Path) -> None:
+def test_same_results_as_adk_services(name: str, backend_url: str, tmp_path: Path) -> None:
+    """Ours on every backend (SQLite file, PostgreSQL) against ADK's own services."""
     refs, ops = SCENARIOS[name]
-    ours = asyncio.run(run_with(lambda p: BreakpilotSessionService(p / "ours.db"), tmp_path, ops))
+    ours = asyncio.run(run_with(lambda p: BreakpilotSessionService(backend_url), tmp_path, ops))
     assert any(entry[0] in ("get", "list", "held") for entry in ours)
     for ref in refs:
         reference = asyncio.run(run_with(REFERENCES[ref], _dir(tmp_path, ref), ops))

@@ -203,10 +203,15 @@ async def play(factory: Factory, ops: list[Op], path: Path) -> list[Any]:
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_same_results_as_sqlite_session(name: str, tmp_path: Path) -> None:
+def test_same_results_as_sqlite_session(name: str, backend_url: str, tmp_path: Path) -> None:
+    """Ours on every backend (SQLite file, PostgreSQL) against the SDK's on SQLite."""
     ops = SCENARIOS[name]
     reference = asyncio.run(play(sqlite_reference, ops, tmp_path))
-    ours = asyncio.run(play(breakpilot, ops, tmp_path))
+
+    def ours_on_backend(session_id: str, path: Path, settings: Any) -> Any:
+        return BreakpilotSession(session_id, store=backend_url, session_settings=settings)
+
+    ours = asyncio.run(play(ours_on_backend, ops, tmp_path))
     assert ours == reference
     # The scenario did something observable (guards against two empty answers).
     assert any(entry[0] in ("get", "pop") for entry in reference)

@@ -92,6 +92,10 @@ def test_the_documented_sqlite3_queries_run(doc, line, tmp_path):
         for step in range(1, 7):
             data = {"step": step, "messages": [{"role": "user", "content": "hi"}]}
             store.create("agent-7", "step_done", data, {"model": "m-1"})
+    if "oai:" in line or "adk" in line:  # the framework sessions' examples
+        from tests.integrations.test_operator_cli import fill_framework_sessions
+
+        fill_framework_sessions(path, "s1")
     argv = shlex.split(line)
     assert argv[0] == "sqlite3" and "-readonly" in argv
     sql = argv[-1]

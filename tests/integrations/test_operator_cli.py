@@ -18,8 +18,8 @@ def run() -> Run:
     return Run()
 
 
-@pytest.fixture
-def filled(tmp_path: Path) -> Path:
+def fill_framework_sessions(path: Path, adk_session: str = "s") -> None:
+    """An SDK conversation ``oai:user-42`` and an ADK session ``adk:app:u:<adk_session>``."""
     pytest.importorskip("agents")
     pytest.importorskip("google.adk")
     from google.adk.events.event import Event
@@ -30,8 +30,6 @@ def filled(tmp_path: Path) -> Path:
     from breakpilot_store.adk import BreakpilotSessionService
     from breakpilot_store.openai_agents import BreakpilotSession
 
-    path = tmp_path / "agents.db"
-
     async def fill() -> None:
         async with AsyncCheckpointStore(path) as store:
             sdk = BreakpilotSession("user-42", store=store)
@@ -39,7 +37,9 @@ def filled(tmp_path: Path) -> Path:
                 [{"role": "user", "content": "Bonjour"}, {"role": "assistant", "content": "Salut"}]
             )
             service = BreakpilotSessionService(store)
-            session = await service.create_session(app_name="app", user_id="u", session_id="s")
+            session = await service.create_session(
+                app_name="app", user_id="u", session_id=adk_session, state={"user:lang": "fr"}
+            )
             await service.append_event(
                 session,
                 Event(
@@ -53,6 +53,12 @@ def filled(tmp_path: Path) -> Path:
             )
 
     asyncio.run(fill())
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Path:
+    path = tmp_path / "agents.db"
+    fill_framework_sessions(path)
     return path
 
 

@@ -20,6 +20,9 @@ HEAD_OBJECTS = {
     "ix_checkpoints_session_id_origin_id",
     "session_overview",
     "checkpoint_overview",
+    "adk_sessions",
+    "adk_app_states",
+    "adk_user_states",
 }
 
 # The child wraps one alembic operation so that its n-th call SIGKILLs the process, then

@@ -124,9 +124,14 @@ class BreakpilotSession(SessionABC):
             limit: The newest ``limit`` items (in chronological order); ``None`` uses
                 ``session_settings.limit``, and if that is ``None`` too, all items.
                 ``0`` returns none and a negative limit all (as ``SQLiteSession``).
+
+        Raises:
+            CheckpointTypeError: ``limit`` is not an int (or ``None``).
         """
         self._check_open()
         n = resolve_session_limit(limit, self.session_settings)
+        if n is not None and type(n) is not int:
+            raise CheckpointTypeError(f"limit must be an int or None, not {type(n).__name__}")
         key = self._key
 
         def op(conn: Connection) -> list[Any]:

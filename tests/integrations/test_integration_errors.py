@@ -58,6 +58,8 @@ def test_sdk_refusals(tmp_path: Path) -> None:
                 await session.add_items(items)
             assert dump(path) == before
         assert await session.get_items() == [{"role": "user", "content": "kept"}]
+        with pytest.raises(CheckpointTypeError, match="limit must be an int"):
+            await session.get_items("3")  # type: ignore[arg-type]
         await session.aclose()
         with pytest.raises(StoreClosedError):
             await session.get_items()

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 
-from ..checkpoint import Checkpoint
 from ..codec import decode, encode_object
 from ..core import counters, item_log
 from ..core import repository as repo
@@ -62,7 +61,8 @@ class StoredSession:
     user_state: dict[str, Any]
     update_time: datetime
     marker: str
-    events: list[Checkpoint]
+    #: The events as stored (JSON objects), oldest first.
+    events: list[dict[str, Any]]
 
 
 def _marker(create_time: datetime, revision: int) -> str:

@@ -158,7 +158,7 @@ class BreakpilotSessionService(BaseSessionService):
         stored = await self._store.run(op)
         if stored is None:
             return None
-        return _to_session(stored, [Event.model_validate(c.data) for c in stored.events])
+        return _to_session(stored, [Event.model_validate(data) for data in stored.events])
 
     async def list_sessions(
         self, *, app_name: str, user_id: str | None = None

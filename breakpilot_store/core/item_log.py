@@ -14,15 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, bindparam, delete, select
 
 from ..checkpoint import Checkpoint
-from ..schema import checkpoints
+from ..codec import decode
+from ..schema import UTCDateTime, checkpoints
 from . import counters
 from . import repository as repo
 
 _c = checkpoints.c
+
+# Built once with bound parameters, so each compiles once per engine (a statement
+# built per call cost more than the query itself: profiled, ~60% of a read).
+_SID = _c.session_id == bindparam("sid")
+_FROM = _c.created_at >= bindparam("start", type_=UTCDateTime())
+_ALL = select(_c.data).where(_SID).order_by(_c.seq)
+_ALL_FROM = select(_c.data).where(_SID, _FROM).order_by(_c.seq)
+_NEWEST = select(_c.data).where(_SID).order_by(_c.seq.desc()).limit(bindparam("n"))
+_NEWEST_FROM = select(_c.data).where(_SID, _FROM).order_by(_c.seq.desc()).limit(bindparam("n"))
 
 #: One item to append: ``(name, created_at, data)`` with ``data`` encoded JSON text.
 LogItem = tuple[str, datetime, str]
@@ -61,8 +72,8 @@ def read(
     *,
     limit: int | None = None,
     start: datetime | None = None,
-) -> list[Checkpoint]:
-    """Return the session's items in log order: all, or the newest ``limit`` of them.
+) -> list[Any]:
+    """Return the session's items (decoded ``data``) in log order: all, or the newest ``limit``.
 
     Args:
         conn: A connection.
@@ -70,13 +81,15 @@ def read(
         limit: ``None`` for all; ``n > 0`` for the newest ``n``; ``0`` for none.
         start: Only items created at or after this time.
     """
+    params: dict[str, Any] = {"sid": session_id, "start": start}
     if limit is None:
-        return repo.list_checkpoints(conn, session_id, start=start)
+        rows = conn.execute(_ALL if start is None else _ALL_FROM, params).scalars().all()
+        return [decode(data) for data in rows]
     if limit <= 0:
         return []
-    newest = repo.list_checkpoints(conn, session_id, start=start, newest_first=True, limit=limit)
-    newest.reverse()
-    return newest
+    params["n"] = limit
+    rows = conn.execute(_NEWEST if start is None else _NEWEST_FROM, params).scalars().all()
+    return [decode(data) for data in reversed(rows)]
 
 
 def pop_newest(conn: Connection, session_id: str, now: datetime) -> Checkpoint | None:

@@ -135,7 +135,7 @@ class BreakpilotSession(SessionABC):
         key = self._key
 
         def op(conn: Connection) -> list[Any]:
-            return [c.data for c in item_log.read(conn, key, limit=None if n and n < 0 else n)]
+            return item_log.read(conn, key, limit=None if n and n < 0 else n)
 
         return await self._store.run(op)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from ..checkpoint import Checkpoint
 from ..codec import decode
@@ -28,6 +28,7 @@ _c = checkpoints.c
 
 # Built once with bound parameters, so each compiles once per engine (a statement
 # built per call cost more than the query itself: profiled, ~60% of a read).
+_INSERT = insert(checkpoints)
 _SID = _c.session_id == bindparam("sid")
 _FROM = _c.created_at >= bindparam("start", type_=UTCDateTime())
 _ALL = select(_c.data).where(_SID).order_by(_c.seq)
@@ -54,12 +55,20 @@ def append(conn: Connection, session_id: str, items: Sequence[LogItem], now: dat
     row_lock = conn.dialect.name == "postgresql"
     first, _held = counters.next_seq(conn, session_id, now, row_lock=row_lock)
     # Everything above the base is a create since it, so a run of consecutive seqs
-    # keeps the counter's invariant; one statement (SQLite) or one COPY (PostgreSQL).
-    repo.insert_rows(
-        conn,
-        session_id,
+    # keeps the counter's invariant. Core's executemany, not the bulk paths' bare driver
+    # calls: under the async store an op may run on an async driver (PostgreSQL).
+    conn.execute(
+        _INSERT,
         [
-            (first + i, name, created_at, data, "{}", None)
+            {
+                "session_id": session_id,
+                "seq": first + i,
+                "name": name,
+                "created_at": created_at,
+                "data": data,
+                "metadata": "{}",
+                "origin_id": None,
+            }
             for i, (name, created_at, data) in enumerate(items)
         ],
     )

@@ -25,8 +25,10 @@ def async_store(store: Any) -> tuple[AsyncCheckpointStore, bool]:
     """Resolve a ``store`` argument.
 
     Returns:
-        ``(async_store, owned)``: ``owned`` when it was opened here (from a path, URL or
-        ``None``), so the caller closes it; a store passed in stays the caller's.
+        ``(async_store, owned)``: ``owned`` when it was made here, so the caller closes
+        it: from a path, URL or ``None``, or an async front over a sync store (closing
+        the front stops its threads and leaves the sync store open). An
+        :class:`AsyncCheckpointStore` passed in stays the caller's.
 
     Raises:
         CheckpointTypeError: ``store`` is none of the accepted kinds.
@@ -34,7 +36,7 @@ def async_store(store: Any) -> tuple[AsyncCheckpointStore, bool]:
     if isinstance(store, AsyncCheckpointStore):
         return store, False
     if isinstance(store, CheckpointStore):
-        return AsyncCheckpointStore.wrap(store), False
+        return AsyncCheckpointStore.wrap(store), True
     if store is None or isinstance(store, str | os.PathLike | URL):
         return AsyncCheckpointStore(store), True
     raise CheckpointTypeError(

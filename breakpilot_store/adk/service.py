@@ -80,7 +80,8 @@ class BreakpilotSessionService(BaseSessionService):
     Args:
         store: A path or URL, a :class:`~breakpilot_store.CheckpointStore`, an
             :class:`~breakpilot_store.AsyncCheckpointStore`, or ``None`` for the default
-            store. A store opened here from a path or URL is closed by :meth:`close`.
+            store. What is opened here is closed by :meth:`close` (a
+            ``CheckpointStore`` passed in stays open).
 
     Raises:
         CheckpointTypeError: ``store`` is of no accepted kind.
@@ -236,7 +237,7 @@ class BreakpilotSessionService(BaseSessionService):
         return self._commit_event_to_session(session, event)
 
     async def close(self) -> None:
-        """Close the store, if it was opened here from a path or URL."""
+        """Close the store if it was opened here (never one passed in)."""
         if self._owns_store:
             await self._store.close()
 

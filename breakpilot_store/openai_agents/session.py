@@ -78,8 +78,9 @@ class BreakpilotSession(SessionABC):
         session_id: The conversation's id (stored as ``oai:<session_id>``).
         store: A path or URL, a :class:`~breakpilot_store.CheckpointStore`, an
             :class:`~breakpilot_store.AsyncCheckpointStore`, or ``None`` for the default
-            store. A store opened here from a path or URL is closed by :meth:`aclose`;
-            pass a store to share one among many sessions.
+            store. What is opened here is closed by :meth:`aclose` (a
+            ``CheckpointStore`` passed in stays open); pass a store to share one among
+            many sessions.
         session_settings: The SDK's settings (``limit``: how many items
             :meth:`get_items` returns by default; ``None`` for all).
 
@@ -189,7 +190,7 @@ class BreakpilotSession(SessionABC):
         await _finish(self._store.run(op, write=True))
 
     async def aclose(self) -> None:
-        """Close the session (and the store, if it was opened from a path or URL)."""
+        """Close the session, and the store if it was opened here (never one passed in)."""
         self._closed = True
         if self._owns_store:
             await self._store.close()

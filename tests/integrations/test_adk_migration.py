@@ -69,6 +69,7 @@ def test_upgrade_from_previous_head_keeps_data_and_serves_adk(db_path: Path) -> 
             s = await service.create_session(
                 app_name="a", user_id="u", session_id="s", state={"app:x": 1}
             )
+            await service.close()
             return s.state
 
         assert asyncio.run(use()) == {"app:x": 1}

@@ -273,7 +273,8 @@ def test_store_argument_kinds_share_one_database(tmp_path: Path) -> None:
 
     async def run() -> list[Any]:
         with CheckpointStore(path) as sync_store:
-            await BreakpilotSession("a", store=sync_store).add_items([user("via sync")])
+            async with BreakpilotSession("a", store=sync_store) as session:
+                await session.add_items([user("via sync")])
             assert not sync_store.closed  # a store passed in stays the caller's
         async with AsyncCheckpointStore(path) as astore:
             await BreakpilotSession("a", store=astore).add_items([user("via async")])
@@ -281,3 +282,7 @@ def test_store_argument_kinds_share_one_database(tmp_path: Path) -> None:
             return await session.get_items()
 
     assert [i["content"] for i in asyncio.run(run())] == ["via sync", "via async"]
+    # Closing each session stopped whatever it started (the async front's threads).
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "breakpilot-store-writer"]

@@ -9,6 +9,7 @@ stderr; ``--debug`` adds the traceback), 2 a usage error.
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import sys
@@ -69,6 +70,21 @@ class Options:
 pass_options = click.make_pass_decorator(Options)
 
 
+def quiet_broken_pipe() -> None:
+    """End like a Unix tool whose reader went away (``... | head``): silently, status 141.
+
+    Further writes to stdout go nowhere (Python would otherwise report the pipe again
+    when it flushes stdout at exit); 141 is 128 + SIGPIPE, what a shell reports for
+    ``seq 1000000 | head`` under ``pipefail``.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stand-in stdout (tests) has no descriptor
+        pass
+    raise click.exceptions.Exit(141)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
     return text
@@ -81,7 +97,10 @@ class StoreGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            raise  # `... | head`: click exits quietly
+            quiet_broken_pipe()
+        except KeyboardInterrupt:
+            # Ctrl-C ends `watch`, `list --follow` and `ui`: their normal end, quietly.
+            ctx.exit(0)
         except (BreakpilotStoreError, OSError, SQLAlchemyError) as exc:
             if ctx.params.get("debug"):
                 traceback.print_exception(exc)
@@ -220,22 +239,36 @@ def sessions(
 @click.option(
     "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="0 for all."
 )
+@click.option(
+    "--follow", "-f", is_flag=True, help="Oldest first, then print new ones as they land."
+)
 @common
 @pass_options
-def list_(opts: Options, session: str, name: str | None, since: Any, limit: int) -> None:
-    """The checkpoints of SESSION, newest first."""
+def list_(
+    opts: Options, session: str, name: str | None, since: Any, limit: int, follow: bool
+) -> None:
+    """The checkpoints of SESSION, newest first (streamed: the first line comes at once)."""
+    from .listing import follow as follow_session
+    from .listing import stream_list
+
+    out = _json(opts)
     with open_read(opts.db) as store:
         info = _session_or_fail(store, session)
-        cps = store.list_checkpoints(
-            session, name=name, since=since, newest_first=True, limit=limit or None
+        top = stream_list(
+            store,
+            out,
+            session,
+            info.last_seq,
+            info.checkpoints,
+            name=name,
+            since=since,
+            limit=limit,
+            json_mode=opts.json and not follow,
+            oldest_first=follow,
         )
-    out = _json(opts)
-    if not cps and not opts.json:
-        out.note(f"no checkpoints match in session {session!r}")
-        return
-    out.checkpoints(cps)
-    if limit and len(cps) == limit and info.checkpoints > limit:
-        out.note(f"newest {limit} shown (the session holds {info.checkpoints}); --limit 0 for all")
+        if follow:
+            after = info.last_seq if top is None else max(top, info.last_seq)
+            follow_session(store, out, session, after, json_mode=opts.json, interval=0.5, name=name)
 
 
 @cli.command()
@@ -580,15 +613,23 @@ def check(opts: Options) -> None:
                     f"{describe(url)} is at revision {revision or 'none'}, not head {HEAD}: "
                     "run `breakpilot-store db upgrade`"
                 )
+            config = alembic_config(connection=conn)
+            # alembic prints "No new upgrade operations detected." itself: kept out of
+            # stdout, which holds this command's own answer (JSON with --json).
+            config.stdout = io.StringIO()
             try:
-                command.check(alembic_config(connection=conn))
+                command.check(config)
             except CommandError as exc:
                 raise SchemaVersionError(f"{describe(url)}: {_one_line(exc)}") from exc
     except SQLAlchemyError as exc:
         raise translate(exc, describe(url)) from exc
     finally:
         engine.dispose()
-    _json(opts).echo(f"{describe(url)}: schema at {HEAD} (head) and matching the code")
+    out = _json(opts)
+    if opts.json:
+        out.json({"database": describe(url), "revision": revision, "head": HEAD, "ok": True})
+        return
+    out.echo(f"{describe(url)}: schema at {HEAD} (head) and matching the code")
 
 
 @cli.command()
@@ -731,6 +772,10 @@ def demo(opts: Options, steps: int, kill_after: int, step_delay: float) -> None:
         raise click.BadParameter("must be less than --steps", param_hint="--kill-after")
     _json(opts)
     run_demo(opts.db or DEMO_DB, opts.output, steps, kill_after, step_delay, open_read)
+
+
+# Commands kept in modules of their own; importing them adds them to ``cli``.
+from . import diff, watch, webview  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -135,7 +135,11 @@ def test_list_name_since_and_limit(run, db):
     got = json.loads(run("--db", db, "--json", "list", "alpha", "--limit", "2").stdout)
     assert [c["id"] for c in got] == ["alpha:5", "alpha:4"]
     result = run("--db", db, "list", "alpha", "--limit", "2")
-    assert "newest 2 shown (the session holds 5)" in result.stderr
+    assert "newest 2 shown of 5; --limit 0 for all" in result.stderr
+    # With a filter, the footer counts what matched, not the whole session.
+    result = run("--db", db, "list", "alpha", "--name", "step", "--limit", "2")
+    assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["5", "3"]
+    assert "newest 2 shown of the 3 that match (the session holds 5)" in result.stderr
     got = json.loads(run("--db", db, "--json", "list", "alpha", "--since", "1h").stdout)
     assert len(got) == 5
     future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()

@@ -43,6 +43,9 @@ def test_the_cli_has_the_commands_the_issue_asks_for():
         "doctor",
         "vacuum",
         "demo",
+        "diff",
+        "watch",
+        "ui",
     }
 
 

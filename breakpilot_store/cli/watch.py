@@ -1,0 +1,31 @@
+"""``breakpilot-store watch SESSION``: print each new checkpoint as it lands (read-only)."""
+
+from __future__ import annotations
+
+import click
+
+from .commands import Options, _json, cli, common, open_read, pass_options
+from .listing import follow
+
+
+@cli.command()
+@click.argument("session")
+@click.option("--name", help="Only checkpoints with this name.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05, 60),
+    default=0.5,
+    show_default=True,
+    help="Seconds between looks.",
+)
+@common
+@pass_options
+def watch(opts: Options, session: str, name: str | None, interval: float) -> None:
+    """Print each new checkpoint of SESSION as it lands, one line each, until Ctrl-C.
+
+    With --json, one JSON object per line (the export format's entry). Read-only; a
+    clear or compression of the session does not disturb it.
+    """
+    out = _json(opts)
+    with open_read(opts.db) as store:
+        follow(store, out, session, None, json_mode=opts.json, interval=interval, name=name)

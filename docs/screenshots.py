@@ -25,6 +25,7 @@ DOCS = Path(__file__).resolve().parent
 
 
 def build(path: Path) -> None:
+    """Write the sessions the screenshots show."""
     with CheckpointStore(path) as store:
         names = ["plan", "tool_call", "tool_result", "step_done"]
         state: dict = {"step": 0, "messages": [], "todo": ["search", "read", "answer"]}
@@ -44,6 +45,7 @@ def build(path: Path) -> None:
 
 
 def main() -> None:
+    """Serve a fresh store and photograph each page."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "agents.db"
         build(db)
@@ -59,9 +61,7 @@ def main() -> None:
             options.binary_location = "/usr/bin/chromium"
             for arg in ("--headless=new", "--no-sandbox", "--window-size=1280,900"):
                 options.add_argument(arg)
-            driver = webdriver.Chrome(
-                service=Service("/usr/bin/chromedriver"), options=options
-            )
+            driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
             wait = WebDriverWait(driver, 10)
             try:
                 pages = {

@@ -46,6 +46,7 @@ from ..migrate import (
 from ..store import CheckpointStore
 from ..translate import translate
 from .format import DURATION, SESSION_SORT_KEYS, SINCE, Output, human_bytes, plural, seq_ranges
+from .waiting import lock_wait_notice
 
 #: Seconds a command waits for another connection's lock (tests lower it).
 BUSY_TIMEOUT = 30.0
@@ -95,7 +96,8 @@ class StoreGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:  # noqa: D102
         try:
-            return super().invoke(ctx)
+            with lock_wait_notice():
+                return super().invoke(ctx)
         except BrokenPipeError:
             quiet_broken_pipe()
         except KeyboardInterrupt:

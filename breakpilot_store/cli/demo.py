@@ -167,13 +167,19 @@ def run_agent(
         proc = _spawn(argv, errors)
         killed = False
         assert proc.stdout is not None
-        for line in proc.stdout:
-            event = json.loads(line)
-            say(f"  [agent pid {proc.pid}] {_describe(event, steps)}")
-            if kill_at is not None and event["event"] == "working" and event["step"] == kill_at:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed = True
-                break
+        try:
+            for line in proc.stdout:
+                event = json.loads(line)
+                say(f"  [agent pid {proc.pid}] {_describe(event, steps)}")
+                if kill_at is not None and event["event"] == "working" and event["step"] == kill_at:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    killed = True
+                    break
+        except BaseException:
+            # The operator went away (a closed pipe, Ctrl-C): no agent outlives the demo.
+            proc.kill()
+            proc.wait()
+            raise
         proc.stdout.close()
         if proc.stdin is not None:
             proc.stdin.close()
@@ -240,12 +246,21 @@ def run_demo(
     say = output.note if output.json_mode else output.echo
     with CheckpointStore(path) as store:  # creates the file and its schema
         session = next_session(store)
-    say(f"Demo store {shown}, session {session}: an agent with {steps} steps.")
-    say("Run 1: the agent starts from scratch.")
-    pid1, status1 = run_agent(path, session, steps, delay, say, kill_at=kill_after + 1)
-    say(f"  [demo] SIGKILL pid {pid1} mid-step (exit status {status1}); its unsaved work is lost.")
-    say("Run 2: a new agent process restarts and asks the store where to resume.")
-    pid2, _ = run_agent(path, session, steps, delay, say)
+    try:
+        say(f"Demo store {shown}, session {session}: an agent with {steps} steps.")
+        say("Run 1: the agent starts from scratch.")
+        pid1, status1 = run_agent(path, session, steps, delay, say, kill_at=kill_after + 1)
+        say(
+            f"  [demo] SIGKILL pid {pid1} mid-step (exit status {status1}); "
+            "its unsaved work is lost."
+        )
+        say("Run 2: a new agent process restarts and asks the store where to resume.")
+        pid2, _ = run_agent(path, session, steps, delay, say)
+    except BrokenPipeError:
+        # `demo | head -3`: nobody reads the rest. Leave no half-finished demo session.
+        with CheckpointStore(path) as store:
+            store.delete_session(session)
+        raise
     command = sqlite3_command(shown, session)
     with open_read(path) as store:
         cps = store.list_checkpoints(session, newest_first=True)

@@ -125,10 +125,30 @@ class Document:
                 else:
                     raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
         except json.JSONDecodeError as exc:
+            if _ends_early(exc, window):
+                raise ImportFormatError(
+                    "import document ends early, at "
+                    f"{window.where(len(window.text))}: it was cut off inside "
+                    f"{'a string' if exc.msg.startswith('Unterminated string') else 'an entry'}"
+                    " or before its closing ']' (a truncated file or an interrupted transfer?)"
+                ) from exc
             where = f"{exc.msg}: {window.where(exc.pos)}"
             raise ImportFormatError(f"import document is not valid JSON: {where}") from exc
         except RecursionError as exc:
             raise ImportFormatError(f"import document is not valid JSON: {exc}") from exc
+
+
+def _ends_early(exc: json.JSONDecodeError, window: _Window) -> bool:
+    """Whether the parse failed because the whole document ended (truncated), not on a typo.
+
+    The scanner then stops at the very end (only whitespace after where it failed), or
+    in a string that runs to the end.
+    """
+    if not window.eof:
+        return False
+    if exc.msg.startswith("Unterminated string"):
+        return True
+    return not window.text[exc.pos :].strip(" \t\r\n")
 
 
 def _maybe_cut(exc: json.JSONDecodeError, length: int) -> bool:

@@ -339,6 +339,9 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)
+    if opts.json:
+        out.json({"session_id": session, "exported": written, "file": str(target)})
+        return
     out.note(f"exported {plural(written, 'checkpoint')} of session {session!r} to {target}")
 
 

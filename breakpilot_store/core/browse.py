@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, Text, cast, func, select, text
 
 from ..schema import checkpoints, to_text
 
@@ -135,8 +135,13 @@ class Entry:
     preview: str
 
 
+def _as_text(column: Any) -> Any:
+    # PostgreSQL's json has no length() or substr(); its text does (as SQLite's).
+    return cast(column, Text)
+
+
 def _size_column() -> Any:
-    return (func.length(_c.data) + func.length(_c.metadata)).label("size")
+    return (func.length(_as_text(_c.data)) + func.length(_as_text(_c.metadata))).label("size")
 
 
 def entries(
@@ -159,7 +164,11 @@ def entries(
         newest_first: Highest seq first.
     """
     stmt = select(
-        _c.seq, _c.name, _c.created_at, _size_column(), func.substr(_c.data, 1, PREVIEW_CHARS)
+        _c.seq,
+        _c.name,
+        _c.created_at,
+        _size_column(),
+        func.substr(_as_text(_c.data), 1, PREVIEW_CHARS),
     ).where(_c.session_id == session_id)
     if before_seq is not None:
         stmt = stmt.where(_c.seq < before_seq)

@@ -1,0 +1,92 @@
+"""The web view's gate and its reads on both backends, over real HTTP to the real server."""
+
+from __future__ import annotations
+
+import json
+
+from breakpilot_store import CheckpointStore
+from breakpilot_store.ui.server import check_binding
+
+
+def _fill(url: str) -> None:
+    with CheckpointStore(url) as store:
+        store.create("agent-7", "plan", {"step": 1})
+        store.create("agent-7", "act", {"step": 2, "tool": "search"})
+        store.create("other", "x", {})
+
+
+def test_pages_and_json_on_each_backend(serve, backend_url):
+    _fill(backend_url)
+    server = serve(backend_url)
+    status, body, _ = server.get("")
+    assert status == 200 and "agent-7" in body and "other" in body
+    status, body, _ = server.get("api/sessions?prefix=agent")
+    got = json.loads(body)
+    assert [r["session_id"] for r in got["rows"]] == ["agent-7"]
+    assert got["rows"][0]["checkpoints"] == 2 and got["total"] == 1
+    status, body, _ = server.get("api/entries?id=agent-7&after=1")
+    got = json.loads(body)
+    assert [e["seq"] for e in got["entries"]] == [2] and got["last_seq"] == 2
+    status, body, _ = server.get("diff?a=agent-7:1&b=agent-7:2")
+    assert status == 200 and "data[&#39;tool&#39;]" in body
+    status, body, _ = server.get("checkpoint?id=agent-7:2")
+    assert status == 200
+    assert ("sqlite3 -readonly" if "://" not in backend_url else "psql ") in body
+    assert server.get("checkpoint?id=agent-7:9")[0] == 404
+    # The view never wrote: no session or checkpoint appeared or changed.
+    with CheckpointStore(backend_url) as store:
+        assert [s.checkpoints for s in store.list_sessions()] == [2, 1]
+
+
+def test_nothing_but_get_and_only_loopback_hosts(serve, tmp_path):
+    db = tmp_path / "a.db"
+    _fill(str(db))
+    server = serve(db)
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        status, body, headers = server.get("api/sessions", method=method)
+        assert status == 405, method
+    # DNS rebinding: a page on another name that resolves here gets nothing.
+    status, _, _ = server.get("", headers={"Host": "evil.example:8765"})
+    assert status == 403
+    status, _, headers = server.get("", headers={"Host": "localhost:1"})
+    assert status == 200
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_token_is_required_on_every_request(serve, tmp_path):
+    db = tmp_path / "a.db"
+    _fill(str(db))
+    token = "s3cret-token-for-the-test"
+    server = serve(db, "--token", token)
+    assert server.url.endswith(f"?token={token}")
+    for path in ("", "session?id=agent-7", "api/sessions", "static/app.js"):
+        assert server.get(path)[0] == 401, path
+        assert server.get(path, headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert server.get(path, headers={"Authorization": f"Bearer {token}"})[0] == 200
+        assert server.get(path, headers={"Cookie": f"breakpilot_token={token}"})[0] == 200
+    status, _, headers = server.get(f"?token={token}")
+    assert status == 200
+    assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+
+
+def test_other_addresses_get_a_token_and_short_ones_are_refused():
+    assert check_binding("127.0.0.1", None) is None
+    assert check_binding("::1", None) is None
+    made = check_binding("0.0.0.0", None)
+    assert made is not None and len(made) >= 24
+    assert check_binding("192.0.2.1", "x" * 20) == "x" * 20
+    import pytest
+
+    from breakpilot_store.errors import CheckpointValueError
+
+    with pytest.raises(CheckpointValueError, match="at least 16"):
+        check_binding("0.0.0.0", "short")
+
+
+def test_ctrl_c_stops_the_server_quietly(serve, tmp_path):
+    db = tmp_path / "a.db"
+    _fill(str(db))
+    server = serve(db)
+    assert server.stop() == 0
+    assert "Traceback" not in server.proc.stderr.read()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 from breakpilot_store.migrate import HEAD
@@ -23,6 +24,24 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
         timeout=300,
     )
     (wheel,) = dist.glob("breakpilot_store-*.whl")
+    # The web view's templates, script, styles and vendored chart (with its licence).
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for packaged in (
+        "breakpilot_store/ui/templates/base.html",
+        "breakpilot_store/ui/templates/sessions.html",
+        "breakpilot_store/ui/templates/session.html",
+        "breakpilot_store/ui/templates/checkpoint.html",
+        "breakpilot_store/ui/templates/diff.html",
+        "breakpilot_store/ui/static/app.js",
+        "breakpilot_store/ui/static/app.css",
+        "breakpilot_store/ui/static/vendor/uPlot.iife.min.js",
+        "breakpilot_store/ui/static/vendor/uPlot.min.css",
+        "breakpilot_store/ui/static/vendor/uPlot-LICENSE.txt",
+    ):
+        assert packaged in names, packaged
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    requires = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Provides-Extra: ui" in requires
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -43,6 +62,10 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
         "print(m.create('start', {'ok': True}).id)\n"
         "print(sqlite3.connect('agents.db').execute('SELECT version_num FROM alembic_version')"
         ".fetchone()[0])\n"
+        "from importlib.resources import files\n"
+        "ui = files('breakpilot_store') / 'ui'\n"
+        "print((ui / 'templates' / 'sessions.html').is_file(),"
+        " (ui / 'static' / 'vendor' / 'uPlot.iife.min.js').is_file())\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "BREAKPILOT_STORE_URL")}
     done = subprocess.run(
@@ -54,4 +77,5 @@ def test_wheel_carries_the_migrations(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["agent-7:1", HEAD]  # every revision shipped and applied
+    # Every revision shipped and applied; the web view's files are in the installed package.
+    assert done.stdout.split() == ["agent-7:1", HEAD, "True", "True"]

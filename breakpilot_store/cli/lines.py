@@ -33,7 +33,8 @@ def printable(text: str) -> str:
 
 
 def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
+    # A slice of UTF-8 may end inside a character: that piece is dropped, not replaced.
+    return value.decode("utf-8", "ignore") if isinstance(value, (bytes, bytearray)) else value
 
 
 def _size(value: Any) -> int:

@@ -87,13 +87,15 @@ def stream_list(
             render = fmt.line
             sep = "\n"
         write = sys.stdout.write
-        for i, row in enumerate(itertools.chain(first, rows)):
-            if i:
+        # Written a batch of lines at a time: one write per line was ~15% of a listing.
+        source = itertools.chain(first, rows)
+        while batch := list(itertools.islice(source, FIRST_ROWS)):
+            if printed:
                 write(sep)
-            write(render(row))
-            printed += 1
-            seq = row[1]
-            top = seq if top is None or seq > top else top
+            write(sep.join([render(row) for row in batch]))
+            printed += len(batch)
+            high = max(batch[0][1], batch[-1][1])
+            top = high if top is None or high > top else top
         write("\n]\n" if json_mode else "\n")
 
     store.run(read)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, func, select, text
+from sqlalchemy import Connection, LargeBinary, String, Text, cast, func, select, text, type_coerce
 
 from ..schema import checkpoints, to_text
 
@@ -268,11 +268,20 @@ def stream_rows(
 
     Memory stays at one batch whatever the session's size, and the first row comes as
     soon as the database has it (no sort: the primary key or the name index is read in
-    order). ``data`` and ``metadata`` are the stored JSON text, not decoded.
+    order). ``data`` and ``metadata`` are the stored JSON, not decoded (UTF-8 bytes on
+    SQLite, with ``created_at`` as its stored text; str and datetime elsewhere).
     """
-    stmt = select(_c.session_id, _c.seq, _c.name, _c.created_at, _c.data, _c.metadata).where(
-        _c.session_id == session_id
-    )
+    columns: tuple[Any, ...] = (_c.created_at, _c.data, _c.metadata)
+    if conn.dialect.name == "sqlite":
+        # As stored: the timestamp's text (no datetime parsed to be printed again) and
+        # the JSON's UTF-8 bytes (its size is their length; a preview decodes a slice).
+        # Measured on 300,000 rows: ~40% of a listing went to those conversions.
+        columns = (
+            type_coerce(_c.created_at, String),
+            type_coerce(_c.data, LargeBinary),
+            type_coerce(_c.metadata, LargeBinary),
+        )
+    stmt = select(_c.session_id, _c.seq, _c.name, *columns).where(_c.session_id == session_id)
     if name is not None:
         stmt = stmt.where(_c.name == name)
     if after is not None:

@@ -45,7 +45,11 @@ def measure(argv: list[str], pythonpath: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": pythonpath}
     env.pop("BREAKPILOT_STORE_URL", None)
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    # From a neutral directory: `python -m` puts the working directory first on
+    # sys.path, which would shadow PYTHONPATH's checkout.
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tempfile.gettempdir()
+    )
     assert proc.stdout is not None
     first_line = proc.stdout.readline()
     first = time.perf_counter() - started

@@ -267,6 +267,7 @@ def list_(
             limit=limit,
             json_mode=opts.json and not follow,
             oldest_first=follow,
+            json_lines=opts.json and follow,
         )
         if follow:
             after = info.last_seq if top is None else max(top, info.last_seq)

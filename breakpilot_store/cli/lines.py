@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
 import orjson
 
+from ..codec import decode
+from ..core.transfer import seed_timestamp
 from .format import clip
 
 #: C0 and C1 control characters: a name (or a preview) must not drive the terminal.
@@ -93,22 +95,13 @@ class LineFormat:
 
 def entry_dict(row: Sequence[Any]) -> dict[str, Any]:
     """A row as the export format's entry (``Checkpoint.to_dict()``)."""
-    created = row[3]
-    if isinstance(created, str):
-        created = datetime.fromisoformat(created)
     return {
         "id": f"{row[0]}:{row[1]}",
         "name": row[2],
-        "timestamp": created.isoformat(),
-        "data": _loads(row[4]),
-        "metadata": _loads(row[5]),
+        "timestamp": seed_timestamp(row[3]),  # from SQLite's stored text, or a datetime
+        "data": decode(row[4]),
+        "metadata": decode(row[5]),
     }
-
-
-def _loads(text: Any) -> Any:
-    from ..codec import decode
-
-    return decode(text)
 
 
 def json_line(row: Sequence[Any]) -> str:

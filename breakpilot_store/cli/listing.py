@@ -46,6 +46,7 @@ def stream_list(
     limit: int,
     json_mode: bool,
     oldest_first: bool = False,
+    json_lines: bool = False,
 ) -> int | None:
     """Print a session's checkpoints as they are read; return the highest seq printed.
 
@@ -60,6 +61,7 @@ def stream_list(
         limit: At most this many (0: all).
         json_mode: An indented JSON array instead of lines.
         oldest_first: Seq order (``--follow``: new lines then continue downwards).
+        json_lines: One JSON object per line (``--follow --json``, as ``watch --json``).
     """
     top: int | None = None
     printed = 0
@@ -77,7 +79,10 @@ def stream_list(
             if json_mode:
                 _write(["[]"])
             return
-        if json_mode:
+        if json_lines:
+            render = json_line
+            sep = "\n"
+        elif json_mode:
             sys.stdout.write("[\n")
             render = json_item
             sep = ",\n"
@@ -96,13 +101,13 @@ def stream_list(
             printed += len(batch)
             high = max(batch[0][1], batch[-1][1])
             top = high if top is None or high > top else top
-        write("\n]\n" if json_mode else "\n")
+        write("\n]\n" if json_mode and not json_lines else "\n")
 
     store.run(read)
     sys.stdout.flush()
-    if not printed and not json_mode:
+    if not printed and not (json_mode or json_lines):
         out.note(f"no checkpoints match in session {session!r}")
-    elif limit and printed == limit and not json_mode:
+    elif limit and printed == limit and not (json_mode or json_lines):
         filtered = name is not None or since is not None
         matched = (
             store.run(lambda conn: browse.count_matching(conn, session, name=name, after=since))

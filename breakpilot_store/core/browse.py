@@ -278,8 +278,8 @@ def stream_rows(
         # Measured on 300,000 rows: ~40% of a listing went to those conversions.
         columns = (
             type_coerce(_c.created_at, String),
-            type_coerce(_c.data, LargeBinary),
-            type_coerce(_c.metadata, LargeBinary),
+            cast(_c.data, LargeBinary),
+            cast(_c.metadata, LargeBinary),
         )
     stmt = select(_c.session_id, _c.seq, _c.name, *columns).where(_c.session_id == session_id)
     if name is not None:

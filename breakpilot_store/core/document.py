@@ -85,10 +85,12 @@ class Document:
         decode_at = json.JSONDecoder(parse_float=checked_float, parse_constant=constant).raw_decode
         skip = _WHITESPACE.match
         window = _Window(self._text, self._stream)
+        begun = False  # the "[" was read: from there on, an early end is a cut-off document
         try:
             at = window.token(0)
             if not window.text.startswith("[", at):
                 raise ImportFormatError("import document must be a JSON array of checkpoints")
+            begun = True
             at = window.token(at + 1)
             if window.text.startswith("]", at):
                 window.end(at + 1)
@@ -125,12 +127,16 @@ class Document:
                 else:
                     raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
         except json.JSONDecodeError as exc:
-            if _ends_early(exc, window):
+            if begun and _ends_early(exc, window):
+                if not window.text.strip(" \t\r\n") and not window._dropped:
+                    raise ImportFormatError(
+                        "import document is not valid JSON: it is empty"
+                    ) from exc
+                inside = "a string" if exc.msg.startswith("Unterminated string") else "an entry"
                 raise ImportFormatError(
-                    "import document ends early, at "
-                    f"{window.where(len(window.text))}: it was cut off inside "
-                    f"{'a string' if exc.msg.startswith('Unterminated string') else 'an entry'}"
-                    " or before its closing ']' (a truncated file or an interrupted transfer?)"
+                    "import document is not valid JSON: it ends early, at "
+                    f"{window.where(len(window.text))}, cut off inside {inside} or before "
+                    "its closing ']' (a truncated file or an interrupted transfer?)"
                 ) from exc
             where = f"{exc.msg}: {window.where(exc.pos)}"
             raise ImportFormatError(f"import document is not valid JSON: {where}") from exc

@@ -95,7 +95,7 @@ def test_a_truncated_import_says_it_ends_early_and_where(run, db, tmp_path):
     result = run("--db", db, "import", "fresh", cut)
     assert result.exit_code == 1
     line = one_line_error(result)
-    assert "ends early, at line" in line and str(cut) in line
+    assert "is not valid JSON: it ends early, at line" in line and str(cut) in line
     assert "Expecting property name" not in line
     assert raw_rows(db, "SELECT count(*) FROM sessions WHERE session_id = 'fresh'") == [(0,)]
 
@@ -141,3 +141,26 @@ def test_no_notice_when_stderr_is_not_a_terminal(db):
     holder.close()
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and err == b""
+
+
+def test_a_cut_document_names_its_end_alike_from_text_and_stream():
+    import io
+
+    from breakpilot_store import read_document
+    from breakpilot_store.core.document import parse_document
+    from breakpilot_store.errors import ImportFormatError
+
+    doc = '[\n  {"id": "a:1", "name": "x", "data": {}},\n  {"id": "a:2", "na'
+    messages = []
+    for read in (parse_document, lambda d: read_document(io.BytesIO(d.encode()))):
+        try:
+            list(read(doc))
+        except ImportFormatError as exc:
+            messages.append(str(exc))
+    assert len(messages) == 2 and messages[0] == messages[1]
+    assert "ends early, at line 3 column 20 (char 62), cut off inside a string" in messages[0]
+    # A typo in the middle is still a typo, named where it is.
+    try:
+        list(parse_document('[{"a": 1} {"b": 2}]'))
+    except ImportFormatError as exc:
+        assert "Expecting ',' delimiter: line 1 column 11" in str(exc)

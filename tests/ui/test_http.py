@@ -15,8 +15,9 @@ def _fill(url: str) -> None:
         store.create("other", "x", {})
 
 
-def test_pages_and_json_on_each_backend(serve, backend_url):
+def test_pages_and_json_on_each_backend(serve, backend_url, raw):
     _fill(backend_url)
+    raw().age("2026-01-01T00:00:00+00:00", "other")
     server = serve(backend_url)
     status, body, _ = server.get("")
     assert status == 200 and "agent-7" in body and "other" in body
@@ -24,6 +25,14 @@ def test_pages_and_json_on_each_backend(serve, backend_url):
     got = json.loads(body)
     assert [r["session_id"] for r in got["rows"]] == ["agent-7"]
     assert got["rows"][0]["checkpoints"] == 2 and got["total"] == 1
+    # Idle filter: only the session aged by hand has had no write for an hour.
+    got = json.loads(server.get("api/sessions?idle=1h")[1])
+    assert [r["session_id"] for r in got["rows"]] == ["other"]
+    status, body, _ = server.get("?idle=1h")
+    assert "other" in body and "agent-7" not in body
+    assert server.get("?idle=soon")[0] == 400
+    got = json.loads(server.get("api/sessions?sort=checkpoints&order=desc")[1])
+    assert [r["session_id"] for r in got["rows"]] == ["agent-7", "other"]
     status, body, _ = server.get("api/entries?id=agent-7&after=1")
     got = json.loads(body)
     assert [e["seq"] for e in got["entries"]] == [2] and got["last_seq"] == 2

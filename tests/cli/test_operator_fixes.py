@@ -158,7 +158,7 @@ def test_a_cut_document_names_its_end_alike_from_text_and_stream():
         except ImportFormatError as exc:
             messages.append(str(exc))
     assert len(messages) == 2 and messages[0] == messages[1]
-    assert "ends early, at line 3 column 20 (char 62), cut off inside a string" in messages[0]
+    assert "ends early, at line 3 column 20 (char 63), cut off inside a string" in messages[0]
     # A typo in the middle is still a typo, named where it is.
     try:
         list(parse_document('[{"a": 1} {"b": 2}]'))

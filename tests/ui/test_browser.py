@@ -219,3 +219,18 @@ def test_a_checkpoint_written_by_another_process_appears_live(browser, serve, st
         lambda b: b.find_element(By.CSS_SELECTOR, "tr[data-id='agent-7'] .seq").text == "84"
     )
     assert browser.execute_script("return window.__marker") == 2
+
+
+def test_with_a_token_the_printed_link_opens_a_working_page(browser, serve, store_file):
+    token = "a-token-of-the-test-0123456789"
+    server = serve(store_file, "--token", token)
+    browser.delete_all_cookies()
+    browser.get(server.base + "session?id=agent-7")
+    assert "a token is required" in browser.find_element(By.TAG_NAME, "body").text
+    browser.get(server.url)  # the link the server printed: it carries the token once
+    _wait(browser, "#sessions tbody tr")
+    # From there the cookie carries it: other pages, their scripts and the live polls.
+    browser.get(server.base + "session?id=agent-7")
+    _wait(browser, "#chart canvas")
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "live").text == "live")
+    browser.delete_all_cookies()

@@ -71,7 +71,11 @@
     async function tick() {
       try {
         await step();
-        if (live) { live.classList.remove("stale"); live.textContent = "live"; }
+        if (live) {
+          live.classList.remove("stale");
+          live.textContent = "live";
+          live.dataset.polls = String((Number(live.dataset.polls) || 0) + 1);  // for tests
+        }
       } catch (err) {
         if (live) { live.classList.add("stale"); live.textContent = "reconnecting"; }
       }

@@ -94,6 +94,10 @@ def main() -> None:
         }
         baseline = os.environ.get("BASELINE")
         if baseline:
+            runs["baseline: list --limit 0"] = (
+                cli + ["list", "big", "--limit", "0"],
+                baseline,
+            )
             runs["baseline: list --limit 0 --json"] = (
                 cli + ["--json", "list", "big", "--limit", "0"],
                 baseline,

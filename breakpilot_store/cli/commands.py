@@ -101,8 +101,10 @@ class StoreGroup(click.Group):
         except BrokenPipeError:
             quiet_broken_pipe()
         except KeyboardInterrupt:
-            # Ctrl-C ends `watch`, `list --follow` and `ui`: their normal end, quietly.
-            ctx.exit(0)
+            # Ctrl-C mid-command (`watch`, `list --follow` and `ui` take it as their end,
+            # status 0, themselves): what was running rolled back; 128 + SIGINT, as a shell.
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
         except (BreakpilotStoreError, OSError, SQLAlchemyError) as exc:
             if ctx.params.get("debug"):
                 traceback.print_exception(exc)
@@ -251,7 +253,7 @@ def list_(
 ) -> None:
     """The checkpoints of SESSION, newest first (streamed: the first line comes at once)."""
     from .listing import follow as follow_session
-    from .listing import stream_list
+    from .listing import stream_list, until_interrupted
 
     out = _json(opts)
     with open_read(opts.db) as store:
@@ -271,7 +273,10 @@ def list_(
         )
         if follow:
             after = info.last_seq if top is None else max(top, info.last_seq)
-            follow_session(store, out, session, after, json_mode=opts.json, interval=0.5, name=name)
+            with until_interrupted():
+                follow_session(
+                    store, out, session, after, json_mode=opts.json, interval=0.5, name=name
+                )
 
 
 @cli.command()

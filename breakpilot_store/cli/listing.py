@@ -11,6 +11,7 @@ seq goes down) and followed from its new start.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import time
@@ -122,6 +123,15 @@ def stream_list(
             )
             out.note(f"newest {limit} shown {what}; --limit 0 for all")
     return top
+
+
+@contextlib.contextmanager
+def until_interrupted() -> Iterator[None]:
+    """Take Ctrl-C as the normal end of what runs inside: quietly, status 0."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        sys.stdout.flush()
 
 
 def follow(

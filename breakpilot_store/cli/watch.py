@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .commands import Options, _json, cli, common, open_read, pass_options
-from .listing import follow
+from .listing import follow, until_interrupted
 
 
 @cli.command()
@@ -27,5 +27,5 @@ def watch(opts: Options, session: str, name: str | None, interval: float) -> Non
     clear or compression of the session does not disturb it.
     """
     out = _json(opts)
-    with open_read(opts.db) as store:
+    with until_interrupted(), open_read(opts.db) as store:
         follow(store, out, session, None, json_mode=opts.json, interval=interval, name=name)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from selenium import webdriver
@@ -25,20 +26,29 @@ DOCS = Path(__file__).resolve().parent
 
 
 def build(path: Path) -> None:
-    """Write the sessions the screenshots show."""
-    with CheckpointStore(path) as store:
-        names = ["plan", "tool_call", "tool_result", "step_done"]
-        state: dict = {"step": 0, "messages": [], "todo": ["search", "read", "answer"]}
-        for i in range(1, 121):
-            name = names[i % 4]
-            state = {
-                **state,
-                "step": i,
-                "messages": [*state["messages"][-4:], {"role": "tool", "text": f"result {i}"}],
-            }
-            store.create(
-                "agent-7", name, state, {"model": "m-1", "tokens": 100 + i}, compress_after=60
+    """Write the sessions the screenshots show: an hour of an agent, compressed."""
+    start = datetime.now(timezone.utc) - timedelta(hours=1)
+    names = ["plan", "tool_call", "tool_result", "step_done"]
+    entries = []
+    state: dict = {"step": 0, "messages": [], "todo": ["search", "read", "answer"]}
+    for i in range(1, 121):
+        state = {
+            **state,
+            "step": i,
+            "messages": [*state["messages"][-4:], {"role": "tool", "text": f"result {i}"}],
+        }
+        if i == 1 or i > 72:  # what retention left: the first and the newest
+            entries.append(
+                {
+                    "id": f"agent-7:{i}",
+                    "name": names[i % 4],
+                    "timestamp": (start + timedelta(seconds=30 * i)).isoformat(),
+                    "data": state,
+                    "metadata": {"model": "m-1", "tokens": 100 + i},
+                }
             )
+    with CheckpointStore(path) as store:
+        store.import_checkpoints("agent-7", entries)
         for sid in ("agent-8", "research-1", "research-2"):
             for i in range(5):
                 store.create(sid, "step_done", {"step": i})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import subprocess
 
 from breakpilot_store import CheckpointStore
 from breakpilot_store.ui.server import check_binding
@@ -99,3 +102,17 @@ def test_ctrl_c_stops_the_server_quietly(serve, tmp_path):
     server = serve(db)
     assert server.stop() == 0
     assert "Traceback" not in server.proc.stderr.read()
+
+
+def test_the_shell_command_shown_for_a_checkpoint_shows_it(serve, tmp_path):
+    db = tmp_path / "it's here.db"  # a quote in the path and in the session id
+    with CheckpointStore(db) as store:
+        store.create("o'brien", "plan", {"step": 1, "text": "héllo"})
+    server = serve(db)
+    status, body, _ = server.get("checkpoint?id=o%27brien:1")
+    assert status == 200
+    command = html.unescape(re.search(r'<pre class="command" id="command">(.*?)</pre>', body)[1])
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "id = o'brien:1" in done.stdout
+    assert '"text":"héllo"' in done.stdout

@@ -157,29 +157,39 @@ def follow(
         name: Only checkpoints with this name.
     """
     cursor = after_seq
+    created: Any = None  # the session's created_at: another one means it began again
     fmt: LineFormat | None = None
     waiting_said = False
     while True:
 
-        def look(conn: Any, cursor: int | None = cursor) -> Any:
+        def look(conn: Any, cursor: int | None = cursor, created: Any = created) -> Any:
             state = browse.session_state(conn, session)
             if state is None:
-                return None, []
+                return None, [], False
             start = state[0] if cursor is None else cursor
-            if state[0] < start:  # deleted and begun again: its seqs start over
-                start = -1
-            return state, (browse.rows_after(conn, session, start) if start < state[0] else [])
+            # Deleted and begun again: its seqs start over (noticed by its creation
+            # time, or by a last seq below the one already printed).
+            again = cursor is not None and (
+                state[0] < cursor or (created is not None and state[2] != created)
+            )
+            if again:
+                start = 0
+            rows = browse.rows_after(conn, session, start) if start < state[0] else []
+            return state, rows, again
 
-        state, rows = store.run(look)
+        state, rows, again = store.run(look)
         if state is None:
             if not waiting_said:
                 out.note(f"waiting for session {session!r} to appear (Ctrl-C to stop)")
                 waiting_said = True
             cursor = 0  # print it from its first checkpoint when it comes
+            created = None
         else:
             waiting_said = False
-            if cursor is not None and state[0] < cursor:
+            if again:
                 out.note(f"session {session!r} was deleted and begun again: from seq 1")
+                cursor = 0
+            created = state[2]
             if cursor is None:
                 cursor = state[0]
             if rows:

@@ -308,12 +308,22 @@ def count_matching(
     return int(conn.execute(stmt).scalar() or 0)
 
 
-def session_state(conn: Connection, session_id: str) -> tuple[int, int] | None:
-    """Return ``(last_seq, held)`` of a session, or ``None`` if it does not exist."""
+def session_state(conn: Connection, session_id: str) -> tuple[int, int, Any] | None:
+    """Return ``(last_seq, held, created_at)`` of a session, or ``None`` if it does not exist.
+
+    ``created_at`` tells a session deleted and begun again from the one a watcher knew,
+    even once its new seqs have passed the old ones.
+    """
+    from ..schema import sessions
     from .counters import live
 
     state = live(conn, session_id)
-    return None if state is None else (state[0], state[1])
+    if state is None:
+        return None
+    created = conn.execute(
+        select(sessions.c.created_at).where(sessions.c.session_id == session_id)
+    ).scalar()
+    return state[0], state[1], created
 
 
 __all__ = [

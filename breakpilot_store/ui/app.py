@@ -296,18 +296,23 @@ class View:
         """``/api/entries?id=&after=``: a session's counts, gaps and new checkpoints."""
         session_id = request.query_params.get("id", "")
         after = _int(request.query_params.get("after"))
+        known_held = _int(request.query_params.get("held"))
 
         def read(conn: Any) -> Any:
             state = browse.session_state(conn, session_id)
             if state is None:
                 return None
+            if state[0] == after and state[1] == known_held:
+                return state, None, None  # nothing new: no scan for gaps, every second
             new = browse.entries(conn, session_id, after_seq=after, limit=500)
             return state, new, browse.gaps(conn, session_id, state[0])
 
         found = self.store.run(read)
         if found is None:
             return _json({"exists": False, "entries": []})
-        (last_seq, held), new, gaps = found
+        (last_seq, held, _created), new, gaps = found
+        if new is None:
+            return _json({"exists": True, "unchanged": True, "last_seq": last_seq, "held": held})
         return _json(
             {
                 "exists": True,

@@ -102,6 +102,8 @@ with CheckpointStore(sys.argv[1]) as store:
             store.clear("w")
         elif step == "compress":
             store.compress("w", compress_after=2)
+        elif step == "delete":
+            store.delete_session("w")
         else:
             store.create("w", step, {"step": step})
 """
@@ -126,6 +128,8 @@ def test_watch_prints_each_new_checkpoint_through_clear_and_compression(tmp_path
         first = _read_lines(watcher, 3)
         _write(path, "clear", "d", "e", "f", "g", "compress", "h")
         second = _read_lines(watcher, 5)
+        _write(path, "delete", "again1", "again2")
+        third = _read_lines(watcher, 2)
     finally:
         watcher.send_signal(signal.SIGINT)
         out, err = watcher.communicate(timeout=20)
@@ -134,8 +138,11 @@ def test_watch_prints_each_new_checkpoint_through_clear_and_compression(tmp_path
     assert [g["id"] for g in got] == [f"w:{i}" for i in range(3, 11)]
     assert [g["name"] for g in got] == ["a", "b", "c", "d", "e", "f", "g", "h"]
     assert set(got[0]) == {"id", "name", "timestamp", "data", "metadata"}
+    # Deleted and begun again: followed from its new first checkpoint.
+    assert [json.loads(line)["id"] for line in third] == ["w:1", "w:2"]
     assert watcher.returncode == 0  # Ctrl-C is how it ends
-    assert out == "" and err == ""  # quietly: no traceback, no "Aborted!"
+    assert out == ""  # quietly: no traceback, no "Aborted!"
+    assert "Traceback" not in err and "Aborted" not in err
 
 
 def test_list_follow_lists_then_follows_and_watch_waits_for_a_new_session(tmp_path):

@@ -258,7 +258,7 @@
   if (page === "session") {
     const sessionId = body.dataset.session;
     const firstPage = body.dataset.firstPage === "yes";
-    const state = { lastSeq: Number(body.dataset.lastSeq), gaps: [] };
+    const state = { lastSeq: Number(body.dataset.lastSeq), held: null, gaps: [] };
     const target = document.getElementById("chart");
     let plot = null;
     let fresh = 0;
@@ -269,9 +269,11 @@
       .catch((err) => { target.textContent = "chart unavailable: " + err.message; });
 
     poll(async function () {
-      const d = await getJSON("/api/entries?" + q({ id: sessionId, after: state.lastSeq }));
+      const d = await getJSON("/api/entries?" + q({ id: sessionId, after: state.lastSeq, held: state.held }));
       if (!d.exists) { document.getElementById("held").textContent = "0 (session deleted)"; return; }
       if (d.last_seq < state.lastSeq) { window.location.reload(); return; }  // deleted and begun again
+      if (d.unchanged) return;
+      state.held = d.held;
       state.gaps = d.gaps;
       document.getElementById("held").textContent = d.held;
       document.getElementById("last-seq").textContent = d.last_seq;

@@ -116,3 +116,24 @@ def test_the_shell_command_shown_for_a_checkpoint_shows_it(serve, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "id = o'brien:1" in done.stdout
     assert '"text":"héllo"' in done.stdout
+
+
+def test_large_lists_page(serve, tmp_path):
+    db = tmp_path / "many.db"
+    with CheckpointStore(db) as store:
+        for i in range(105):
+            store.create(f"s-{i:03d}", "x", {"i": i})
+        for i in range(120):
+            store.create("long", "step", {"i": i})
+    server = serve(db)
+    status, body, _ = server.get("?sort=id")
+    assert status == 200 and "page 1 of 2" in body
+    assert body.count('<tr data-id="') == 100
+    status, body, _ = server.get("?sort=id&order=asc&page=2")
+    assert status == 200 and body.count('<tr data-id="') == 6  # s-100..s-104 and long
+    status, body, _ = server.get("session?id=long")
+    seqs = [int(s) for s in re.findall(r'<tr data-seq="(\d+)"', body)]
+    assert seqs == list(range(120, 70, -1))  # the newest 50
+    older = html.unescape(re.search(r'id="older" href="([^"]+)"', body)[1])
+    status, body, _ = server.get(older.lstrip("/"))
+    assert [int(s) for s in re.findall(r'<tr data-seq="(\d+)"', body)] == list(range(70, 20, -1))

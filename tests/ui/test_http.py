@@ -137,3 +137,30 @@ def test_large_lists_page(serve, tmp_path):
     older = html.unescape(re.search(r'id="older" href="([^"]+)"', body)[1])
     status, body, _ = server.get(older.lstrip("/"))
     assert [int(s) for s in re.findall(r'<tr data-seq="(\d+)"', body)] == list(range(70, 20, -1))
+
+
+def test_columns_a_later_revision_adds_to_session_overview_are_shown(serve, tmp_path):
+    """The hook for leases: any column beyond revision 0002's appears on the sessions page."""
+    import sqlite3
+
+    db = tmp_path / "leases.db"
+    _fill(str(db))
+    status, body, _ = serve(db).get("")
+    assert 'id="lease-hint"' in body  # none yet: the page says where they would come from
+    conn = sqlite3.connect(db)
+    (view,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'session_overview'"
+    ).fetchone()
+    conn.execute("DROP VIEW session_overview")
+    conn.execute(
+        view.replace("FROM sessions s", ", '<b>worker-1</b>' AS lease_holder FROM sessions s")
+    )
+    conn.commit()
+    conn.close()
+    server = serve(db)
+    status, body, _ = server.get("")
+    assert '<th class="extra">lease_holder</th>' in body
+    assert "&lt;b&gt;worker-1&lt;/b&gt;" in body and 'id="lease-hint"' not in body
+    got = json.loads(server.get("api/sessions")[1])
+    assert got["columns"][-1] == "lease_holder"
+    assert got["rows"][0]["lease_holder"] == "<b>worker-1</b>"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -41,6 +42,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 
 from .checkpoint import Checkpoint
+from .core import copying, checks
 from .core import operations as ops
 from .core.group import outcome
 from .core.operations import Operation
@@ -380,6 +382,27 @@ class AsyncCheckpointStore:
     async def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
         """Run SQLite's WAL checkpoint on a worker thread (see the sync store)."""
         return await self._call(lambda s: s.wal_checkpoint(mode))
+
+    async def copy_session(self, source_session_id: str, new_session_id: str) -> int:
+        """:meth:`CheckpointStore.copy_session`, as the same operation through :meth:`run`."""
+        return await self.run(
+            functools.partial(
+                copying.copy_session, src=source_session_id, dst=new_session_id, now=checks.now()
+            ),
+            write=True,
+        )
+
+    async def fork_session(self, checkpoint_id: str, new_session_id: str) -> int:
+        """:meth:`CheckpointStore.fork_session`, as the same operation through :meth:`run`."""
+        return await self.run(
+            functools.partial(
+                copying.fork_session,
+                checkpoint_id=checkpoint_id,
+                dst=new_session_id,
+                now=checks.now(),
+            ),
+            write=True,
+        )
 
     # -- reading -----------------------------------------------------------------------
 

@@ -191,6 +191,45 @@ checkpoints = Table(
     ),
 )
 
+#: A LangGraph (thread, namespace) held in a session (revision 0004): the exact mapping
+#: both ways, so a thread's sessions are found by ``thread_id`` and a session that is
+#: not a LangGraph thread is never read as one. Gone with its session (cascade).
+langgraph_threads = Table(
+    "langgraph_threads",
+    metadata,
+    Column(
+        "session_id",
+        KEY,
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("thread_id", KEY, nullable=False),
+    Column("checkpoint_ns", KEY, nullable=False),
+    Index(None, "thread_id", "checkpoint_ns", unique=True),
+)
+
+#: LangGraph's pending writes (revision 0004): the writes of the tasks of a checkpoint's
+#: next step, keyed by the checkpoint's LangGraph id (its ``name`` in ``checkpoints``).
+#: Keyed by name, not seq: LangGraph may send a checkpoint's writes before its ``put``
+#: has committed (durability "async"). ``idx`` is negative for the special channels
+#: (``WRITES_IDX_MAP``). ``value`` is tagged JSON (breakpilot_store.langgraph.values).
+langgraph_writes = Table(
+    "langgraph_writes",
+    metadata,
+    Column(
+        "session_id",
+        KEY,
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("checkpoint_id", KEY, primary_key=True),
+    Column("task_id", KEY, primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("channel", KEY, nullable=False),
+    Column("value", JSONText, nullable=False),
+    Column("task_path", KEY, nullable=False, server_default=""),
+)
+
 #: The views the migrations create for people at the sqlite3/psql prompt.
 VIEW_NAMES = ("session_overview", "checkpoint_overview")
 

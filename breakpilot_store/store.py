@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import forking
 from .checkpoint import Checkpoint
 from .codec import check_key
-from .core import checks
+from .core import checks, copying
 from .core import operations as ops
 from .core import repository as repo
 from .core.operations import Operation
@@ -323,6 +324,48 @@ class CheckpointStore:
                 )
         # A snapshot: data and metadata decode from the stored text when first read.
         return ops.created(session_id, seq, name, now, data_utf8, metadata_text)
+
+    def copy_session(self, source_session_id: str, new_session_id: str) -> int:
+        """Copy every checkpoint of a session into a new session, in one transaction.
+
+        Each copy keeps its seq, name, time, data and metadata, and records where it came
+        from in ``origin_id`` (the source id, or the origin the source already had). The
+        new session's numbering continues after the source's. A LangGraph thread's
+        pending writes go along (see :mod:`breakpilot_store.langgraph`).
+
+        Returns:
+            How many checkpoints were copied.
+
+        Raises:
+            UnknownSessionError: The source session does not exist.
+            CheckpointValueError: ``new_session_id`` exists already (nothing is written).
+        """
+        return self.run(
+            functools.partial(
+                copying.copy_session, src=source_session_id, dst=new_session_id, now=_now()
+            ),
+            write=True,
+        )
+
+    def fork_session(self, checkpoint_id: str, new_session_id: str) -> int:
+        """Copy a session's history up to and including one checkpoint into a new session.
+
+        As :meth:`copy_session`, for the checkpoints with seq at or below that of
+        ``checkpoint_id`` (``"session:seq"``); the new session's next seq follows it.
+
+        Returns:
+            How many checkpoints were copied.
+
+        Raises:
+            UnknownSessionError: No such checkpoint.
+            CheckpointValueError: ``checkpoint_id`` is no id, or ``new_session_id`` exists.
+        """
+        return self.run(
+            functools.partial(
+                copying.fork_session, checkpoint_id=checkpoint_id, dst=new_session_id, now=_now()
+            ),
+            write=True,
+        )
 
     def compress(
         self,

@@ -1,0 +1,117 @@
+"""Copy a session, or its history up to one checkpoint, into a new session.
+
+Statements over a connection the caller passes in (never commits). A copy keeps each
+checkpoint's seq, name, time, data and metadata; its ``origin_id`` is the id it was
+copied from, or the origin it already had (a copy of a copy, or of an import, still
+names the first source). The new session's counter continues from the source's, so the
+ids that the copy hands out next never collide with the copied ones. A LangGraph
+thread's pending writes of the copied checkpoints go along, and a copy of a thread's
+root namespace is a LangGraph thread of the new id (see ``breakpilot_store.langgraph``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, select, text
+
+from ..checkpoint import split_id
+from ..codec import check_key
+from ..errors import CheckpointValueError, UnknownSessionError
+from ..schema import checkpoints, langgraph_threads
+from . import counters
+
+_c = checkpoints.c
+_HAS_SEQ = select(_c.seq).where(_c.session_id == bindparam("sid"), _c.seq == bindparam("seq"))
+_COPY_ROWS = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata, origin_id) "
+    "SELECT :dst, seq, name, created_at, data, metadata, "
+    "coalesce(origin_id, session_id || ':' || CAST(seq AS TEXT)) "
+    "FROM checkpoints WHERE session_id = :src AND seq <= :upto"
+)
+_COPY_WRITES = text(
+    "INSERT INTO langgraph_writes "
+    "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
+    "SELECT :dst, w.checkpoint_id, w.task_id, w.idx, w.channel, w.value, w.task_path "
+    "FROM langgraph_writes w WHERE w.session_id = :src AND w.checkpoint_id IN "
+    "(SELECT name FROM checkpoints WHERE session_id = :dst)"
+)
+_ROOT_THREAD = select(langgraph_threads.c.checkpoint_ns).where(
+    langgraph_threads.c.session_id == bindparam("sid")
+)
+_ADD_THREAD = text(
+    "INSERT INTO langgraph_threads (session_id, thread_id, checkpoint_ns) VALUES (:sid, :tid, :ns)"
+)
+
+
+def copy_history(
+    conn: Connection, src: str, dst: str, now: datetime, *, upto: int | None = None
+) -> int:
+    """Copy ``src``'s checkpoints (those at seq <= ``upto``, or all) into the new ``dst``.
+
+    Returns:
+        How many checkpoints were copied.
+
+    Raises:
+        UnknownSessionError: ``src`` does not exist.
+        CheckpointValueError: ``dst`` already holds checkpoints, or is ``src``.
+    """
+    if src == dst:
+        raise CheckpointValueError(f"cannot copy session {src!r} onto itself")
+    # Locked (PostgreSQL) and read, not folded: a copy is no write to the source.
+    state = counters.live(conn, src) if counters.lock(conn, src) else None
+    if state is None:
+        raise UnknownSessionError(f"no session {src!r}")
+    last_seq = state[0]
+    if upto is None:
+        upto = last_seq
+    if counters.lock(conn, dst):
+        # Even an emptied session keeps its counter: its ids must never be handed out
+        # again, and a copy would bring back seqs it has already used.
+        raise CheckpointValueError(
+            f"session {dst!r} already exists; copy or fork into a new session id"
+        )
+    counters.add_session(conn, dst, now)
+    copied = conn.execute(_COPY_ROWS, {"dst": dst, "src": src, "upto": upto}).rowcount
+    counters.rebase(conn, dst, max(upto, 0), copied, now)
+    conn.execute(_COPY_WRITES, {"dst": dst, "src": src})
+    return copied
+
+
+def register_thread(conn: Connection, src: str, dst: str) -> None:
+    """Make ``dst`` a LangGraph thread of its own id if ``src`` is a thread's root namespace."""
+    ns = conn.execute(_ROOT_THREAD, {"sid": src}).scalar()
+    if ns == "":
+        conn.execute(_ADD_THREAD, {"sid": dst, "tid": dst, "ns": ""})
+
+
+def copy_session(conn: Connection, src: str, dst: str, now: datetime) -> int:
+    """Copy every checkpoint of ``src`` into the new session ``dst``; return how many.
+
+    See :meth:`breakpilot_store.CheckpointStore.copy_session`.
+    """
+    src = check_key(src, "source session_id")
+    dst = check_key(dst, "new session_id")
+    copied = copy_history(conn, src, dst, now)
+    register_thread(conn, src, dst)
+    return copied
+
+
+def fork_session(conn: Connection, checkpoint_id: str, dst: str, now: datetime) -> int:
+    """Copy a session's history up to and including ``checkpoint_id`` into ``dst``.
+
+    See :meth:`breakpilot_store.CheckpointStore.fork_session`.
+    """
+    checkpoint_id = check_key(checkpoint_id, "checkpoint_id")
+    dst = check_key(dst, "new session_id")
+    parts = split_id(checkpoint_id)
+    if parts is None:
+        raise CheckpointValueError(
+            f"{checkpoint_id!r} is not a checkpoint id ('session:seq', as the CLI lists them)"
+        )
+    src, seq = parts
+    if conn.execute(_HAS_SEQ, {"sid": src, "seq": seq}).first() is None:
+        raise UnknownSessionError(f"no checkpoint {checkpoint_id!r}")
+    copied = copy_history(conn, src, dst, now, upto=seq)
+    register_thread(conn, src, dst)
+    return copied

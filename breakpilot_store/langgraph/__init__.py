@@ -1,0 +1,18 @@
+"""LangGraph checkpointer on a breakpilot store (extra: ``pip install 'breakpilot-store[langgraph]'``).
+
+``BreakpilotSaver`` keeps LangGraph threads as sessions of the store, one readable row
+per checkpoint. LangGraph is imported only here, never by the core package.
+"""
+
+from .operations import NS_SEPARATOR, ThreadConflictError, session_id_for
+from .saver import BreakpilotSaver
+from .values import UnknownValueTypeError, ValueCodec
+
+__all__ = [
+    "NS_SEPARATOR",
+    "BreakpilotSaver",
+    "ThreadConflictError",
+    "UnknownValueTypeError",
+    "ValueCodec",
+    "session_id_for",
+]

@@ -1,0 +1,397 @@
+"""The saver's operations: SQL over a connection passed in, written once for both fronts.
+
+Each public function here takes a SQLAlchemy ``Connection`` first and never begins,
+commits or rolls back: :class:`BreakpilotSaver` runs it with ``CheckpointStore.run``
+for the sync methods and ``AsyncCheckpointStore.run`` for the async ones (where it may
+run in a SAVEPOINT of a shared transaction). Values arrive here as encoded JSON text
+and leave as stored text: encoding and decoding happen outside the transaction.
+
+Layout (see the README's LangGraph section): a (thread, namespace) is a session,
+named by :func:`session_id_for` and recorded in ``langgraph_threads``; a checkpoint is
+one ``checkpoints`` row whose ``name`` is its LangGraph id; pending writes live in
+``langgraph_writes``. "Newest" means the highest checkpoint id (LangGraph's ids are
+uuid6, ordered by time, as its own savers order them), then the highest seq.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, exists, select, text, update
+
+from ..codec import check_key
+from ..core import copying, counters
+from ..core import repository as repo
+from ..errors import CheckpointValueError
+from ..schema import checkpoints, langgraph_threads, langgraph_writes
+
+#: Between a thread id and a non-empty namespace in a session id. LangGraph joins the
+#: levels of a nested namespace with the same character, so a subgraph's session reads
+#: as the path to it: ``t-1|tools:6f1c…|inner:9a2b…``.
+NS_SEPARATOR = "|"
+
+_c = checkpoints.c
+_t = langgraph_threads.c
+_w = langgraph_writes.c
+
+
+class ThreadConflictError(CheckpointValueError):
+    """A session id a LangGraph thread maps to is taken by something else."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A LangGraph (thread, namespace) and the session that holds it."""
+
+    thread_id: str
+    checkpoint_ns: str
+    session_id: str
+
+
+def session_id_for(thread_id: str, checkpoint_ns: str) -> str:
+    """The session that holds a thread's namespace: the thread id, or ``thread|ns``."""
+    return thread_id if not checkpoint_ns else f"{thread_id}{NS_SEPARATOR}{checkpoint_ns}"
+
+
+def target(thread_id: Any, checkpoint_ns: Any = "") -> Target:
+    """Check a thread id and namespace and name their session.
+
+    Raises:
+        CheckpointValueError: An empty thread id, NUL characters, or too long.
+        CheckpointTypeError: A namespace that is not a str.
+    """
+    thread = check_key(str(thread_id), "thread_id")
+    ns = "" if checkpoint_ns is None else checkpoint_ns
+    if ns != "":
+        ns = check_key(ns, "checkpoint_ns")
+    return Target(thread, ns, check_key(session_id_for(thread, ns), "session id"))
+
+
+# -- statements ------------------------------------------------------------------------
+
+_ROW = (_c.session_id, _c.seq, _c.name, _c.data, _c.metadata)
+_THREAD_OF = select(_t.thread_id, _t.checkpoint_ns).where(_t.session_id == bindparam("sid"))
+_ADD_THREAD = text(
+    "INSERT INTO langgraph_threads (session_id, thread_id, checkpoint_ns) "
+    "VALUES (:sid, :tid, :ns) ON CONFLICT DO NOTHING"
+)
+_IS_THREAD = exists().where(
+    _t.session_id == bindparam("sid"),
+    _t.thread_id == bindparam("tid"),
+    _t.checkpoint_ns == bindparam("ns"),
+)
+_SEQ_OF = (
+    select(_c.seq)
+    .where(_c.session_id == bindparam("sid"), _c.name == bindparam("name"))
+    .order_by(_c.seq.desc())
+    .limit(1)
+)
+_REWRITE = (
+    update(checkpoints)
+    .where(_c.session_id == bindparam("sid"), _c.seq == bindparam("row_seq"))
+    .values(data=bindparam("data"), metadata=bindparam("meta"))
+)
+_ONE = (
+    select(*_ROW)
+    .where(_c.session_id == bindparam("sid"), _c.name == bindparam("name"), _IS_THREAD)
+    .order_by(_c.seq.desc())
+    .limit(1)
+)
+_NEWEST = (
+    select(*_ROW)
+    .where(_c.session_id == bindparam("sid"), _IS_THREAD)
+    .order_by(_c.name.desc(), _c.seq.desc())
+    .limit(1)
+)
+#: Everything but the newest ``keep`` of a session (retention, prune); their names.
+_TRIM = text(
+    "DELETE FROM checkpoints WHERE session_id = :sid AND seq NOT IN ("
+    "SELECT seq FROM checkpoints WHERE session_id = :sid "
+    "ORDER BY name DESC, seq DESC LIMIT :keep) RETURNING name"
+)
+_DELETE_SEQS = text(
+    "DELETE FROM checkpoints WHERE session_id = :sid AND seq IN :seqs RETURNING name"
+).bindparams(bindparam("seqs", expanding=True))
+_DELETE_WRITES = delete(langgraph_writes).where(
+    _w.session_id == bindparam("sid"), _w.checkpoint_id.in_(bindparam("names", expanding=True))
+)
+_WRITES = (
+    select(_w.checkpoint_id, _w.task_id, _w.channel, _w.value)
+    .where(
+        _w.session_id == bindparam("sid"), _w.checkpoint_id.in_(bindparam("names", expanding=True))
+    )
+    .order_by(_w.checkpoint_id, _w.task_path, _w.task_id, _w.idx)
+)
+_THREAD_SESSIONS = (
+    select(_t.session_id, _t.checkpoint_ns)
+    .where(_t.thread_id == bindparam("tid"))
+    .order_by(_t.checkpoint_ns)
+)
+_DELETE_THREAD = text(
+    "DELETE FROM sessions WHERE session_id IN "
+    "(SELECT session_id FROM langgraph_threads WHERE thread_id = :tid)"
+)
+
+
+@functools.cache
+def _write_statement(dialect: str, replace: bool) -> Any:
+    """Insert pending writes: replace (special channels) or keep the first (others)."""
+    value = "CAST(:value AS JSON)" if dialect == "postgresql" else ":value"
+    on_conflict = (
+        "DO UPDATE SET channel = excluded.channel, value = excluded.value, "
+        "task_path = excluded.task_path"
+        if replace
+        else "DO NOTHING"
+    )
+    return text(
+        "INSERT INTO langgraph_writes "
+        "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
+        f"VALUES (:sid, :cid, :task_id, :idx, :channel, {value}, :task_path) "
+        f"ON CONFLICT (session_id, checkpoint_id, task_id, idx) {on_conflict}"
+    )
+
+
+@functools.cache
+def _runs_statement(dialect: str) -> Any:
+    run_id = (
+        "(c.metadata ->> 'run_id')"
+        if dialect == "postgresql"
+        else "json_extract(c.metadata, '$.run_id')"
+    )
+    return text(
+        "SELECT c.session_id, c.seq FROM checkpoints c "
+        "JOIN langgraph_threads t ON t.session_id = c.session_id "
+        f"WHERE {run_id} IN :runs ORDER BY c.session_id, c.seq"
+    ).bindparams(bindparam("runs", expanding=True))
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def ensure_thread(conn: Connection, where: Target, now: datetime) -> None:
+    """Create the thread's session and its ``langgraph_threads`` row if they are new.
+
+    Raises:
+        ThreadConflictError: The session id is held by another thread or by a session
+            that is not a LangGraph thread (nothing is written).
+    """
+    row = conn.execute(_THREAD_OF, {"sid": where.session_id}).first()
+    if row is not None:
+        if (row[0], row[1]) != (where.thread_id, where.checkpoint_ns):
+            raise ThreadConflictError(
+                f"session {where.session_id!r} holds LangGraph thread {row[0]!r} namespace "
+                f"{row[1]!r}, not thread {where.thread_id!r} namespace {where.checkpoint_ns!r}"
+            )
+        return
+    if counters.lock(conn, where.session_id):
+        raise ThreadConflictError(
+            f"session {where.session_id!r} exists and is not a LangGraph thread; "
+            "use another thread_id"
+        )
+    counters.add_session(conn, where.session_id, now)
+    conn.execute(
+        _ADD_THREAD,
+        {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns},
+    )
+
+
+def put(
+    conn: Connection,
+    where: Target,
+    checkpoint_id: str,
+    data: str,
+    metadata: str,
+    now: datetime,
+    keep_last: int | None,
+) -> None:
+    """Store a checkpoint as one row (the same id again rewrites its row in place).
+
+    With ``keep_last``, the thread's namespace then keeps its ``keep_last`` newest
+    checkpoints; the others go, with their pending writes, in this transaction.
+    """
+    ensure_thread(conn, where, now)
+    sid = where.session_id
+    stored = conn.execute(_SEQ_OF, {"sid": sid, "name": checkpoint_id}).scalar()
+    if stored is not None:
+        conn.execute(_REWRITE, {"sid": sid, "row_seq": stored, "data": data, "meta": metadata})
+        return
+    row_lock = conn.dialect.name == "postgresql"
+    seq, held = counters.next_seq(conn, sid, now, row_lock=row_lock)
+    repo.insert_checkpoint(conn, sid, seq, checkpoint_id, now, data, metadata)
+    if keep_last is not None and held > keep_last:
+        removed = conn.execute(_TRIM, {"sid": sid, "keep": keep_last}).scalars().all()
+        # A write that is not a plain create: the session's row takes the exact counter.
+        counters.rebase(conn, sid, seq, held - len(removed), now)
+        _delete_writes(conn, sid, removed)
+
+
+def put_writes(
+    conn: Connection,
+    where: Target,
+    checkpoint_id: str,
+    rows: Sequence[tuple[str, int, str, str, str]],
+    now: datetime,
+) -> None:
+    """Store pending writes ``(task_id, idx, channel, value_json, task_path)``.
+
+    LangGraph's rule (``WRITES_IDX_MAP``): when every write is to a special channel
+    (negative ``idx``) they replace what is stored under the same key; otherwise a
+    write already stored under its key stays as it is (a retried task repeats them).
+    """
+    if not rows:
+        return
+    ensure_thread(conn, where, now)
+    replace = all(idx < 0 for _, idx, _, _, _ in rows)
+    conn.execute(
+        _write_statement(conn.dialect.name, replace),
+        [
+            {
+                "sid": where.session_id,
+                "cid": checkpoint_id,
+                "task_id": task_id,
+                "idx": idx,
+                "channel": channel,
+                "value": value,
+                "task_path": task_path,
+            }
+            for task_id, idx, channel, value, task_path in rows
+        ],
+    )
+
+
+def _delete_writes(conn: Connection, session_id: str, names: Sequence[str]) -> None:
+    if names:
+        conn.execute(_DELETE_WRITES, {"sid": session_id, "names": list(names)})
+
+
+def delete_thread(conn: Connection, thread_id: str) -> None:
+    """Forget every namespace of a thread: sessions, checkpoints and writes (cascade)."""
+    conn.execute(_DELETE_THREAD, {"tid": thread_id})
+
+
+def delete_for_runs(conn: Connection, run_ids: Sequence[str], now: datetime) -> None:
+    """Delete the checkpoints whose metadata ``run_id`` is one of ``run_ids``, and their writes."""
+    if not run_ids:
+        return
+    by_session: dict[str, list[int]] = defaultdict(list)
+    for sid, seq in conn.execute(_runs_statement(conn.dialect.name), {"runs": list(run_ids)}):
+        by_session[sid].append(int(seq))
+    for sid, seqs in by_session.items():
+        counters.fold(conn, sid, now)  # before any delete (see core.counters)
+        removed = conn.execute(_DELETE_SEQS, {"sid": sid, "seqs": seqs}).scalars().all()
+        counters.adjust(conn, sid, -len(removed))
+        _delete_writes(conn, sid, removed)
+
+
+def prune(conn: Connection, thread_ids: Sequence[str], strategy: str, now: datetime) -> None:
+    """``keep_latest``: each namespace of each thread keeps its newest; ``delete``: all go."""
+    for thread_id in thread_ids:
+        if strategy == "delete":
+            delete_thread(conn, thread_id)
+            continue
+        for sid, _ in conn.execute(_THREAD_SESSIONS, {"tid": thread_id}).all():
+            counters.fold(conn, sid, now)
+            removed = conn.execute(_TRIM, {"sid": sid, "keep": 1}).scalars().all()
+            counters.adjust(conn, sid, -len(removed))
+            _delete_writes(conn, sid, removed)
+
+
+def copy_thread(conn: Connection, source: str, dest: str, now: datetime) -> None:
+    """Copy every namespace of thread ``source`` to thread ``dest`` (ids and writes kept).
+
+    Each namespace's session is copied with :func:`breakpilot_store.core.copying.copy_history`
+    (the store's ``copy_session``), so every copy records its origin.
+    """
+    for sid, ns in conn.execute(_THREAD_SESSIONS, {"tid": source}).all():
+        to = target(dest, ns)
+        copying.copy_history(conn, sid, to.session_id, now)
+        conn.execute(_ADD_THREAD, {"sid": to.session_id, "tid": dest, "ns": ns})
+
+
+# -- reading ---------------------------------------------------------------------------
+
+#: A stored checkpoint: ``(session_id, seq, name, data, metadata)`` as text.
+Row = tuple[str, int, str, str, str]
+#: Its pending writes: ``(task_id, channel, value)`` in LangGraph's order.
+Writes = list[tuple[str, str, str]]
+
+
+def _writes_of(conn: Connection, session_id: str, names: list[str]) -> dict[str, Writes]:
+    found: dict[str, Writes] = {name: [] for name in names}
+    if names:
+        for cid, task_id, channel, value in conn.execute(
+            _WRITES, {"sid": session_id, "names": names}
+        ):
+            found[cid].append((task_id, channel, value))
+    return found
+
+
+def get_tuple(
+    conn: Connection, where: Target, checkpoint_id: str | None
+) -> tuple[Row, Writes] | None:
+    """Return a checkpoint of the thread's namespace (the newest if no id) and its writes."""
+    params = {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns}
+    if checkpoint_id is None:
+        row = conn.execute(_NEWEST, params).first()
+    else:
+        row = conn.execute(_ONE, {**params, "name": checkpoint_id}).first()
+    if row is None:
+        return None
+    return tuple(row), _writes_of(conn, where.session_id, [row[2]])[row[2]]  # type: ignore[return-value]
+
+
+def list_checkpoints(
+    conn: Connection,
+    *,
+    thread_id: str | None,
+    checkpoint_ns: str | None,
+    checkpoint_id: str | None,
+    before: str | None,
+    limit: int | None,
+    keep: Callable[[str], bool] | None,
+) -> list[tuple[str, str, Row, Writes]]:
+    """Checkpoints newest first, as ``(thread_id, checkpoint_ns, row, writes)``.
+
+    Args:
+        conn: The transaction's connection.
+        thread_id: Only this thread (``None``: every LangGraph thread).
+        checkpoint_ns: Only this namespace (``None``: every namespace).
+        checkpoint_id: Only the checkpoint with this id.
+        before: Only checkpoints with a smaller id.
+        limit: At most this many (after ``keep``).
+        keep: Called with each row's metadata text; ``False`` drops the row (filters).
+    """
+    query = select(_t.thread_id, _t.checkpoint_ns, *_ROW).join(
+        langgraph_threads, _t.session_id == _c.session_id
+    )
+    if thread_id is not None:
+        query = query.where(_t.thread_id == thread_id)
+    if checkpoint_ns is not None:
+        query = query.where(_t.checkpoint_ns == checkpoint_ns)
+    if thread_id is not None and checkpoint_ns is not None:
+        # One session: the index on (session_id, name, seq) gives the order.
+        query = query.where(_c.session_id == session_id_for(thread_id, checkpoint_ns))
+    if checkpoint_id is not None:
+        query = query.where(_c.name == checkpoint_id)
+    if before is not None:
+        query = query.where(_c.name < before)
+    query = query.order_by(_c.name.desc(), _c.session_id, _c.seq.desc())
+    if limit is not None and keep is None:
+        query = query.limit(limit)
+    found: list[tuple[str, str, Row]] = []
+    for row in conn.execute(query):
+        if keep is not None and not keep(row[6]):
+            continue
+        found.append((row[0], row[1], tuple(row[2:])))  # type: ignore[arg-type]
+        if limit is not None and len(found) >= limit:
+            break
+    names: dict[str, list[str]] = defaultdict(list)
+    for _, _, row in found:
+        names[row[0]].append(row[2])
+    writes = {sid: _writes_of(conn, sid, cids) for sid, cids in names.items()}
+    return [(tid, ns, row, writes[row[0]][row[2]]) for tid, ns, row in found]

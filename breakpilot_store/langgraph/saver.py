@@ -1,0 +1,451 @@
+"""``BreakpilotSaver``: LangGraph's checkpointer interface over a breakpilot store."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy.engine import URL
+
+from ..aio import AsyncCheckpointStore
+from ..errors import BreakpilotStoreError, CheckpointTypeError, CheckpointValueError
+from ..store import CheckpointStore
+from . import operations as ops
+from .values import TAG, ValueCodec
+
+#: The key of ``checkpoints.data`` that holds the parent checkpoint's id.
+PARENT_KEY = "parent_checkpoint_id"
+#: The tag of a value written by a custom ``serde`` (its type string and bytes).
+SERDE_TAG = "serde"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class BreakpilotSaver(BaseCheckpointSaver[int]):
+    """A LangGraph checkpointer that keeps threads as readable sessions of a store.
+
+    Every LangGraph checkpoint is one row of ``checkpoints`` (channel values as JSON
+    text, see :mod:`breakpilot_store.langgraph.values`); a thread's namespace is one
+    session (``thread_id``, or ``thread_id|checkpoint_ns`` for a subgraph's); pending
+    writes live in ``langgraph_writes``. Sync and async methods share one database and
+    one implementation (:mod:`breakpilot_store.langgraph.operations`).
+
+    Args:
+        store: A path or SQLAlchemy URL, a :class:`CheckpointStore`, an
+            :class:`AsyncCheckpointStore`, or ``None`` for the default store. A store
+            passed in stays open when the saver closes; one opened here is closed.
+        keep_last: Keep only this many newest checkpoints per thread and namespace,
+            applied in the same transaction as each ``put`` (default: keep all).
+        serde: A LangGraph serializer for channel and write values instead of the
+            tagged JSON (values then read as ``{"$type": "serde", ...}``).
+        allowed_types: Classes (or ``"module:QualName"`` strings) beyond those of
+            ``langchain_core`` and ``langgraph`` that values may hold.
+        **store_options: Options of :class:`CheckpointStore` for a store opened here.
+
+    Raises:
+        CheckpointValueError: ``keep_last`` is not a positive int.
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | URL | CheckpointStore | AsyncCheckpointStore | None = None,
+        *,
+        keep_last: int | None = None,
+        serde: SerializerProtocol | None = None,
+        allowed_types: Iterable[type | str] = (),
+        **store_options: Any,
+    ) -> None:
+        super().__init__(serde=serde)
+        if keep_last is not None:
+            if type(keep_last) is not int:
+                raise CheckpointTypeError(
+                    f"keep_last must be an int, not {type(keep_last).__name__}"
+                )
+            if keep_last < 1:
+                raise CheckpointValueError(f"keep_last must be positive, not {keep_last}")
+        self.keep_last = keep_last
+        self._custom_serde = serde is not None
+        self._codec = ValueCodec(allowed_types)
+        self._owns = not isinstance(store, (CheckpointStore, AsyncCheckpointStore))
+        if isinstance(store, AsyncCheckpointStore):
+            self._astore = store
+        elif isinstance(store, CheckpointStore):
+            self._astore = AsyncCheckpointStore.wrap(store)
+        else:
+            self._astore = AsyncCheckpointStore(store, **store_options)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def from_conn_string(cls, conn_string: str, **options: Any) -> Iterator[BreakpilotSaver]:
+        """Open a saver on a path or URL for a ``with`` block, as ``SqliteSaver``'s does."""
+        saver = cls(conn_string, **options)
+        try:
+            yield saver
+        finally:
+            saver.close()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def afrom_conn_string(
+        cls, conn_string: str, **options: Any
+    ) -> AsyncIterator[BreakpilotSaver]:
+        """:meth:`from_conn_string` for ``async with`` (closes with :meth:`aclose`)."""
+        saver = cls(conn_string, **options)
+        try:
+            yield saver
+        finally:
+            await saver.aclose()
+
+    @property
+    def store(self) -> CheckpointStore:
+        """The :class:`CheckpointStore` under this saver (opened on first use)."""
+        return self._astore.sync_store
+
+    def close(self) -> None:
+        """Close the store if this saver opened it (from sync code)."""
+        if not self._owns:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self._astore.close())
+            return
+        raise BreakpilotStoreError("close() called inside an event loop: use await aclose()")
+
+    async def aclose(self) -> None:
+        """Close the store if this saver opened it."""
+        if self._owns:
+            await self._astore.close()
+
+    def __enter__(self) -> BreakpilotSaver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> BreakpilotSaver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _run(self, operation: Any, *, write: bool = False) -> Any:
+        return self._astore.sync_store.run(operation, write=write)
+
+    async def _arun(self, operation: Any, *, write: bool = False) -> Any:
+        return await self._astore.run(operation, write=write)
+
+    # -- values ------------------------------------------------------------------------
+
+    def _value_json(self, value: Any) -> Any:
+        if self._custom_serde:
+            kind, blob = self.serde.dumps_typed(value)
+            return {TAG: SERDE_TAG, "format": kind, "b64": base64.b64encode(blob).decode()}
+        return self._codec.to_json(value)
+
+    def _value(self, stored: Any) -> Any:
+        if self._custom_serde and type(stored) is dict and stored.get(TAG) == SERDE_TAG:
+            return self.serde.loads_typed((stored["format"], base64.b64decode(stored["b64"])))
+        return self._codec.from_json(stored)
+
+    def _encode_checkpoint(self, checkpoint: Checkpoint, parent_id: str | None) -> str:
+        rest = {key: item for key, item in checkpoint.items() if key != "channel_values"}
+        doc = self._codec.to_json(rest)
+        doc["channel_values"] = {
+            key: self._value_json(item) for key, item in checkpoint["channel_values"].items()
+        }
+        doc[PARENT_KEY] = parent_id
+        return orjson.dumps(doc).decode()
+
+    def _tuple(self, thread_id: str, ns: str, row: ops.Row, writes: ops.Writes) -> CheckpointTuple:
+        _, _, checkpoint_id, data, metadata = row
+        doc = orjson.loads(data)
+        values = doc.pop("channel_values", {})
+        parent_id = doc.pop(PARENT_KEY, None)
+        checkpoint = self._codec.from_json(doc)
+        checkpoint["channel_values"] = {key: self._value(item) for key, item in values.items()}
+        base = {"thread_id": thread_id, "checkpoint_ns": ns}
+        return CheckpointTuple(
+            config={"configurable": {**base, "checkpoint_id": checkpoint_id}},
+            checkpoint=checkpoint,
+            metadata=self._codec.loads(metadata),
+            parent_config=(
+                {"configurable": {**base, "checkpoint_id": parent_id}} if parent_id else None
+            ),
+            pending_writes=[
+                (task_id, channel, self._value(orjson.loads(value)))
+                for task_id, channel, value in writes
+            ],
+        )
+
+    # -- operations, built once for both fronts ----------------------------------------
+
+    @staticmethod
+    def _where(config: RunnableConfig) -> ops.Target:
+        configurable = config.get("configurable") or {}
+        if "thread_id" not in configurable:
+            raise CheckpointValueError("config['configurable'] has no 'thread_id'")
+        return ops.target(configurable["thread_id"], configurable.get("checkpoint_ns", ""))
+
+    def _get_op(self, config: RunnableConfig) -> tuple[ops.Target, Any]:
+        where = self._where(config)
+        return where, functools.partial(
+            ops.get_tuple, where=where, checkpoint_id=get_checkpoint_id(config)
+        )
+
+    def _list_op(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> Any:
+        configurable = (config or {}).get("configurable") or {}
+        thread_id = configurable.get("thread_id")
+        ns = configurable.get("checkpoint_ns")
+        keep = None
+        if filter:
+            wanted = dict(filter)
+
+            def keep(metadata: str) -> bool:
+                found = self._codec.loads(metadata)
+                return all(key in found and found[key] == value for key, value in wanted.items())
+
+        return functools.partial(
+            ops.list_checkpoints,
+            thread_id=None if thread_id is None else str(thread_id),
+            checkpoint_ns=ns,
+            checkpoint_id=configurable.get("checkpoint_id"),
+            before=get_checkpoint_id(before) if before else None,
+            limit=limit,
+            keep=keep,
+        )
+
+    def _put_op(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> tuple[Any, RunnableConfig]:
+        where = self._where(config)
+        parent_id = config["configurable"].get("checkpoint_id")
+        data = self._encode_checkpoint(checkpoint, parent_id)
+        meta = self._codec.dumps(get_serializable_checkpoint_metadata(config, metadata))
+        op = functools.partial(
+            ops.put,
+            where=where,
+            checkpoint_id=checkpoint["id"],
+            data=data,
+            metadata=meta,
+            now=_now(),
+            keep_last=self.keep_last,
+        )
+        saved: RunnableConfig = {
+            "configurable": {
+                "thread_id": where.thread_id,
+                "checkpoint_ns": where.checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        return op, saved
+
+    def _put_writes_op(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> Any:
+        where = self._where(config)
+        checkpoint_id = config["configurable"]["checkpoint_id"]
+        rows = [
+            (
+                task_id,
+                WRITES_IDX_MAP.get(channel, idx),
+                channel,
+                orjson.dumps(self._value_json(value)).decode(),
+                task_path,
+            )
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        return functools.partial(
+            ops.put_writes, where=where, checkpoint_id=checkpoint_id, rows=rows, now=_now()
+        )
+
+    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Any:
+        if strategy not in ("keep_latest", "delete"):
+            raise CheckpointValueError(
+                f"unknown prune strategy {strategy!r} (use 'keep_latest' or 'delete')"
+            )
+        threads = [ops.target(thread_id).thread_id for thread_id in thread_ids]
+        return functools.partial(ops.prune, thread_ids=threads, strategy=strategy, now=_now())
+
+    # -- sync --------------------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Return the checkpoint ``config`` names (the newest without an id), or ``None``."""
+        where, op = self._get_op(config)
+        found = self._run(op)
+        return None if found is None else self._tuple(where.thread_id, where.checkpoint_ns, *found)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """List checkpoints newest first (``config=None``: every thread), read in one transaction."""
+        for tid, ns, row, writes in self._run(self._list_op(config, filter, before, limit)):
+            yield self._tuple(tid, ns, row, writes)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint (one row; retention in the same transaction)."""
+        op, saved = self._put_op(config, checkpoint, metadata)
+        self._run(op, write=True)
+        return saved
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes for the checkpoint ``config`` names."""
+        self._run(self._put_writes_op(config, writes, task_id, task_path), write=True)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every namespace of a thread: checkpoints, writes and sessions."""
+        self._run(
+            functools.partial(ops.delete_thread, thread_id=ops.target(thread_id).thread_id),
+            write=True,
+        )
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) made by these runs."""
+        self._run(
+            functools.partial(ops.delete_for_runs, run_ids=[str(r) for r in run_ids], now=_now()),
+            write=True,
+        )
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every namespace of a thread, with its writes, to a new thread (ids kept)."""
+        self._run(self._copy_op(source_thread_id, target_thread_id), write=True)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep each namespace's newest checkpoint; ``delete``: all go."""
+        self._run(self._prune_op(thread_ids, strategy), write=True)
+
+    def _copy_op(self, source: str, dest: str) -> Any:
+        return functools.partial(
+            ops.copy_thread,
+            source=ops.target(source).thread_id,
+            dest=ops.target(dest).thread_id,
+            now=_now(),
+        )
+
+    # -- async (the same operations) ---------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async :meth:`get_tuple`."""
+        where, op = self._get_op(config)
+        found = await self._arun(op)
+        return None if found is None else self._tuple(where.thread_id, where.checkpoint_ns, *found)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async :meth:`list`."""
+        for tid, ns, row, writes in await self._arun(self._list_op(config, filter, before, limit)):
+            yield self._tuple(tid, ns, row, writes)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async :meth:`put`."""
+        op, saved = self._put_op(config, checkpoint, metadata)
+        await self._arun(op, write=True)
+        return saved
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async :meth:`put_writes`."""
+        await self._arun(self._put_writes_op(config, writes, task_id, task_path), write=True)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async :meth:`delete_thread`."""
+        await self._arun(
+            functools.partial(ops.delete_thread, thread_id=ops.target(thread_id).thread_id),
+            write=True,
+        )
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async :meth:`delete_for_runs`."""
+        await self._arun(
+            functools.partial(ops.delete_for_runs, run_ids=[str(r) for r in run_ids], now=_now()),
+            write=True,
+        )
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async :meth:`copy_thread`."""
+        await self._arun(self._copy_op(source_thread_id, target_thread_id), write=True)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async :meth:`prune`."""
+        await self._arun(self._prune_op(thread_ids, strategy), write=True)
+
+    # -- versions ----------------------------------------------------------------------
+
+    def get_next_version(self, current: int | str | None, channel: None = None) -> int:
+        """Channel versions are integers 1, 2, 3... (readable in ``channel_versions``).
+
+        A version left by a saver that writes ``"<int>.<random>"`` strings continues
+        from its integer part.
+        """
+        if current is None:
+            return 1
+        if isinstance(current, str):
+            return int(current.split(".")[0]) + 1
+        return int(current) + 1

@@ -404,6 +404,23 @@ def import_(opts: Options, session: str, file: Any) -> None:
 
 
 @cli.command()
+@click.argument("checkpoint_id", metavar="CHECKPOINT_ID")
+@click.argument("new_session")
+@common
+@pass_options
+def fork(opts: Options, checkpoint_id: str, new_session: str) -> None:
+    """Copy a session's history up to CHECKPOINT_ID (SESSION:SEQ) into NEW_SESSION."""
+    with open_write(opts.db) as store:
+        copied = store.fork_session(checkpoint_id, new_session)
+    if opts.json:
+        _json(opts).json({"from": checkpoint_id, "session_id": new_session, "copied": copied})
+        return
+    _json(opts).echo(
+        f"forked {plural(copied, 'checkpoint')} up to {checkpoint_id} into session {new_session!r}"
+    )
+
+
+@cli.command()
 @click.option("--from", "source", metavar="URL", help="Source store (default: the --db store).")
 @click.option("--to", "target", metavar="URL", required=True, help="Destination store.")
 @click.option("--prefix", help="Only sessions whose id starts with this.")

@@ -5,7 +5,8 @@ checkpoint's seq, name, time, data and metadata; its ``origin_id`` is the id it 
 copied from, or the origin it already had (a copy of a copy, or of an import, still
 names the first source). The new session's counter continues from the source's, so the
 ids that the copy hands out next never collide with the copied ones. A LangGraph
-thread's pending writes of the copied checkpoints go along, and a copy of a thread's
+thread's pending writes of the copied checkpoints go along (a fork leaves those of its
+last checkpoint behind), and a copy of a thread's
 root namespace is a LangGraph thread of the new id (see ``breakpilot_store.langgraph``).
 """
 
@@ -34,7 +35,7 @@ _COPY_WRITES = text(
     "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
     "SELECT :dst, w.checkpoint_id, w.task_id, w.idx, w.channel, w.value, w.task_path "
     "FROM langgraph_writes w WHERE w.session_id = :src AND w.checkpoint_id IN "
-    "(SELECT name FROM checkpoints WHERE session_id = :dst)"
+    "(SELECT name FROM checkpoints WHERE session_id = :dst AND seq <= :upto)"
 )
 _ROOT_THREAD = select(langgraph_threads.c.checkpoint_ns).where(
     langgraph_threads.c.session_id == bindparam("sid")
@@ -63,6 +64,9 @@ def copy_history(
     if state is None:
         raise UnknownSessionError(f"no session {src!r}")
     last_seq = state[0]
+    # A fork starts before the step after its checkpoint: that checkpoint's pending
+    # writes (the results of that step's tasks) stay behind, so the tasks run again.
+    writes_upto = last_seq if upto is None else upto - 1
     if upto is None:
         upto = last_seq
     if counters.lock(conn, dst):
@@ -74,7 +78,7 @@ def copy_history(
     counters.add_session(conn, dst, now)
     copied = conn.execute(_COPY_ROWS, {"dst": dst, "src": src, "upto": upto}).rowcount
     counters.rebase(conn, dst, max(upto, 0), copied, now)
-    conn.execute(_COPY_WRITES, {"dst": dst, "src": src})
+    conn.execute(_COPY_WRITES, {"dst": dst, "src": src, "upto": writes_upto})
     return copied
 
 

@@ -180,24 +180,30 @@ def ensure_thread(conn: Connection, where: Target, now: datetime) -> None:
         ThreadConflictError: The session id is held by another thread or by a session
             that is not a LangGraph thread (nothing is written).
     """
-    row = conn.execute(_THREAD_OF, {"sid": where.session_id}).first()
-    if row is not None:
-        if (row[0], row[1]) != (where.thread_id, where.checkpoint_ns):
-            raise ThreadConflictError(
-                f"session {where.session_id!r} holds LangGraph thread {row[0]!r} namespace "
-                f"{row[1]!r}, not thread {where.thread_id!r} namespace {where.checkpoint_ns!r}"
-            )
-        return
+    # The session's row first (locked on PostgreSQL), then its mapping in a later
+    # statement: one that starts after the lock sees what its holder committed.
     if counters.lock(conn, where.session_id):
+        _check_thread(conn, where)
+        return
+    counters.add_session(conn, where.session_id, now)
+    params = {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns}
+    if conn.execute(_ADD_THREAD, params).rowcount != 1:
+        # Another transaction made the session first (PostgreSQL; ours waited for it).
+        _check_thread(conn, where)
+
+
+def _check_thread(conn: Connection, where: Target) -> None:
+    row = conn.execute(_THREAD_OF, {"sid": where.session_id}).first()
+    if row is None:
         raise ThreadConflictError(
             f"session {where.session_id!r} exists and is not a LangGraph thread; "
             "use another thread_id"
         )
-    counters.add_session(conn, where.session_id, now)
-    conn.execute(
-        _ADD_THREAD,
-        {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns},
-    )
+    if (row[0], row[1]) != (where.thread_id, where.checkpoint_ns):
+        raise ThreadConflictError(
+            f"session {where.session_id!r} holds LangGraph thread {row[0]!r} namespace "
+            f"{row[1]!r}, not thread {where.thread_id!r} namespace {where.checkpoint_ns!r}"
+        )
 
 
 def put(

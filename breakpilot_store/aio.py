@@ -42,7 +42,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 
 from .checkpoint import Checkpoint
-from .core import copying, checks
+from .core import checks, copying
 from .core import operations as ops
 from .core.group import outcome
 from .core.operations import Operation

@@ -1,4 +1,4 @@
-"""LangGraph checkpointer on a breakpilot store (extra: ``pip install 'breakpilot-store[langgraph]'``).
+"""LangGraph checkpointer on a breakpilot store (`pip install "breakpilot-store[langgraph]"`).
 
 ``BreakpilotSaver`` keeps LangGraph threads as sessions of the store, one readable row
 per checkpoint. LangGraph is imported only here, never by the core package.

@@ -316,7 +316,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        """List checkpoints newest first (``config=None``: every thread), read in one transaction."""
+        """List checkpoints newest first (``config=None``: every thread), in one read."""
         for tid, ns, row, writes in self._run(self._list_op(config, filter, before, limit)):
             yield self._tuple(tid, ns, row, writes)
 

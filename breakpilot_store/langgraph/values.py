@@ -236,8 +236,9 @@ class ValueCodec:
             self._classes.setdefault(key, cls)
             return key
         raise UnknownValueTypeError(
-            f"cannot store a value of type {key}: the class is not allowed, so it could not "
-            f"be loaded back; allow it with BreakpilotSaver(..., allowed_types=[{cls.__qualname__}])"
+            f"cannot store a value of type {key}: the class is not allowed, so it could not be "
+            "loaded back; allow it with "
+            f"BreakpilotSaver(..., allowed_types=[{cls.__qualname__}])"
         )
 
     # -- decoding ----------------------------------------------------------------------

@@ -29,7 +29,9 @@ def scripted_agent(state: ChatState) -> dict[str, Any]:
     """A chat model stand-in: asks for the tool once, then answers from its result."""
     last = state["messages"][-1]
     if isinstance(last, ToolMessage):
-        model = GenericFakeChatModel(messages=iter([AIMessage(content=f"The answer is {last.content}.")]))
+        model = GenericFakeChatModel(
+            messages=iter([AIMessage(content=f"The answer is {last.content}.")])
+        )
         return {"messages": [model.invoke(state["messages"])]}
     call = {"name": "multiply", "args": {"a": 6, "b": 7}, "id": f"call-{len(state['messages'])}"}
     return {"messages": [AIMessage(content="", tool_calls=[call])]}

@@ -77,8 +77,9 @@ def test_history_time_travel_and_fork(backend_url: str) -> None:
         # input, agent, tools, agent: newest first, each one's parent the next one.
         assert [len(s.values.get("messages", [])) for s in history] == [4, 3, 2, 1, 0]
         for newer, older in zip(history, history[1:], strict=False):
-            assert newer.parent_config["configurable"]["checkpoint_id"] == (
-                older.config["configurable"]["checkpoint_id"]
+            assert (
+                newer.parent_config["configurable"]["checkpoint_id"]
+                == (older.config["configurable"]["checkpoint_id"])
             )
         # Time travel: replay from the checkpoint after the tool ran.
         after_tool = next(s for s in history if len(s.values.get("messages", [])) == 3)
@@ -88,7 +89,11 @@ def test_history_time_travel_and_fork(backend_url: str) -> None:
         tool_msg = after_tool.values["messages"][2]
         forked = graph.update_state(
             after_tool.config,
-            {"messages": [ToolMessage(content="41", tool_call_id=tool_msg.tool_call_id, id=tool_msg.id)]},
+            {
+                "messages": [
+                    ToolMessage(content="41", tool_call_id=tool_msg.tool_call_id, id=tool_msg.id)
+                ]
+            },
         )
         result = graph.invoke(None, forked)
         assert kinds(result["messages"])[-1] == ("AIMessage", "The answer is 41.")
@@ -129,7 +134,8 @@ def test_saver_over_a_store_passed_in(backend_url: str) -> None:
         graph.invoke({"messages": [HumanMessage(content="what is 6 times 7?")]}, config("k"))
         saver.close()  # the store was passed in: it stays open
         assert [c.name for c in store.list_checkpoints("k")] == [
-            t.config["configurable"]["checkpoint_id"] for t in reversed(list(saver.list(config("k"))))
+            t.config["configurable"]["checkpoint_id"]
+            for t in reversed(list(saver.list(config("k"))))
         ]
         assert store.count("k") == 3
         assert isinstance(graph.get_state(config("k")).values["messages"][-1], AIMessage)

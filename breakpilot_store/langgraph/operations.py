@@ -28,7 +28,7 @@ from ..codec import check_key
 from ..core import copying, counters
 from ..core import repository as repo
 from ..errors import CheckpointValueError
-from ..schema import checkpoints, langgraph_threads, langgraph_writes
+from ..schema import checkpoints, langgraph_threads, langgraph_writes, to_text
 
 #: Between a thread id and a non-empty namespace in a session id. LangGraph joins the
 #: levels of a nested namespace with the same character, so a subgraph's session reads
@@ -75,7 +75,6 @@ def target(thread_id: Any, checkpoint_ns: Any = "") -> Target:
 # -- statements ------------------------------------------------------------------------
 
 _ROW = (_c.session_id, _c.seq, _c.name, _c.data, _c.metadata)
-_THREAD_OF = select(_t.thread_id, _t.checkpoint_ns).where(_t.session_id == bindparam("sid"))
 _ADD_THREAD = text(
     "INSERT INTO langgraph_threads (session_id, thread_id, checkpoint_ns) "
     "VALUES (:sid, :tid, :ns) ON CONFLICT DO NOTHING"
@@ -84,12 +83,6 @@ _IS_THREAD = exists().where(
     _t.session_id == bindparam("sid"),
     _t.thread_id == bindparam("tid"),
     _t.checkpoint_ns == bindparam("ns"),
-)
-_SEQ_OF = (
-    select(_c.seq)
-    .where(_c.session_id == bindparam("sid"), _c.name == bindparam("name"))
-    .order_by(_c.seq.desc())
-    .limit(1)
 )
 _REWRITE = (
     update(checkpoints)
@@ -173,37 +166,75 @@ def _runs_statement(dialect: str) -> Any:
 # -- writing ---------------------------------------------------------------------------
 
 
-def ensure_thread(conn: Connection, where: Target, now: datetime) -> None:
-    """Create the thread's session and its ``langgraph_threads`` row if they are new.
+#: All a put needs to know, in one statement: the session's counter base and top seq,
+#: its LangGraph mapping, and the seq already holding this checkpoint id (if any).
+_STATE_SQL = (
+    "SELECT s.base_seq, s.base_count, "
+    "(SELECT max(c.seq) FROM checkpoints c WHERE c.session_id = :sid), "
+    "t.thread_id, t.checkpoint_ns, "
+    "(SELECT c.seq FROM checkpoints c WHERE c.session_id = :sid AND c.name = :name "
+    "ORDER BY c.seq DESC LIMIT 1) "
+    "FROM sessions s LEFT JOIN langgraph_threads t ON t.session_id = s.session_id "
+    "WHERE s.session_id = :sid"
+)
+_STATE = text(_STATE_SQL)
+_INSERT_SQL = (
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "VALUES (:sid, :seq, :name, :created_at, :data, :metadata)"
+)
+
+
+def _driver(conn: Connection) -> Any:
+    """SQLite's own connection under ``conn`` (same transaction), else ``None``.
+
+    A put's statements go to it directly: through Core each one cost ~0.1 ms of Python
+    (events, result objects), which was most of a put's CPU after the fsync
+    (benchmarks/OPTIMISATIONS.md). PostgreSQL keeps Core (its JSON casts, its pool).
+    """
+    if conn.dialect.name != "sqlite":
+        return None
+    return conn.connection.driver_connection
+
+
+def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[Any, ...]:
+    """The thread's session as ``(base_seq, base_count, top, stored_seq)``, made if new.
+
+    One statement on SQLite, whose ``BEGIN IMMEDIATE`` already holds the write lock. On
+    PostgreSQL the session's row is locked first, and the state read in a later
+    statement, which sees what the lock's previous holder committed (see core.counters).
 
     Raises:
         ThreadConflictError: The session id is held by another thread or by a session
             that is not a LangGraph thread (nothing is written).
     """
-    # The session's row first (locked on PostgreSQL), then its mapping in a later
-    # statement: one that starts after the lock sees what its holder committed.
-    if counters.lock(conn, where.session_id):
-        _check_thread(conn, where)
-        return
-    counters.add_session(conn, where.session_id, now)
-    params = {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns}
-    if conn.execute(_ADD_THREAD, params).rowcount != 1:
-        # Another transaction made the session first (PostgreSQL; ours waited for it).
-        _check_thread(conn, where)
-
-
-def _check_thread(conn: Connection, where: Target) -> None:
-    row = conn.execute(_THREAD_OF, {"sid": where.session_id}).first()
+    params = {"sid": where.session_id, "name": name}
+    driver = _driver(conn)
+    if driver is not None:
+        row = driver.execute(_STATE_SQL, params).fetchone()
+    else:
+        counters.lock(conn, where.session_id)
+        row = conn.execute(_STATE, params).first()
     if row is None:
+        counters.add_session(conn, where.session_id, now)
+        added = conn.execute(
+            _ADD_THREAD,
+            {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns},
+        ).rowcount
+        if added == 1:
+            return (0, 0, None, None)
+        # PostgreSQL: another transaction made the session first and ours waited for it.
+        row = conn.execute(_STATE, params).first()
+    if row[3] is None:
         raise ThreadConflictError(
             f"session {where.session_id!r} exists and is not a LangGraph thread; "
             "use another thread_id"
         )
-    if (row[0], row[1]) != (where.thread_id, where.checkpoint_ns):
+    if (row[3], row[4]) != (where.thread_id, where.checkpoint_ns):
         raise ThreadConflictError(
-            f"session {where.session_id!r} holds LangGraph thread {row[0]!r} namespace "
-            f"{row[1]!r}, not thread {where.thread_id!r} namespace {where.checkpoint_ns!r}"
+            f"session {where.session_id!r} holds LangGraph thread {row[3]!r} namespace "
+            f"{row[4]!r}, not thread {where.thread_id!r} namespace {where.checkpoint_ns!r}"
         )
+    return (row[0], row[1], row[2], row[5])
 
 
 def put(
@@ -220,15 +251,21 @@ def put(
     With ``keep_last``, the thread's namespace then keeps its ``keep_last`` newest
     checkpoints; the others go, with their pending writes, in this transaction.
     """
-    ensure_thread(conn, where, now)
     sid = where.session_id
-    stored = conn.execute(_SEQ_OF, {"sid": sid, "name": checkpoint_id}).scalar()
+    base_seq, base_count, top, stored = _state(conn, where, checkpoint_id, now)
     if stored is not None:
         conn.execute(_REWRITE, {"sid": sid, "row_seq": stored, "data": data, "meta": metadata})
         return
-    row_lock = conn.dialect.name == "postgresql"
-    seq, held = counters.next_seq(conn, sid, now, row_lock=row_lock)
-    repo.insert_checkpoint(conn, sid, seq, checkpoint_id, now, data, metadata)
+    # The counter's rule (core.counters.next_seq): one above the base and every seq
+    # held; everything above the base is a create since it.
+    seq = max(base_seq, top or 0) + 1
+    held = base_count + seq - base_seq
+    driver = _driver(conn)
+    if driver is not None:
+        values = {"sid": sid, "seq": seq, "name": checkpoint_id, "data": data, "metadata": metadata}
+        driver.execute(_INSERT_SQL, {**values, "created_at": to_text(now)})
+    else:
+        repo.insert_checkpoint(conn, sid, seq, checkpoint_id, now, data, metadata)
     if keep_last is not None and held > keep_last:
         removed = conn.execute(_TRIM, {"sid": sid, "keep": keep_last}).scalars().all()
         # A write that is not a plain create: the session's row takes the exact counter.
@@ -251,10 +288,13 @@ def put_writes(
     """
     if not rows:
         return
-    ensure_thread(conn, where, now)
+    _state(conn, where, checkpoint_id, now)
     replace = all(idx < 0 for _, idx, _, _, _ in rows)
-    conn.execute(
-        _write_statement(conn.dialect.name, replace),
+    statement = _write_statement(conn.dialect.name, replace)
+    driver = _driver(conn)
+    execute = conn.execute if driver is None else driver.executemany
+    execute(
+        statement if driver is None else statement.text,
         [
             {
                 "sid": where.session_id,

@@ -34,6 +34,7 @@ def test_the_cli_has_the_commands_the_issue_asks_for():
         "export",
         "import",
         "copy",
+        "fork",
         "compress",
         "delete",
         "prune",

@@ -88,6 +88,15 @@ def test_builtin_values_round_trip_exactly(value: Any) -> None:
     assert back == value and type(back) is type(value)
 
 
+def test_subclasses_of_json_types_come_back_as_the_base_type() -> None:
+    from collections import OrderedDict, defaultdict
+
+    codec = ValueCodec()
+    value = {"o": OrderedDict(a=1), "d": defaultdict(list, b=[1])}
+    back = codec.loads(codec.dumps(value))
+    assert back == {"o": {"a": 1}, "d": {"b": [1]}} and type(back["d"]) is dict
+
+
 def test_nan_round_trips() -> None:
     codec = ValueCodec()
     back = codec.loads(codec.dumps(float("nan")))

@@ -197,7 +197,8 @@ def postgres_saver(base: str, threads: int) -> Any:
 
     with isolated_schema(base, "bench") as schema:
         url = libpq_url(with_schema(base, schema))
-        with psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row) as conn:
+        options: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0}
+        with psycopg.connect(url, row_factory=dict_row, **options) as conn:
             saver = PostgresSaver(conn)
             saver.setup()
             times = run_threads(build(saver), threads)
@@ -218,8 +219,11 @@ def measure(
             times, size = contenders[name]()
             found[name][0].append(statistics.median(times))
             found[name][1].append(size)
-            print(f"rep {rep + 1} {name}: {statistics.median(times) * 1e3:.2f} ms/step, "
-                  f"{size / 1024:.0f} KiB/thread", file=sys.stderr)
+            print(
+                f"rep {rep + 1} {name}: {statistics.median(times) * 1e3:.2f} ms/step, "
+                f"{size / 1024:.0f} KiB/thread",
+                file=sys.stderr,
+            )
     return found
 
 
@@ -229,7 +233,6 @@ def ratio(found: dict[str, Any], name: str, peer: str, index: int) -> str:
 
 
 def report(found: dict[str, Any], pg: dict[str, Any] | None, reps: int, threads: int) -> str:
-    import langgraph.checkpoint.sqlite as lgs  # noqa: F401 - version below
     from importlib.metadata import version
 
     lines = [
@@ -248,7 +251,8 @@ def report(found: dict[str, Any], pg: dict[str, Any] | None, reps: int, threads:
         "`synchronous=FULL` for every SQLite contender. Regenerate with "
         "`python -m benchmarks.langgraph_steps --update` (`--postgres URL` for the last rows).",
         "",
-        "| contender | ms per step | × SqliteSaver (time) | KiB per thread | × SqliteSaver (bytes) |",
+        "| contender | ms per step | × SqliteSaver (time) | KiB per thread "
+        "| × SqliteSaver (bytes) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
 
@@ -267,7 +271,8 @@ def report(found: dict[str, Any], pg: dict[str, Any] | None, reps: int, threads:
             "",
             "On PostgreSQL (local server), against `PostgresSaver` (ratios × PostgresSaver):",
             "",
-            "| contender | ms per step | × PostgresSaver (time) | KiB per thread | × PostgresSaver (bytes) |",
+            "| contender | ms per step | × PostgresSaver (time) | KiB per thread "
+            "| × PostgresSaver (bytes) |",
             "| --- | ---: | ---: | ---: | ---: |",
         ]
         for name in pg:

@@ -133,3 +133,21 @@ def test_cli_fork_errors_are_one_line_and_change_nothing(tmp_path: Path) -> None
         result = CliRunner().invoke(cli, ["--db", str(db), "fork", *args])
         assert result.exit_code == 1 and message in result.output, result.output
     assert sqlite3.connect(db).execute("SELECT count(*) FROM checkpoints").fetchone() == before
+
+
+def test_the_readme_query_reads_a_thread_s_messages(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## LangGraph") :]
+    query = section[
+        section.index("```sql\n") + 7 : section.index("```", section.index("```sql\n") + 7)
+    ]
+    db = tmp_path / "agents.db"
+    with BreakpilotSaver.from_conn_string(str(db)) as saver:
+        tool_agent(saver).invoke(QUESTION, {"configurable": {"thread_id": "t-1"}})
+    raw = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = raw.execute(query).fetchall()
+    finally:
+        raw.close()
+    assert [content for _, content in rows] == ["what is 6 times 7?", "", "42", "The answer is 42."]
+    assert rows[0][0] == "langchain_core.messages.human:HumanMessage"

@@ -40,6 +40,8 @@ def test_upgrade_downgrade_round_trip(pg_url, pg_raw) -> None:
             "adk_sessions": "BASE TABLE",
             "adk_app_states": "BASE TABLE",
             "adk_user_states": "BASE TABLE",
+            "langgraph_threads": "BASE TABLE",
+            "langgraph_writes": "BASE TABLE",
         }
         downgrade(engine, "base")
         assert relations(pg_raw) == {"alembic_version": "BASE TABLE"}

@@ -23,6 +23,10 @@ HEAD_OBJECTS = {
     "adk_sessions",
     "adk_app_states",
     "adk_user_states",
+    # revision 0004: LangGraph threads and pending writes
+    "langgraph_threads",
+    "langgraph_writes",
+    "ix_langgraph_threads_thread_id_checkpoint_ns",
 }
 
 # The child wraps one alembic operation so that its n-th call SIGKILLs the process, then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import functools
 import os
 import threading
@@ -203,8 +204,14 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         return orjson.dumps(doc).decode()
 
     def _tuple(self, thread_id: str, ns: str, row: ops.Row, writes: ops.Writes) -> CheckpointTuple:
-        _, _, checkpoint_id, data, metadata = row
-        doc = orjson.loads(data)
+        session_id, seq, checkpoint_id, data, metadata = row
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise CheckpointValueError(
+                f"checkpoint {session_id}:{seq} of LangGraph thread {thread_id!r} does not "
+                f"hold JSON (was it edited by hand?): {exc}"
+            ) from exc
         values = doc.pop("channel_values", {})
         parent_id = doc.pop(PARENT_KEY, None)
         checkpoint = self._codec.from_json(doc)
@@ -299,7 +306,12 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         task_path: str,
     ) -> Any:
         where = self._where(config)
-        checkpoint_id = config["configurable"]["checkpoint_id"]
+        checkpoint_id = config["configurable"].get("checkpoint_id")
+        if not isinstance(checkpoint_id, str) or not checkpoint_id:
+            raise CheckpointValueError(
+                "put_writes needs the checkpoint's config: config['configurable'] has no "
+                "'checkpoint_id'"
+            )
         rows = [
             (
                 task_id,
@@ -457,6 +469,23 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Async :meth:`prune`."""
         await self._arun(self._prune_op(thread_ids, strategy), write=True)
+
+    def with_allowlist(self, extra_allowlist: Iterable[tuple[str, ...]]) -> BreakpilotSaver:
+        """A saver on the same store that also allows these ``(module, name)`` classes.
+
+        LangGraph calls this when it compiles a graph, with the classes its state schema
+        names, so a state's own pydantic models, dataclasses and enums load back without
+        ``allowed_types``, as they do with LangGraph's default serializer.
+        """
+        keys = [f"{entry[0]}:{entry[1]}" for entry in extra_allowlist if len(entry) >= 2]
+        new = [key for key in keys if not self._codec.allows(key)]
+        clone = super().with_allowlist(extra_allowlist) if self._custom_serde else self
+        if not new:
+            return clone
+        if clone is self:
+            clone = copy.copy(self)
+        clone._codec = self._codec.extended(new)
+        return clone
 
     # -- versions ----------------------------------------------------------------------
 

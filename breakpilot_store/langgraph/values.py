@@ -123,6 +123,18 @@ class ValueCodec:
         self._defaults: dict[type, dict[str, Any]] = {}
         self._encoders: dict[type, Callable[[Any], Any]] = {}
 
+    def allows(self, key: str) -> bool:
+        """Whether values of the class ``"module:QualName"`` may be stored and loaded."""
+        return key in self._allowed or key.partition(":")[0].startswith(KNOWN_MODULE_PREFIXES)
+
+    def extended(self, keys: Iterable[str]) -> ValueCodec:
+        """A codec that also allows the classes ``keys`` (``"module:QualName"``)."""
+        codec = ValueCodec()
+        codec._allowed = {**self._allowed, **dict.fromkeys(keys)}
+        for key, cls in self._allowed.items():
+            codec._allowed[key] = cls
+        return codec
+
     # -- encoding ----------------------------------------------------------------------
 
     def dumps(self, value: Any) -> str:

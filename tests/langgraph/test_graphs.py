@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import decimal
 from typing import Any
 
+import pydantic
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.graph import START, StateGraph
 from langgraph.types import Command
+from typing_extensions import TypedDict
 
 from breakpilot_store import CheckpointStore
-from breakpilot_store.langgraph import BreakpilotSaver
+from breakpilot_store.langgraph import BreakpilotSaver, UnknownValueTypeError
 from tests.langgraph.graphs import nested_graph, review_graph, tool_agent
 
 
@@ -141,3 +146,38 @@ def test_saver_over_a_store_passed_in(backend_url: str) -> None:
         assert isinstance(graph.get_state(config("k")).values["messages"][-1], AIMessage)
     finally:
         store.close()
+
+
+class Item(pydantic.BaseModel):
+    name: str
+    price: decimal.Decimal
+
+
+class Basket(TypedDict):
+    items: list[Item]
+    note: str
+
+
+def test_state_schema_classes_are_allowed_by_langgraph_s_allowlist(
+    backend_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In its strict mode LangGraph hands the saver the classes its state names."""
+    from langgraph._internal import _serde
+
+    # LANGGRAPH_STRICT_MSGPACK=true, as read when langgraph is imported.
+    monkeypatch.setattr(_serde, "STRICT_MSGPACK_ENABLED", True)
+
+    def add(state: Basket) -> dict[str, Any]:
+        return {"items": [*state["items"], Item(name="tea", price=decimal.Decimal("2.50"))]}
+
+    builder = StateGraph(Basket)
+    builder.add_node("add", add)
+    builder.add_edge(START, "add")
+    with BreakpilotSaver.from_conn_string(backend_url) as saver:
+        graph = builder.compile(checkpointer=saver)
+        graph.invoke({"items": [], "note": "n"}, config("basket"))
+        items = graph.get_state(config("basket")).values["items"]
+        assert items == [Item(name="tea", price=decimal.Decimal("2.50"))]
+        # The saver itself was not widened: its allowlist is the graph's alone.
+        with pytest.raises(UnknownValueTypeError):
+            saver.get_tuple(config("basket"))

@@ -251,3 +251,18 @@ def test_bad_arguments_are_typed_errors(tmp_path: Path) -> None:
             saver.get_tuple({"configurable": {"thread_id": ""}})
         with pytest.raises(BreakpilotStoreError, match="strategy"):
             saver.prune(["t"], strategy="keep_some")
+        with pytest.raises(BreakpilotStoreError, match="checkpoint_id"):
+            saver.put_writes({"configurable": {"thread_id": "t"}}, [("ch", 1)], "task")
+
+
+def test_a_row_edited_into_bad_json_is_a_typed_error(tmp_path: Path) -> None:
+    db = tmp_path / "bad.db"
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    with BreakpilotSaver(str(db)) as saver:
+        saver.put(config, _checkpoint({"k": 1}), {"source": "input", "step": -1}, {})
+    raw = sqlite3.connect(db)
+    with raw:
+        raw.execute("UPDATE checkpoints SET data = '{broken' WHERE session_id = 't'")
+    raw.close()
+    with BreakpilotSaver(str(db)) as saver, pytest.raises(BreakpilotStoreError, match="t:1"):
+        saver.get_tuple(config)

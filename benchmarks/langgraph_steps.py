@@ -205,6 +205,40 @@ def postgres_saver(base: str, threads: int) -> Any:
         return times, pg_schema_bytes(libpq_url(base), schema) / threads
 
 
+def lookups(directory: Path, n: int = 1000, reads: int = 300) -> dict[str, float]:
+    """``get_tuple`` by checkpoint id in a thread of ``n`` checkpoints: µs per call."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from breakpilot_store.langgraph import BreakpilotSaver
+
+    found = {}
+    conn = durable_sqlite(directory / f"lk-{uuid.uuid4().hex[:6]}.db")
+    savers = {
+        "breakpilot": BreakpilotSaver(str(directory / f"lk-{uuid.uuid4().hex[:6]}.db")),
+        "SqliteSaver": SqliteSaver(conn),
+    }
+    for name, saver in savers.items():
+        config: dict[str, Any] = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        ids = []
+        for step in range(n):
+            cp = empty_checkpoint()
+            cp["channel_values"] = {"count": step}
+            config = saver.put(config, cp, {"source": "loop", "step": step}, {})
+            ids.append(cp["id"])
+        picks = [ids[(i * 7919) % n] for i in range(reads)]
+        began = time.perf_counter()
+        for cid in picks:
+            got = saver.get_tuple(
+                {"configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": cid}}
+            )
+            assert got is not None and got.checkpoint["id"] == cid
+        found[name] = (time.perf_counter() - began) / reads * 1e6
+    savers["breakpilot"].close()  # type: ignore[attr-defined]
+    conn.close()
+    return found
+
+
 # -- the run -----------------------------------------------------------------------------
 
 
@@ -232,7 +266,13 @@ def ratio(found: dict[str, Any], name: str, peer: str, index: int) -> str:
     return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]"
 
 
-def report(found: dict[str, Any], pg: dict[str, Any] | None, reps: int, threads: int) -> str:
+def report(
+    found: dict[str, Any],
+    pg: dict[str, Any] | None,
+    reps: int,
+    threads: int,
+    lookup: list[dict[str, float]] | None = None,
+) -> str:
     from importlib.metadata import version
 
     lines = [
@@ -277,6 +317,18 @@ def report(found: dict[str, Any], pg: dict[str, Any] | None, reps: int, threads:
         ]
         for name in pg:
             lines.append(row(name, pg, "PostgresSaver"))
+    if lookup:
+        ours = [r["breakpilot"] for r in lookup]
+        theirs = [r["SqliteSaver"] for r in lookup]
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+        lines += [
+            "",
+            "`get_tuple` by checkpoint id in a thread of 1,000 checkpoints (300 random ids; "
+            "the id is the row's `name`, found through the `(session_id, name, seq)` index): "
+            f"breakpilot {statistics.median(ours):.0f} µs, SqliteSaver "
+            f"{statistics.median(theirs):.0f} µs per call, "
+            f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}] ×.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -316,6 +368,7 @@ def main() -> None:
             },
             args.reps,
         )
+        lookup = [lookups(d) for _ in range(args.reps)]
     pg = None
     if args.postgres:
         base = args.postgres
@@ -326,7 +379,7 @@ def main() -> None:
             },
             args.reps,
         )
-    section = report(found, pg, args.reps, args.threads)
+    section = report(found, pg, args.reps, args.threads, lookup)
     print(section)
     if args.update:
         update_results(section)

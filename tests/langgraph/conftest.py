@@ -8,11 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PG_ENV
-
-pytest.importorskip("langgraph.checkpoint.base", reason="the [langgraph] extra is not installed")
 
 
 @contextlib.contextmanager
@@ -25,8 +21,3 @@ def fresh_url(kind: str, directory: Path) -> Iterator[str]:
 
     with isolated_postgres_url(os.environ[PG_ENV], "lg") as url:
         yield url
-
-
-@pytest.fixture
-def kind(backend_url: str) -> str:
-    return "postgres" if "://" in backend_url else "sqlite"

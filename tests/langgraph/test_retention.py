@@ -11,7 +11,7 @@ from breakpilot_store.langgraph import BreakpilotSaver
 from tests.langgraph.graphs import counting_graph, start_count
 
 
-def put_chain(saver: BaseSaver, thread: str, ns: str, n: int) -> list[dict[str, Any]]:
+def put_chain(saver: BreakpilotSaver, thread: str, ns: str, n: int) -> list[dict[str, Any]]:
     configs = []
     config: dict[str, Any] = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}}
     for step in range(n):
@@ -23,9 +23,6 @@ def put_chain(saver: BaseSaver, thread: str, ns: str, n: int) -> list[dict[str, 
         saver.put_writes(config, [("step", step + 100)], f"task-{step}")
         configs.append(config)
     return configs
-
-
-BaseSaver = BreakpilotSaver
 
 
 def test_keep_last_keeps_the_newest_per_namespace_with_their_writes(

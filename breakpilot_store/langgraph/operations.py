@@ -101,7 +101,7 @@ _NEWEST = (
     .order_by(_c.name.desc(), _c.seq.desc())
     .limit(1)
 )
-# The same reads as plain SQL for SQLite's driver connection (see _driver): a
+# The same reads as plain SQL for SQLite (see _driver): a
 # get_tuple through Core cost ~10x SqliteSaver's (benchmarks/OPTIMISATIONS.md).
 _IS_THREAD_SQL = (
     "EXISTS (SELECT 1 FROM langgraph_threads t WHERE t.session_id = :sid "
@@ -203,16 +203,31 @@ _INSERT_SQL = (
 )
 
 
-def _driver(conn: Connection) -> Any:
-    """SQLite's own connection under ``conn`` (same transaction), else ``None``.
+class _PlainSQL:
+    """SQL text straight to the driver, through ``conn`` (its transaction, its errors).
 
-    A put's statements go to it directly: through Core each one cost ~0.1 ms of Python
-    (events, result objects), which was most of a put's CPU after the fsync
-    (benchmarks/OPTIMISATIONS.md). PostgreSQL keeps Core (its JSON casts, its pool).
+    ``exec_driver_sql`` skips Core's compilation and type processing; through Core each
+    statement cost ~0.1 ms of Python, most of a put's CPU after the fsync
+    (benchmarks/OPTIMISATIONS.md). It still runs on the ``Connection`` the seam gives,
+    so a group commit's savepoint and the store's error translation apply.
     """
-    if conn.dialect.name != "sqlite":
-        return None
-    return conn.connection.driver_connection
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: dict[str, Any]) -> Any:
+        return self._conn.exec_driver_sql(sql, params)
+
+    def executemany(self, sql: str, params: list[dict[str, Any]]) -> Any:
+        return self._conn.exec_driver_sql(sql, params)
+
+
+def _driver(conn: Connection) -> _PlainSQL | None:
+    """Plain SQL on SQLite (named ``:params`` as the driver takes them), else ``None``.
+
+    PostgreSQL keeps Core: its JSON columns need the casts the column types add.
+    """
+    return _PlainSQL(conn) if conn.dialect.name == "sqlite" else None
 
 
 def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[Any, ...]:

@@ -9,7 +9,6 @@ import copy
 import functools
 import os
 import threading
-import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -91,9 +90,6 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         self._custom_serde = serde is not None
         self._codec = ValueCodec(allowed_types)
         self._write_lock = threading.Lock()
-        self._async_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
         self._owns = not isinstance(store, (CheckpointStore, AsyncCheckpointStore))
         if isinstance(store, AsyncCheckpointStore):
             self._astore = store
@@ -171,15 +167,10 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
             return store.run(operation, write=True)
 
     async def _arun(self, operation: Any, *, write: bool = False) -> Any:
-        if not write:
-            return await self._astore.run(operation)
-        # As in _run: this saver's writes queue here rather than in SQLite's busy handler.
-        loop = asyncio.get_running_loop()
-        lock = self._async_locks.get(loop)
-        if lock is None:
-            lock = self._async_locks[loop] = asyncio.Lock()
-        async with lock:
-            return await self._astore.run(operation, write=True)
+        # No lock here: the async store has one writer (SQLite's writer thread, the
+        # PostgreSQL writer), so a step's put and put_writes queue there, and may share
+        # one commit (group commit).
+        return await self._astore.run(operation, write=write)
 
     # -- values ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import copy
 import functools
 import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -29,7 +30,12 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy.engine import URL
 
 from ..aio import AsyncCheckpointStore
-from ..errors import BreakpilotStoreError, CheckpointTypeError, CheckpointValueError
+from ..errors import (
+    BreakpilotStoreError,
+    CheckpointTypeError,
+    CheckpointValueError,
+    StoreClosedError,
+)
 from ..store import CheckpointStore
 from . import operations as ops
 from .values import TAG, ValueCodec
@@ -42,6 +48,18 @@ SERDE_TAG = "serde"
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class _Stores:
+    """The saver's stores: the sync one, and an async front per event loop."""
+
+    def __init__(self, sync: CheckpointStore | None) -> None:
+        self.sync = sync
+        self.fronts: weakref.WeakKeyDictionary[Any, AsyncCheckpointStore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.lock = threading.Lock()
+        self.closed = False
 
 
 class BreakpilotSaver(BaseCheckpointSaver[int]):
@@ -91,12 +109,16 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         self._codec = ValueCodec(allowed_types)
         self._write_lock = threading.Lock()
         self._owns = not isinstance(store, (CheckpointStore, AsyncCheckpointStore))
-        if isinstance(store, AsyncCheckpointStore):
-            self._astore = store
-        elif isinstance(store, CheckpointStore):
-            self._astore = AsyncCheckpointStore.wrap(store)
-        else:
-            self._astore = AsyncCheckpointStore(store, **store_options)
+        # The async store is bound to the event loop it starts on (its writer, and on
+        # PostgreSQL its async engine), while LangGraph users call asyncio.run() more
+        # than once with one saver, and sync methods in between. So the saver keeps one
+        # sync store and, unless it was given an async store, one async front over it
+        # per event loop (AsyncCheckpointStore.wrap: same database, same store).
+        self._given_async = store if isinstance(store, AsyncCheckpointStore) else None
+        self._url = None if isinstance(store, (CheckpointStore, AsyncCheckpointStore)) else store
+        self._store_options = store_options
+        # Shared with the clones with_allowlist makes (copy.copy keeps the reference).
+        self._stores = _Stores(store if isinstance(store, CheckpointStore) else None)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -124,24 +146,62 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
 
     @property
     def store(self) -> CheckpointStore:
-        """The :class:`CheckpointStore` under this saver (opened on first use)."""
-        return self._astore.sync_store
+        """The :class:`CheckpointStore` under this saver (opened, blocking, on first use)."""
+        stores = self._stores
+        if stores.closed:
+            raise StoreClosedError("this BreakpilotSaver is closed")
+        if self._given_async is not None:
+            return self._given_async.sync_store
+        with stores.lock:
+            if stores.sync is None:
+                stores.sync = CheckpointStore(self._url, **self._store_options)
+            return stores.sync
+
+    async def _front(self) -> AsyncCheckpointStore:
+        """The async store for the running event loop."""
+        if self._given_async is not None:
+            return self._given_async
+        loop = asyncio.get_running_loop()
+        fronts = self._stores.fronts
+        front = fronts.get(loop)
+        if front is None:
+            store = self._stores.sync or await asyncio.to_thread(lambda: self.store)
+            front = fronts.setdefault(loop, AsyncCheckpointStore.wrap(store))
+        return front
 
     def close(self) -> None:
-        """Close the store if this saver opened it (from sync code)."""
-        if not self._owns:
+        """Close the store if this saver opened it (from sync code).
+
+        The async fronts of event loops that have ended are dropped (their loop is gone);
+        one of a loop still running must be closed there, with :meth:`aclose`.
+        """
+        if self._stores.closed:
             return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(self._astore.close())
-            return
-        raise BreakpilotStoreError("close() called inside an event loop: use await aclose()")
+        for loop in list(self._stores.fronts):
+            if loop.is_running():
+                raise BreakpilotStoreError(
+                    "close() called while an event loop that used this saver runs: "
+                    "use await aclose() there"
+                )
+        self._stores.fronts.clear()
+        self._shut()
 
     async def aclose(self) -> None:
-        """Close the store if this saver opened it."""
+        """Close this loop's async front, and the store if this saver opened it."""
+        if self._stores.closed:
+            return
+        front = self._stores.fronts.pop(asyncio.get_running_loop(), None)
+        if front is not None:
+            await front.close()  # a wrap: leaves the sync store open
+        self._stores.fronts.clear()
+        await asyncio.to_thread(self._shut)
+
+    def _shut(self) -> None:
+        # A store passed in stays open, and the saver keeps working on it.
         if self._owns:
-            await self._astore.close()
+            self._stores.closed = True
+            if self._stores.sync is not None:
+                self._stores.sync.close()
 
     def __enter__(self) -> BreakpilotSaver:
         return self
@@ -156,7 +216,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         await self.aclose()
 
     def _run(self, operation: Any, *, write: bool = False) -> Any:
-        store = self._astore.sync_store
+        store = self.store
         if not write:
             return store.run(operation)
         # LangGraph's sync loop sends a step's put and put_writes from pool threads at
@@ -170,7 +230,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         # No lock here: the async store has one writer (SQLite's writer thread, the
         # PostgreSQL writer), so a step's put and put_writes queue there, and may share
         # one commit (group commit).
-        return await self._astore.run(operation, write=write)
+        return await (await self._front()).run(operation, write=write)
 
     # -- values ------------------------------------------------------------------------
 

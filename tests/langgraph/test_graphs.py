@@ -42,6 +42,9 @@ def test_tool_agent_invoke_and_ainvoke_on_one_saver(backend_url: str) -> None:
         assert kinds(result["messages"]) == EXPECTED
         result = asyncio.run(graph.ainvoke(question, config("async")))
         assert kinds(result["messages"]) == EXPECTED
+        # A second event loop (a script calling asyncio.run again) with the same saver.
+        result = asyncio.run(graph.ainvoke(question, config("async-2")))
+        assert kinds(result["messages"]) == EXPECTED
         # Each thread reads back through the other front, as typed messages.
         for thread in ("sync", "async"):
             state = graph.get_state(config(thread))

@@ -172,8 +172,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     def close(self) -> None:
         """Close the store if this saver opened it (from sync code).
 
-        The async fronts of event loops that have ended are dropped (their loop is gone);
-        one of a loop still running must be closed there, with :meth:`aclose`.
+        The async fronts of event loops that have ended are closed on a loop of their
+        own; one of a loop still running must be closed there, with :meth:`aclose`.
         """
         if self._stores.closed:
             return
@@ -183,7 +183,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
                     "close() called while an event loop that used this saver runs: "
                     "use await aclose() there"
                 )
-        self._stores.fronts.clear()
+        self._close_ended_fronts()
         self._shut()
 
     async def aclose(self) -> None:
@@ -193,8 +193,18 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         front = self._stores.fronts.pop(asyncio.get_running_loop(), None)
         if front is not None:
             await front.close()  # a wrap: leaves the sync store open
-        self._stores.fronts.clear()
+        await asyncio.to_thread(self._close_ended_fronts)
         await asyncio.to_thread(self._shut)
+
+    def _close_ended_fronts(self) -> None:
+        """Close the fronts left by other event loops (their writer threads stop)."""
+        fronts = list(self._stores.fronts.values())
+        self._stores.fronts.clear()
+        for front in fronts:
+            # Its loop has ended: what the front bound to it (tasks, an async engine)
+            # cannot be awaited any more, and is let go; its threads are shut here.
+            with contextlib.suppress(BaseException):
+                asyncio.run(front.close())
 
     def _shut(self) -> None:
         # A store passed in stays open, and the saver keeps working on it.

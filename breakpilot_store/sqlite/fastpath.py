@@ -100,7 +100,7 @@ class PinnedConnections:
                     finalizer.detach()
                     # Invalidated, not closed: closing would first try to roll back
                     # on the broken connection.
-                    found[1].__self__.invalidate()
+                    found[2][0].invalidate()  # _give_back's argument: the proxied one
             self._finalizers = [f for f in self._finalizers if f.alive]
 
     def close(self) -> None:

@@ -224,6 +224,11 @@ def rebase(conn: Any, session_id: str, last_seq: int, held: int, now: datetime) 
     conn.execute(_REBASE, {"sid": session_id, "seq": last_seq, "held": held, "now": now})
 
 
+_ADJUST_COUNT = (
+    update(sessions)
+    .where(_s.session_id == _sid)
+    .values(base_count=_s.base_count + bindparam("delta"))
+)
 _SET_TIMES = (
     update(sessions)
     .where(_s.session_id == _sid)
@@ -245,13 +250,16 @@ def set_times(
     conn.execute(_SET_TIMES, {"sid": session_id, "created": created_at, "updated": updated_at})
 
 
-def adjust(conn: Connection, session_id: str, delta: int, now: datetime) -> None:
+def adjust(conn: Connection, session_id: str, delta: int, now: datetime | None = None) -> None:
     """Add ``delta`` (may be negative) to the held count of a folded session's row.
 
-    A change (``delta`` not 0) is a write at ``now``; no change writes nothing.
+    A change (``delta`` not 0) is a write at ``now`` (given: the session's last write
+    moves there); no change writes nothing.
     """
-    if delta:
+    if delta and now is not None:
         conn.execute(_ADJUST, {"sid": session_id, "delta": delta, "now": now})
+    elif delta:
+        conn.execute(_ADJUST_COUNT, {"sid": session_id, "delta": delta})
 
 
 def live(conn: Connection, session_id: str) -> tuple[int, int, datetime] | None:

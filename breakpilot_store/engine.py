@@ -110,11 +110,21 @@ def resolve_url(target: str | os.PathLike[str] | URL | None) -> URL:
         target = os.fspath(target)
     if not isinstance(target, str) or not target:
         raise CheckpointValueError(f"store must be a path or a database URL, not {target!r}")
+    if "\x00" in target:
+        raise CheckpointValueError(f"store path or URL contains a NUL character: {target!r}")
     if "://" in target:
         try:
-            return make_url(target)
+            url = make_url(target)
         except ArgumentError as exc:
             raise CheckpointValueError(f"not a valid database URL: {target!r}") from exc
+        if url.get_backend_name() != "sqlite":
+            try:  # a server URL goes over the wire as UTF-8 (a path may be any bytes)
+                target.encode("utf-8")
+            except UnicodeEncodeError:
+                raise CheckpointValueError(
+                    f"database URL contains a lone surrogate: {target!r}"
+                ) from None
+        return url
     return URL.create("sqlite", database=str(Path(target).expanduser().absolute()))
 
 
@@ -165,7 +175,7 @@ def create_sqlite_engine(
     directory that has none (SQLite must create them otherwise, even to read).
     """
     check_sqlite_version()
-    if durability not in _SYNCHRONOUS:
+    if not isinstance(durability, str) or durability not in _SYNCHRONOUS:
         raise CheckpointValueError(f"durability must be 'full' or 'normal', not {durability!r}")
     path = sqlite_path(url)
     if readonly and path is not None:
@@ -173,7 +183,24 @@ def create_sqlite_engine(
         # take a write lock even by mistake.
         snapshot = "&immutable=1" if immutable else ""
         url = make_url(f"sqlite:///file:{quote(str(path))}?mode=ro{snapshot}&uri=true")
-    engine = create_engine(url, connect_args={"timeout": busy_timeout})
+    if path is None:
+        # In memory: one database for the store, whichever thread calls (see memory.py).
+        from .sqlite.memory import SharedMemoryPool
+
+        engine = create_engine(
+            url,
+            poolclass=SharedMemoryPool,
+            pool_timeout=busy_timeout,
+            connect_args={"timeout": busy_timeout, "check_same_thread": False},
+        )
+    else:
+        # No bound on the connections: each thread that creates keeps one pinned for
+        # its life (sqlite/fastpath.py), so a bounded pool ran dry with a thread pool's
+        # 15th live thread, and every other call then waited for a connection although
+        # no lock was held. SQLite connections are cheap; five idle ones are kept.
+        engine = create_engine(
+            url, pool_size=5, max_overflow=-1, connect_args={"timeout": busy_timeout}
+        )
     synchronous = _SYNCHRONOUS[durability]
     busy_ms = int(busy_timeout * 1000)
     wal = path is not None and not readonly
@@ -183,7 +210,8 @@ def create_sqlite_engine(
         # Let the begin event below emit BEGIN: pysqlite's own handling would start
         # transactions late and never as IMMEDIATE.
         dbapi_connection.isolation_level = None
-        _SQLITE_RECORDS.add(_record)
+        if path is not None:  # an in-memory database has no file state to share
+            _SQLITE_RECORDS.add(_record)
         cursor = dbapi_connection.cursor()
         try:
             # Wait this long for another connection's lock before raising "busy".
@@ -222,6 +250,8 @@ def create_store_engine(
         )
     if not 0 <= busy_timeout < float("inf"):  # NaN fails this too
         raise CheckpointValueError(f"busy_timeout must be >= 0 seconds, not {busy_timeout!r}")
+    if type(readonly) is not bool:
+        raise CheckpointTypeError(f"readonly must be a bool, not {type(readonly).__name__}")
     backend = url.get_backend_name()
     if backend == "sqlite":
         if engine_options:

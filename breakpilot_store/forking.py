@@ -26,12 +26,18 @@ def untrack(store: Any) -> None:
 
 
 def _after_fork_in_child() -> None:
+    from .forkgate import GATE
+
     for store in list(_LIVE_STORES):
+        if store._engine.dialect.name == "sqlite" and store._pins is None:
+            continue  # in memory: the child's copy of the database is its own
         if store._pins is not None:
             store._pins.forget_after_fork()
         if store._pg is not None:
             store._pg.forget_after_fork()
         store._engine.dispose(close=False)
+    if GATE.timed_out:
+        return  # another thread may be inside SQLite: closing could hang on its mutex
     # Dereferencing them is not enough for SQLite: see close_inherited_connections.
     from .engine import close_inherited_connections
 

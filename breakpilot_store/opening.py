@@ -7,6 +7,7 @@ missing page, and it cannot read a WAL database in a read-only directory that ha
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy import Engine
@@ -49,11 +50,12 @@ def open_engine(
         try:
             ensure_schema(engine, url, migrate=migrate and not readonly)
         except SQLAlchemyError as exc:
-            if not _readonly_directory(exc):
+            if not readonly_place(exc, url):
                 raise translate(exc, where) from exc
-            # A read-only directory without -wal/-shm: SQLite cannot even read the
-            # WAL file there. Nothing can be written either, so read a snapshot;
-            # writes then fail in SQLite as read-only, naming the file.
+            # A read-only directory or file system without -wal/-shm: SQLite cannot
+            # even read the WAL file there. Nothing can be written either, so read a
+            # snapshot; writes then fail in SQLite as read-only, naming the file.
+            check_no_pending_wal(url, where)
             engine.dispose()
             engine = create_sqlite_engine(
                 url,
@@ -73,9 +75,64 @@ def open_engine(
 _READONLY_DIRECTORY = 1544
 
 
-def _readonly_directory(exc: SQLAlchemyError) -> bool:
+#: SQLITE_CANTOPEN: on a read-only mount (EROFS) SQLite says only this.
+_CANTOPEN = 14
+
+
+def readonly_place(exc: SQLAlchemyError, url: URL) -> bool:
+    """Whether ``exc`` says the database's directory or file system is read-only.
+
+    A ``chmod``-ed directory gives ``SQLITE_READONLY_DIRECTORY``; a read-only mount (a
+    backup or snapshot mounted ``ro``) only ``SQLITE_CANTOPEN``, so the mount's flags
+    are asked when the file exists.
+    """
     code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
-    return code == _READONLY_DIRECTORY
+    if code == _READONLY_DIRECTORY:
+        return True
+    path = sqlite_path(url)
+    if code is None or code & 0xFF != _CANTOPEN or path is None:
+        return False
+    try:
+        return path.is_file() and bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def check_no_pending_wal(url: URL, where: str) -> None:
+    """Refuse a snapshot read that would miss commits still only in the ``-wal``.
+
+    Raises:
+        ReadOnlyStoreError: The ``-wal`` has content but no ``-shm`` can be made.
+    """
+    path = sqlite_path(url)
+    wal = path.with_name(path.name + "-wal") if path is not None else None
+    try:
+        pending = wal is not None and wal.stat().st_size > 0
+    except OSError:
+        pending = False
+    if pending:
+        raise ReadOnlyStoreError(
+            f"database {where} is in a read-only place and its {wal.name} still holds "
+            "commits (it was not closed cleanly); SQLite cannot read them without "
+            "writing a -shm file: copy the database with its -wal to a writable place"
+        )
+
+
+def open_snapshot_if_needed(engine: Engine, url: URL, where: str, busy_timeout: float) -> Engine:
+    """Return ``engine``, or a snapshot engine if the file is in a read-only place.
+
+    For read-only tools that do not open a store (``doctor``, ``db current``).
+    """
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+    except SQLAlchemyError as exc:
+        if engine.dialect.name != "sqlite" or not readonly_place(exc, url):
+            raise translate(exc, where) from exc
+        check_no_pending_wal(url, where)
+        engine.dispose()
+        return create_sqlite_engine(url, busy_timeout=busy_timeout, readonly=True, immutable=True)
+    return engine
 
 
 def _check_snapshot(engine: Engine, url: URL, where: str) -> None:

@@ -36,6 +36,7 @@ from .errors import (
     ReadOnlyStoreError,
     StoreClosedError,
 )
+from .forkgate import GATE
 from .migrate import describe
 from .opening import open_engine
 from .sqlite.fastpath import DriverTransaction, PinnedConnections, append
@@ -93,15 +94,16 @@ class CheckpointStore:
         self._where = describe(self.url)
         self._closed = False
         self._pins: PinnedConnections | None = None
-        self._engine: Engine = open_engine(
-            self.url,
-            self._where,
-            durability=durability,
-            busy_timeout=busy_timeout,
-            migrate=migrate,
-            readonly=readonly,
-            engine_options=engine_options,
-        )
+        with GATE:  # no fork while SQLite opens and migrates (see forkgate)
+            self._engine: Engine = open_engine(
+                self.url,
+                self._where,
+                durability=durability,
+                busy_timeout=busy_timeout,
+                migrate=migrate,
+                readonly=readonly,
+                engine_options=engine_options,
+            )
         # PostgreSQL writers lock the session's row before reading its counter.
         self._row_lock = self._engine.dialect.name == "postgresql"
         self._pg: Any = None
@@ -135,11 +137,12 @@ class CheckpointStore:
         """Close every pooled connection; the store cannot be used afterwards."""
         if not self._closed:
             self._closed = True
-            if self._pins is not None:
-                self._pins.close()
-            if self._pg is not None:
-                self._pg.close()
-            self._engine.dispose()
+            with GATE:
+                if self._pins is not None:
+                    self._pins.close()
+                if self._pg is not None:
+                    self._pg.close()
+                self._engine.dispose()
             forking.untrack(self)
 
     def __enter__(self) -> CheckpointStore:
@@ -158,6 +161,7 @@ class CheckpointStore:
             raise StoreClosedError(f"store {self._where} is closed")
         if write and self.readonly:
             raise ReadOnlyStoreError(f"store {self._where} was opened read-only")
+        GATE.enter()  # no fork while this thread is inside a transaction (see forkgate)
         try:
             with self._engine.connect() as conn:
                 if write:
@@ -168,6 +172,8 @@ class CheckpointStore:
             raise translate(exc, self._where) from exc
         except self._engine.dialect.dbapi.Error as exc:  # the bulk paths' driver calls
             raise translate_driver(exc, self._where) from exc
+        finally:
+            GATE.exit()
 
     def run(self, operation: Callable[[Connection], T], *, write: bool = False) -> T:
         """Run ``operation(conn)`` in one transaction of this store: the extension seam.
@@ -509,7 +515,8 @@ class CheckpointStore:
         """
         session_id = check_key(session_id, "session_id")
         with self._transaction(write=False) as conn:
-            yield from repo.iter_checkpoints(conn, session_id)
+            # A fork need not wait for the consumer (see forkgate.ForkGate.suspending).
+            yield from GATE.suspending(repo.iter_checkpoints(conn, session_id))
 
     def count(self, session_id: str) -> int:
         """Return how many checkpoints the session holds (0 if unknown)."""
@@ -556,7 +563,8 @@ class CheckpointStore:
             # Closed before the transaction ends: no statement is left unfinished.
             contextlib.closing(repo.iter_row_batches(conn, session_id, EXPORT_BATCH)) as rows,
         ):
-            yield from export_pieces(rows if on_batch is None else reporting(rows, on_batch))
+            pieces = export_pieces(rows if on_batch is None else reporting(rows, on_batch))
+            yield from GATE.suspending(pieces)
 
     def export_json(self, session_id: str) -> str:
         """Return a session's checkpoints as the seed's export JSON (indent 2).

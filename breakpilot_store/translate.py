@@ -60,7 +60,8 @@ def translate(exc: SQLAlchemyError, where: str) -> DatabaseError:
         # Every pooled connection stayed checked out for pool_timeout seconds.
         return StoreBusyError(
             f"database {where}: no free connection in the pool within pool_timeout "
-            f"(raise pool_size/max_overflow); nothing was written ({exc})"
+            f"(PostgreSQL stores: raise pool_size/max_overflow, or use fewer threads at "
+            f"once); nothing was written ({exc})"
         )
     orig = exc.orig if isinstance(exc, DBAPIError) else None
     detail = str(orig if orig is not None else exc).strip().splitlines()[0]

@@ -37,11 +37,15 @@ def _dump_batch(batch: list[dict[str, Any]]) -> str:
     return text[2:-2]
 
 
-def _reference_chunks(checkpoints: Iterable[Checkpoint]) -> Iterator[str]:
+def _reference_chunks(
+    checkpoints: Iterable[Checkpoint], origins: dict[int, str] | None = None
+) -> Iterator[str]:
     first = True
     batch: list[dict[str, Any]] = []
     for cp in checkpoints:
         batch.append(cp.to_dict())
+        if origins and cp.seq in origins:  # the one key added since: provenance
+            batch[-1]["origin_id"] = origins[cp.seq]
         if len(batch) == 256:
             yield ("[\n" if first else ",\n") + _dump_batch(batch)
             first = False
@@ -53,8 +57,18 @@ def _reference_chunks(checkpoints: Iterable[Checkpoint]) -> Iterator[str]:
 
 
 def reference_export(store: CheckpointStore, session_id: str) -> str:
-    """The pre-fast-path export of ``session_id`` (through ``Checkpoint`` objects)."""
-    return "".join(_reference_chunks(store.iter_checkpoints(session_id)))
+    """The pre-fast-path export of ``session_id`` (through ``Checkpoint`` objects).
+
+    Plus ``origin_id`` on the rows imported from other sessions, read raw.
+    """
+    origins = dict(
+        store.execute_read(
+            "SELECT seq, origin_id FROM checkpoints WHERE session_id = :s "
+            "AND origin_id IS NOT NULL",
+            {"s": session_id},
+        )
+    )
+    return "".join(_reference_chunks(store.iter_checkpoints(session_id), origins))
 
 
 def exports(store: CheckpointStore, session_id: str) -> tuple[str, str, bytes]:

@@ -9,6 +9,7 @@ stderr; ``--debug`` adds the traceback), 2 a usage error.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sqlite3
@@ -23,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
+from ..core import counters
 from ..core.document import read_document
 from ..core.repository import counters_out_of_step
 from ..engine import MIN_SQLITE, create_store_engine, resolve_url, sqlite_path
@@ -43,9 +45,19 @@ from ..migrate import (
     ensure_schema,
     read_revision,
 )
+from ..opening import open_snapshot_if_needed
 from ..store import CheckpointStore
 from ..translate import translate
-from .format import DURATION, SESSION_SORT_KEYS, SINCE, Output, human_bytes, plural, seq_ranges
+from .format import (
+    DURATION,
+    SESSION_SORT_KEYS,
+    SINCE,
+    Output,
+    human_bytes,
+    plural,
+    safe,
+    seq_ranges,
+)
 from .waiting import lock_wait_notice
 
 #: Seconds a command waits for another connection's lock (tests lower it).
@@ -88,7 +100,7 @@ def quiet_broken_pipe() -> None:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
-    return text
+    return safe(text)  # messages quote ids and paths: no escape sequence gets through
 
 
 class StoreGroup(click.Group):
@@ -109,6 +121,17 @@ class StoreGroup(click.Group):
             if ctx.params.get("debug"):
                 traceback.print_exception(exc)
             click.echo(f"Error: {_one_line(exc)}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # usage errors and exits: click reports them
+        except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
+            if ctx.params.get("debug"):
+                traceback.print_exception(exc)
+            click.echo(
+                f"Error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                "(--debug shows the traceback; please report it)",
+                err=True,
+            )
             ctx.exit(1)
 
 
@@ -302,11 +325,14 @@ def show(opts: Options, checkpoint_id: str) -> None:
 @click.option(
     "-o", "--output", "out_path", type=click.Path(dir_okay=False), help="File (default stdout)."
 )
+@click.option("--force", is_flag=True, help="Replace an existing SQLite database file.")
 @common
 @pass_options
-def export(opts: Options, session: str, out_path: str | None) -> None:
+def export(opts: Options, session: str, out_path: str | None, force: bool) -> None:
     """Write SESSION in the seed's JSON export format, streaming."""
     out = _json(opts)
+    if out_path not in (None, "-"):
+        check_output_path(Path(out_path), resolve_url(opts.db), force=force)
     with open_read(opts.db) as store:
         info = _session_or_fail(store, session)
         if out_path in (None, "-"):
@@ -349,6 +375,69 @@ def export(opts: Options, session: str, out_path: str | None) -> None:
         out.json({"session_id": session, "exported": written, "file": str(target)})
         return
     out.note(f"exported {plural(written, 'checkpoint')} of session {session!r} to {target}")
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_output_path(target: Path, source: URL, *, force: bool) -> None:
+    """Refuse to replace the database being read (or its companions), or any database.
+
+    ``export -o agents.db`` once renamed the JSON over the database it read. The file
+    itself, its ``-wal``/``-shm``/``-journal`` and the ``.lock`` sidecar are never
+    replaced; another SQLite database only with ``--force``.
+
+    Raises:
+        CheckpointValueError: Naming the file and why.
+    """
+    db = sqlite_path(source)
+    if db is not None:
+        companions = [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
+        companions.append(db.with_name(db.name + ".lock"))
+        for path in companions:
+            if _same_file(target, path):
+                raise CheckpointValueError(
+                    f"--output {target} is the database being exported ({path}); "
+                    "choose another file"
+                )
+    try:
+        with open(target, "rb") as file:
+            head = file.read(len(_SQLITE_MAGIC))
+    except OSError:
+        return  # missing (or unreadable: the write reports it)
+    if head == _SQLITE_MAGIC and not force:
+        raise CheckpointValueError(
+            f"--output {target} is an SQLite database; refusing to replace it (--force replaces it)"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist: compare where they would be
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+class PieceStream(io.RawIOBase):
+    """A readable binary stream over an iterator of byte pieces (an export's)."""
+
+    def __init__(self, pieces: Any) -> None:
+        self._pieces = iter(pieces)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:  # noqa: D102
+        return True
+
+    def readinto(self, buffer: Any) -> int:  # noqa: D102
+        while not self._pending:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._pending = memoryview(piece).cast("B")
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _peek(file: Any) -> bytes:
@@ -440,17 +529,35 @@ def copy(opts: Options, source: str | None, target: str, prefix: str | None) -> 
         with out.progress("copy", total) as advance:
             for info in infos:
                 sid = info.session_id
-                before = dst.count(sid)
+                existing = dst.session_info(sid)
+                before = existing.checkpoints if existing is not None else 0
                 sent = 0
 
-                def entries(sid: str = sid) -> Any:
+                def counted() -> None:
                     nonlocal sent
-                    for cp in src.iter_checkpoints(sid):
-                        sent += 1
-                        yield cp.to_dict()
+                    sent += 1
+                    advance()
 
-                written = dst.import_checkpoints(
-                    sid, entries(), on_entry=advance, min_last_seq=info.last_seq
+                # The export form, streamed: it carries each row's origin_id, so rows
+                # the source imported keep their provenance (and re-imports of their
+                # documents stay no-ops on the target).
+                with contextlib.closing(src.export_bytes(sid)) as pieces:
+                    written = dst.import_checkpoints(
+                        sid,
+                        read_document(PieceStream(pieces)),
+                        on_entry=counted,
+                        min_last_seq=info.last_seq,
+                    )
+                # The session's own times, not the copy's: a copied session is as
+                # idle as its source (and a re-run that copies nothing changes nothing).
+                created = info.created_at
+                updated = info.updated_at
+                if existing is not None:
+                    created = min(created, existing.created_at)
+                    updated = max(updated, existing.updated_at)
+                dst.run(
+                    lambda conn, sid=sid, c=created, u=updated: counters.set_times(conn, sid, c, u),
+                    write=True,
                 )
                 after = dst.count(sid)
                 if after != before + written or after < sent:
@@ -593,7 +700,9 @@ def upgrade(opts: Options) -> None:
 def _read_engine(target: str | None) -> tuple[URL, Any]:
     url = resolve_url(target)
     _require_file(url)
-    return url, create_store_engine(url, readonly=True, busy_timeout=BUSY_TIMEOUT)
+    engine = create_store_engine(url, readonly=True, busy_timeout=BUSY_TIMEOUT)
+    # A read-only mount: read the file as a snapshot (as the store does).
+    return url, open_snapshot_if_needed(engine, url, describe(url), BUSY_TIMEOUT)
 
 
 @db.command()

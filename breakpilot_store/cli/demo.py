@@ -166,7 +166,8 @@ def run_agent(
     with tempfile.TemporaryFile("w+") as errors:
         proc = _spawn(argv, errors)
         killed = False
-        assert proc.stdout is not None
+        if proc.stdout is None:  # stdout=PIPE: never; a guard must survive python -O
+            raise DemoError("the agent process has no output pipe")
         try:
             for line in proc.stdout:
                 event = json.loads(line)

@@ -19,9 +19,11 @@ from typing import Any
 import click
 from rich import box
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from ..checkpoint import Checkpoint
 from ..core.repository import SessionInfo
@@ -45,7 +47,10 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError(f"{text!r} is zero; a duration must be longer than that")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # beyond timedelta's 999,999,999 days
+        raise ValueError(f"{text!r} is too long; the longest is 999999999d") from None
 
 
 class DurationType(click.ParamType):
@@ -72,9 +77,14 @@ class SinceType(click.ParamType):
             return value
         text = str(value).strip()
         try:
-            return datetime.now(timezone.utc) - parse_duration(text)
+            ago = parse_duration(text)
         except ValueError:
             pass
+        else:
+            try:
+                return datetime.now(timezone.utc) - ago
+            except OverflowError:  # before year 1: every checkpoint is newer
+                return datetime.min.replace(tzinfo=timezone.utc)
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -93,6 +103,34 @@ DURATION = DurationType()
 SINCE = SinceType()
 
 # -- plain values -----------------------------------------------------------------------
+
+# What must not reach a terminal raw: C0 and C1 controls (ESC starts every escape
+# sequence; C1's CSI/OSC do too on some terminals), DEL, the bidirectional overrides
+# and isolates (they reorder what is shown), line/paragraph separators and lone
+# surrogates (not encodable). Agents choose ids and names; an operator reads them.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: str) -> str:
+    r"""Escape what a terminal would act on (``\x1b``, ``\u202e``, ...), as Python does."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def safe_lines(text: str) -> str:
+    """:func:`safe` for each line of ``text``, keeping its line breaks."""
+    return "\n".join(safe(line) for line in text.split("\n"))
 
 
 def short_time(value: datetime | None) -> str:
@@ -129,12 +167,14 @@ def human_bytes(size: int | None) -> str:
     """Render a byte count as ``12.3 KiB``."""
     if size is None:
         return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    raise AssertionError("unreachable")
+    return f"{value:.1f} GiB"
 
 
 def seq_ranges(seqs: Iterable[int]) -> str:
@@ -201,12 +241,12 @@ class Output:
         return Console(file=sys.stderr, highlight=False, soft_wrap=False)
 
     def echo(self, text: str = "") -> None:
-        """Print a plain line to stdout."""
-        click.echo(text)
+        """Print a plain line to stdout (control characters escaped)."""
+        click.echo(safe_lines(text))
 
     def note(self, text: str) -> None:
         """Print a remark for people on stderr (never mixed into JSON or exports)."""
-        click.echo(text, err=True)
+        click.echo(safe_lines(text), err=True)
 
     def json(self, value: Any) -> None:
         """Print ``value`` as indented JSON on stdout."""
@@ -269,6 +309,7 @@ class Output:
         ellipsis); the flexible one is folded (``fold``) or cut to the rest of the line.
         """
         console = self.out
+        rows = [[safe(cell) for cell in row] for row in rows]
         widths = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(heads)]
         for i, cap in caps.items():
             widths[i] = min(widths[i], cap)
@@ -288,7 +329,8 @@ class Output:
             cells = list(row)
             if not (fold and flex is not None):
                 cells[flex] = clip(cells[flex], widths[flex])
-            table.add_row(*cells)
+            # Text, not str: "[red]" in an agent's session id is not rich markup.
+            table.add_row(*(Text(cell) for cell in cells))
         console.print(table)
 
     def checkpoint(self, cp: Checkpoint) -> None:
@@ -306,14 +348,14 @@ class Output:
             ("size", f"{payload_size(cp)} bytes"),
         ):
             # Fold (not cut) at the console's width: ids and names get copied.
-            console.print(f"{label:<9}{value}", overflow="fold", markup=False)
+            console.print(f"{label:<9}{safe(value)}", overflow="fold", markup=False)
         for label, value in (("data", cp.data), ("metadata", cp.metadata)):
             self.echo(f"{label}:")
             self.pretty_json(value)
 
     def pretty_json(self, value: Any) -> None:
         """Print JSON indented; syntax-coloured only when stdout is a terminal."""
-        text = json.dumps(value, indent=2, ensure_ascii=False)
+        text = safe_lines(json.dumps(value, indent=2, ensure_ascii=False))
         console = self.out
         if console.is_terminal:
             console.print(Syntax(text, "json", background_color="default", word_wrap=True))
@@ -329,7 +371,7 @@ class Output:
         styles = {"ok": "green", "PROBLEM": "bold red", "warn": "yellow", "": ""}
         for check, value, status in rows:
             style = styles.get(status, "")
-            table.add_row(check, value, f"[{style}]{status}[/]" if style else status)
+            table.add_row(Text(safe(check)), Text(safe(value)), Text(status, style=style or ""))
         self.out.print(table)
 
     @contextmanager
@@ -350,7 +392,8 @@ class Output:
             disable=not console.is_terminal,
         )
         with progress:
-            task = progress.add_task(description, total=total, count="")
+            # The description names a session: escaped, and not read as rich markup.
+            task = progress.add_task(markup_escape(safe(description)), total=total, count="")
             done = 0
 
             def advance(completed: float | None = None, step: int = 1) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
+from ..errors import StoreBusyError
 from ..schema import UTCDateTime, checkpoints, sessions
 
 if TYPE_CHECKING:
@@ -82,8 +83,11 @@ _ADD = text(
 _FOLD = (
     update(sessions)
     .where(_s.session_id == _sid)
-    # Every right-hand side reads the row as it was before this UPDATE.
-    .values(base_seq=LIVE_LAST_SEQ, base_count=LIVE_COUNT, base_at=bindparam("now"))
+    # Every right-hand side reads the row as it was before this UPDATE. Folding is
+    # not activity: base_at takes the last write's time, not now (a write that then
+    # changes something sets now itself), so a no-op compress, clear or import never
+    # makes an idle session look busy to prune or `sessions --idle-for`.
+    .values(base_seq=LIVE_LAST_SEQ, base_count=LIVE_COUNT, base_at=LIVE_UPDATED_AT)
     .returning(_s.base_seq, _s.base_count)
 )
 _REBASE = (
@@ -94,7 +98,7 @@ _REBASE = (
 _ADJUST = (
     update(sessions)
     .where(_s.session_id == _sid)
-    .values(base_count=_s.base_count + bindparam("delta"))
+    .values(base_count=_s.base_count + bindparam("delta"), base_at=bindparam("now"))
 )
 _LIVE = select(LIVE_LAST_SEQ, LIVE_COUNT, LIVE_UPDATED_AT).where(_s.session_id == _sid)
 # SQLite: changes exactly when another connection has committed (see counter_cache).
@@ -125,9 +129,15 @@ def next_seq(
     """
     if row_lock:
         base = conn.execute(_LOCK, {"sid": session_id}).fetchone()
-        if base is None:
+        for _ in range(RACES):
+            if base is not None:
+                break
+            # A delete may commit between the insert (which takes no lock on a row
+            # that exists) and the lock: then the session is new again.
             add_session(conn, session_id, now)
             base = conn.execute(_LOCK, {"sid": session_id}).fetchone()
+        else:
+            raise deleted_meanwhile(session_id)
         base_seq, base_count = base
         top = conn.execute(_TOP, {"sid": session_id}).scalar()
     else:
@@ -147,6 +157,39 @@ def next_seq(
     return seq, base_count + seq - base_seq
 
 
+#: How often a write re-creates a session that concurrent deletes keep removing
+#: between its insert and its lock (PostgreSQL) before giving up with StoreBusyError.
+RACES = 20
+
+
+def deleted_meanwhile(session_id: str) -> StoreBusyError:
+    """The error a write raises when deletes keep winning the race (see RACES)."""
+    return StoreBusyError(
+        f"session {session_id!r} was deleted by other connections {RACES} times while "
+        "this write was creating it again; nothing was written"
+    )
+
+
+def add_and_fold(conn: Connection, session_id: str, now: datetime) -> tuple[int, int]:
+    """Create the session if missing, then lock and fold it: ``(last_seq, held)``.
+
+    On PostgreSQL ``INSERT ... ON CONFLICT DO NOTHING`` takes no lock on a row that
+    exists, so a ``delete_session``/``prune_sessions`` may commit between it and the
+    lock; the session is then created again (the write lands after the delete, as if
+    it had started after it). SQLite's write lock, held from ``BEGIN IMMEDIATE``,
+    leaves no such gap.
+
+    Raises:
+        StoreBusyError: Deletes kept winning the race (:data:`RACES` times).
+    """
+    for _ in range(RACES):
+        add_session(conn, session_id, now)
+        folded = fold(conn, session_id, now)
+        if folded is not None:
+            return folded
+    raise deleted_meanwhile(session_id)
+
+
 def add_session(conn: Any, session_id: str, now: datetime) -> None:
     """Create the session's row if it does not exist (counter at 0)."""
     conn.execute(_ADD, {"sid": session_id, "now": now})
@@ -164,12 +207,15 @@ def lock(conn: Connection, session_id: str) -> bool:
 def fold(conn: Connection, session_id: str, now: datetime) -> tuple[int, int] | None:
     """Lock the session and write its live counter into its row (before any other write).
 
+    ``now`` is not recorded: folding is not activity (see ``_FOLD``); it is kept in
+    the signature for the callers that go on to write.
+
     Returns:
         ``(last_seq, held)`` now stored in the row, or ``None`` for an unknown session.
     """
     if not lock(conn, session_id):
         return None
-    row = conn.execute(_FOLD, {"sid": session_id, "now": now}).fetchone()
+    row = conn.execute(_FOLD, {"sid": session_id}).fetchone()
     return int(row[0]), int(row[1])
 
 
@@ -178,10 +224,42 @@ def rebase(conn: Any, session_id: str, last_seq: int, held: int, now: datetime) 
     conn.execute(_REBASE, {"sid": session_id, "seq": last_seq, "held": held, "now": now})
 
 
-def adjust(conn: Connection, session_id: str, delta: int) -> None:
-    """Add ``delta`` (may be negative) to the held count of a folded session's row."""
-    if delta:
-        conn.execute(_ADJUST, {"sid": session_id, "delta": delta})
+_ADJUST_COUNT = (
+    update(sessions)
+    .where(_s.session_id == _sid)
+    .values(base_count=_s.base_count + bindparam("delta"))
+)
+_SET_TIMES = (
+    update(sessions)
+    .where(_s.session_id == _sid)
+    .values(
+        created_at=bindparam("created", type_=UTCDateTime()),
+        base_at=bindparam("updated", type_=UTCDateTime()),
+    )
+)
+
+
+def set_times(
+    conn: Connection, session_id: str, created_at: datetime, updated_at: datetime
+) -> None:
+    """Give a folded session the creation and last-write times of its source (a copy).
+
+    Its last write is ``base_at`` while no checkpoint was created above its base; a
+    create since then is newer and stays the last write.
+    """
+    conn.execute(_SET_TIMES, {"sid": session_id, "created": created_at, "updated": updated_at})
+
+
+def adjust(conn: Connection, session_id: str, delta: int, now: datetime | None = None) -> None:
+    """Add ``delta`` (may be negative) to the held count of a folded session's row.
+
+    A change (``delta`` not 0) is a write at ``now`` (given: the session's last write
+    moves there); no change writes nothing.
+    """
+    if delta and now is not None:
+        conn.execute(_ADJUST, {"sid": session_id, "delta": delta, "now": now})
+    elif delta:
+        conn.execute(_ADJUST_COUNT, {"sid": session_id, "delta": delta})
 
 
 def live(conn: Connection, session_id: str) -> tuple[int, int, datetime] | None:

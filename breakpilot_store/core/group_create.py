@@ -68,13 +68,21 @@ def write_creates(
     creates, rest = group[:head], list(group[head:])
     ids = sorted({item.op.create.session_id for item in creates})  # type: ignore[union-attr]
     bases = {row[0]: (row[1], row[2]) for row in conn.execute(_LOCK_MANY, {"ids": ids})}
-    missing = [sid for sid in ids if sid not in bases]
-    if missing:
-        now = creates[0].op.create.now  # type: ignore[union-attr]
+    now = creates[0].op.create.now  # type: ignore[union-attr]
+    for _ in range(counters.RACES):
+        missing = [sid for sid in ids if sid not in bases]
+        if not missing:
+            break
+        # A delete may commit between the insert (no lock on a row that exists) and
+        # the lock (PostgreSQL): then the session is new again (see counters).
         for sid in missing:
             counters.add_session(conn, sid, now)
         rows = conn.execute(_LOCK_MANY, {"ids": missing})
         bases.update({row[0]: (row[1], row[2]) for row in rows})
+    else:
+        missing = [sid for sid in ids if sid not in bases]
+        if missing:
+            raise counters.deleted_meanwhile(missing[0])
     tops = {row[0]: row[1] for row in conn.execute(_TOPS, {"ids": ids})}
     seq_of = {sid: max(bases[sid][0], tops.get(sid) or 0) for sid in ids}
     planned: list[tuple[Pending, int]] = []

@@ -71,7 +71,7 @@ class ImportWriter:
         self._top, self._foreign = top, foreign
         own = repo.fetch_rows_by_seq(conn, session_id, own_seqs)
         foreign_rows = repo.fetch_rows_by_origin(
-            conn, session_id, (e.id for e in batch if e.session_id != session_id)
+            conn, session_id, (e.origin for e in batch if e.session_id != session_id)
         )
         rows = self._number(batch, own, foreign_rows)
         repo.insert_rows(conn, session_id, rows)
@@ -92,7 +92,9 @@ class ImportWriter:
         rows: list[ImportRow] = []
         for entry in batch:
             mine = entry.session_id == session_id
-            seen = own.get(entry.seq) if mine else foreign.get(entry.id)
+            # A foreign entry is known by its first id: the id it was first imported
+            # from if the document carries origin_id (a copy of a copy), else its own.
+            seen = own.get(entry.seq) if mine else foreign.get(entry.origin)
             if seen is not None:
                 if not entry.same_as(seen):
                     raise ImportConflictError(
@@ -113,7 +115,7 @@ class ImportWriter:
                     entry.timestamp,
                     entry.data_text,
                     entry.metadata_text,
-                    None if mine else entry.id,
+                    entry.origin_id if mine else entry.origin,
                 )
             )
             # A later duplicate in this batch is compared with this entry.
@@ -128,7 +130,7 @@ class ImportWriter:
             if mine:
                 own[entry.seq] = stored
             else:
-                foreign[entry.id] = stored
+                foreign[entry.origin] = stored
         return rows
 
     def finish(self) -> int:

@@ -24,8 +24,8 @@ from sqlalchemy import Connection, text
 
 from ..checkpoint import Checkpoint, split_id
 from ..codec import check_key, encode_object, encode_object_utf8
-from ..errors import CheckpointValueError, UnknownSessionError
-from . import checks, counters
+from ..errors import CheckpointTypeError, CheckpointValueError, UnknownSessionError
+from . import bounds, checks, counters
 from . import repository as repo
 from .document import Document
 from .importer import ImportWriter
@@ -208,7 +208,7 @@ def compress(
             after = set(repo.held_seqs(conn, session_id))
             removed = [seq for seq in before if seq not in after]
             if not dry_run:
-                counters.adjust(conn, session_id, -len(removed))
+                counters.adjust(conn, session_id, -len(removed), now)
         except BaseException:
             trial.rollback()
             raise
@@ -245,9 +245,11 @@ def prune_sessions(
     idle_for: Any, prefix: Any = None, dry_run: bool = False
 ) -> Operation[list[tuple[str, int]]]:
     """Delete every session idle for ``idle_for``: ``(session_id, deleted)`` for each."""
-    idle_for = checks.idle_timedelta(idle_for, positive=True)
-    prefix = checks.optional_prefix(prefix)
-    idle_before = checks.now() - idle_for
+    idle_before = bounds.idle_cutoff(checks.now(), idle_for, positive=True)
+    prefix = bounds.check_prefix(prefix)
+    if prefix is bounds.NOTHING or idle_before is bounds.NOTHING:
+        # No id starts so, or no session is idle that long (the same on both backends).
+        return Operation(lambda conn: [], write=False)
 
     def run(conn: Connection) -> list[tuple[str, int]]:
         idle = repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
@@ -282,6 +284,15 @@ def import_checkpoints(
     session_id = check_key(session_id, "session_id")
     if type(min_last_seq) is not int or min_last_seq < 0:
         raise CheckpointValueError(f"min_last_seq must be an int >= 0, not {min_last_seq!r}")
+    if not isinstance(entries, Document):
+        try:
+            iter(entries)
+        except TypeError:
+            raise CheckpointTypeError(
+                f"entries must be an iterable of dicts, not {type(entries).__name__}"
+            ) from None
+    if on_entry is not None and not callable(on_entry):
+        raise CheckpointTypeError(f"on_entry must be callable, not {type(on_entry).__name__}")
     now = checks.now()
     # A Document's plain entries (JSON values, none NaN or infinite) need no strict
     # walk, and what its parser builds is acyclic: no garbage collection while it is
@@ -296,17 +307,17 @@ def import_checkpoints(
         if on_entry is not None:
             parsed = _progress(parsed, on_entry)
         with gc_paused() if document else contextlib.nullcontext():
-            counters.add_session(conn, session_id, now)
-            folded = counters.fold(conn, session_id, now)
-            if folded is None:  # the row was just made if it was missing
-                raise RuntimeError(f"session {session_id!r} vanished inside its transaction")
-            top, held = folded
+            # Made if missing, then locked and folded (racing deletes retried: counters).
+            top, held = counters.add_and_fold(conn, session_id, now)
             writer = ImportWriter(conn, session_id, top)
             # Entries are parsed and checked here while the writer inserts the batches
             # before them on a second thread (see pipeline).
             pipelined(_batched(parsed, IMPORT_BATCH), writer.write, threaded=threads_ok)
-            top = max(writer.finish(), min_last_seq)
-            counters.rebase(conn, session_id, top, held + writer.written, now)
+            counter = max(writer.finish(), min_last_seq)
+            if writer.written or counter != top:
+                # Only a change is activity: an import of what is already there
+                # leaves the session's last write where it was.
+                counters.rebase(conn, session_id, counter, held + writer.written, now)
         return writer.written
 
     return Operation(run, write=True)
@@ -326,6 +337,7 @@ def get(checkpoint_id: Any) -> Operation[Checkpoint | None] | None:
     if parts is None:
         return None
     session_id, seq = parts
+    check_key(session_id, "the session part of the checkpoint id")
     return Operation(
         lambda conn: repo.fetch(conn, session_id, seq),
         write=False,
@@ -362,11 +374,15 @@ def list_checkpoints(
     if name is not None:
         name = check_key(name, "name")
     limit = checks.optional_limit(limit, "limit")
-    filters = {
-        "after": checks.aware(since, "since") if since is not None else None,
-        "start": checks.aware(start, "start") if start is not None else None,
-        "end": checks.aware(end, "end") if end is not None else None,
-    }
+    if limit is not None and limit >= 2**63:
+        limit = None  # more than any session can hold (and than SQLite's INTEGER)
+    filters = bounds.time_filters(
+        checks.aware(since, "since") if since is not None else None,
+        checks.aware(start, "start") if start is not None else None,
+        checks.aware(end, "end") if end is not None else None,
+    )
+    if filters is bounds.NOTHING:  # e.g. an end before year 1 in UTC
+        return Operation(lambda conn: [], write=False)
     return Operation(
         lambda conn: repo.list_checkpoints(
             conn, session_id, name=name, newest_first=newest_first, limit=limit, **filters
@@ -412,10 +428,11 @@ def summary(session_id: Any) -> Operation[dict[str, Any]]:
 
 def list_sessions(prefix: Any = None, idle_for: Any = None) -> Operation[list[SessionInfo]]:
     """Every session with its counts and last activity, ordered by id."""
-    prefix = checks.optional_prefix(prefix)
-    if idle_for is not None:
-        idle_for = checks.idle_timedelta(idle_for, positive=False)
-    idle_before = checks.now() - idle_for if idle_for is not None else None
+    prefix = bounds.check_prefix(prefix)
+    idle_before = bounds.idle_cutoff(checks.now(), idle_for) if idle_for is not None else None
+    if prefix is bounds.NOTHING or idle_before is bounds.NOTHING:
+        # No id starts so, or no session is idle that long (the same on both backends).
+        return Operation(lambda conn: [], write=False)
     return Operation(
         lambda conn: repo.list_sessions(conn, prefix=prefix, idle_before=idle_before),
         write=False,

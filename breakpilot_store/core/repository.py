@@ -57,13 +57,16 @@ _LATEST_NAMED = (
     .limit(1)
 )
 #: A whole session in seq order (exports): bound by name so that it compiles once.
-_SESSION_ROWS = select(*_COLUMNS).where(_c.session_id == bindparam("sid")).order_by(_c.seq)
+# Exports carry each row's origin_id too (provenance survives a copy or a migration).
+_SESSION_ROWS = (
+    select(*_COLUMNS, _c.origin_id).where(_c.session_id == bindparam("sid")).order_by(_c.seq)
+)
 #: The same on SQLite, with ``data`` as the stored UTF-8 bytes: the driver then skips
 #: decoding it into a str that orjson would encode back to UTF-8 to parse (measured,
 #: ~14% of reading and parsing the ~1 KB payloads). ``data`` has TEXT affinity, so the
 #: bytes are the text's; a BLOB stored by hand arrives as the same bytes as before.
 _SESSION_ROWS_SQLITE = (
-    select(*_COLUMNS[:4], cast(_c.data, LargeBinary), _c.metadata)
+    select(*_COLUMNS[:4], cast(_c.data, LargeBinary), _c.metadata, _c.origin_id)
     .where(_c.session_id == bindparam("sid"))
     .order_by(_c.seq)
 )
@@ -474,7 +477,7 @@ def iter_checkpoints(
 def iter_row_batches(conn: Connection, session_id: str, size: int) -> Iterator[Sequence[Any]]:
     """Stream a session's rows in seq order, ``size`` at a time (the last batch shorter).
 
-    Each row is ``(session_id, seq, name, created_at, data, metadata)`` with ``data`` and
+    Each row is ``(session_id, seq, name, created_at, data, metadata, origin_id)`` with ``data`` and
     ``metadata`` as stored JSON. On SQLite the rows are read on the driver connection
     under ``conn``, in ``conn``'s transaction (see
     :func:`~breakpilot_store.sqlite.fastpath.fetch_batches`): ``created_at`` is the stored
@@ -506,7 +509,7 @@ def clear(conn: Connection, session_id: str, now: datetime) -> int:
     if counters.fold(conn, session_id, now) is None:
         return 0
     removed = conn.execute(_CLEAR, {"sid": session_id}).rowcount
-    counters.adjust(conn, session_id, -removed)
+    counters.adjust(conn, session_id, -removed, now)
     return removed
 
 

@@ -75,10 +75,22 @@ def seed_timestamp(stored: Any) -> str:
 
 
 def _entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Build each stored row's ``Checkpoint.to_dict()`` form, without the Checkpoint.
+    """Build each stored row's export entry, without the Checkpoint.
 
-    Rows are ``(session_id, seq, name, created_at, data, metadata)``.
+    Rows are ``(session_id, seq, name, created_at, data, metadata, origin_id)``. The
+    entry is ``Checkpoint.to_dict()``, plus ``origin_id`` for a row imported from
+    another session (the seed's ``from_dict`` ignores the extra key; an import
+    honours it, so a copied session re-imports its sources as no-ops).
     """
+    entries = _plain_entries(rows)
+    for entry, row in zip(entries, rows, strict=True):
+        if row[6] is not None:
+            entry["origin_id"] = row[6]
+    return entries
+
+
+def _plain_entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """The ``to_dict()`` part of :func:`_entries`."""
     try:
         return [
             {
@@ -89,7 +101,7 @@ def _entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
                 # The usual metadata; the dict is only ever rendered, never handed out.
                 "metadata": {} if meta == "{}" else _loads(meta),
             }
-            for session_id, seq, name, stamp, data, meta in rows
+            for session_id, seq, name, stamp, data, meta, _ in rows
         ]
     except orjson.JSONDecodeError:
         # Some text orjson refuses (hand-written NaN, say): the codec's rules, per row.
@@ -101,7 +113,7 @@ def _entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
                 "data": decode(data),
                 "metadata": decode(meta),
             }
-            for session_id, seq, name, stamp, data, meta in rows
+            for session_id, seq, name, stamp, data, meta, _ in rows
         ]
 
 
@@ -207,6 +219,7 @@ class ImportEntry:
         timestamp: Its creation time (aware, UTC).
         data_text: ``data`` as the codec encodes it (what is stored).
         metadata_text: ``metadata`` as the codec encodes it.
+        origin_id: The id it was first imported from, if the document says so.
     """
 
     id: str
@@ -216,6 +229,12 @@ class ImportEntry:
     timestamp: datetime
     data_text: str
     metadata_text: str
+    origin_id: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """The id that identifies this checkpoint across sessions (its first id)."""
+        return self.origin_id or self.id
 
     def same_as(self, row: Any) -> bool:
         """Compare with a stored row ``(session_id, seq, name, created_at, data, meta)``.
@@ -313,6 +332,9 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
         metadata_text = encoder(entry.get("metadata", {}), "metadata", optional=True)
     except BreakpilotStoreError as exc:
         raise ImportFormatError(f"{_where(index, raw_id)}: {exc}") from exc
+    origin = entry.get("origin_id")
+    if origin is not None:
+        origin = _origin(origin, index, raw_id)
     return ImportEntry(
         raw_id,
         session_id,
@@ -321,7 +343,26 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
         parse_timestamp(stamp, index, raw_id),
         data_text,
         metadata_text,
+        origin,
     )
+
+
+def _origin(value: Any, index: int, raw_id: str) -> str:
+    """Check an entry's ``origin_id``: an id of the form ``session:seq``.
+
+    Raises:
+        ImportFormatError: Naming the entry.
+    """
+    parts = split_id(value) if isinstance(value, str) else None
+    if parts is None:
+        raise ImportFormatError(
+            f"{_where(index, raw_id)}: origin_id {value!r:.80} is not an id 'session:seq'"
+        )
+    try:
+        check_key(parts[0], "the session part of origin_id")
+    except BreakpilotStoreError as exc:
+        raise ImportFormatError(f"{_where(index, raw_id)}: {exc}") from exc
+    return value
 
 
 @contextmanager

@@ -222,7 +222,8 @@ def create_postgres_engine(
             "PostgreSQL needs psycopg 3: pip install 'breakpilot-store[postgres]'"
         ) from exc
 
-    assert busy is not None
+    if busy is None:  # allow_none=False: never, but a guard must survive python -O
+        raise CheckpointValueError("busy_timeout must be a number of seconds, not None")
     settings = session_settings(
         busy_timeout=busy, statement_timeout=statement, schema=schema, readonly=readonly
     )

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 
 from ..core.retention import retention_params
+from ..forkgate import GATE
 from ..schema import to_text
 from ..translate import translate_driver
 from .counter_cache import CounterCache
@@ -74,11 +75,12 @@ class PinnedConnections:
         if pin is not None:
             return pin
         try:
-            proxied = self._engine.raw_connection()
+            with GATE:  # opening runs SQLite code: not while a fork copies the process
+                proxied = self._engine.raw_connection()
         except Exception as exc:  # noqa: BLE001 - translated below or re-raised
             raise _translated(exc, self._where) from exc
         pin = _Pin(proxied.driver_connection)
-        finalizer = weakref.finalize(pin, proxied.close)
+        finalizer = weakref.finalize(pin, _give_back, proxied)
         with self._lock:
             self._finalizers = [f for f in self._finalizers if f.alive]
             self._finalizers.append(finalizer)
@@ -98,7 +100,7 @@ class PinnedConnections:
                     finalizer.detach()
                     # Invalidated, not closed: closing would first try to roll back
                     # on the broken connection.
-                    found[1].__self__.invalidate()
+                    found[2][0].invalidate()  # _give_back's argument: the proxied one
             self._finalizers = [f for f in self._finalizers if f.alive]
 
     def close(self) -> None:
@@ -116,6 +118,12 @@ class PinnedConnections:
         self._finalizers = []
         self._local = threading.local()
         self._lock = threading.Lock()
+
+
+def _give_back(proxied: Any) -> None:
+    """Return a finished thread's connection to the pool (which may close it)."""
+    with GATE:
+        proxied.close()
 
 
 def _translated(exc: Exception, where: str) -> Exception:
@@ -149,14 +157,22 @@ class DriverTransaction:
         self._write = write
 
     def __enter__(self) -> DriverConnection:
+        GATE.enter()  # no fork while this thread runs SQLite code (see forkgate)
         if self._write:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
+                GATE.exit()
                 raise translate_driver(exc, self._where) from exc
         return DriverConnection(self._conn, self._where, self._counters)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._end(exc_type)
+        finally:
+            GATE.exit()
+
+    def _end(self, exc_type: Any) -> None:
         if not self._write:
             return
         conn = self._conn
@@ -261,10 +277,13 @@ class DriverConnection:
         (~5% of a create) against :meth:`execute`'s dict of named parameters. Values
         bind as they are: timestamps already rendered as stored text.
         """
+        GATE.enter()  # the one-statement create is a transaction of its own
         try:
             return self._conn.execute(_compile_in_order(statement, order), values)
         except sqlite3.Error as exc:
             raise translate_driver(exc, self._where) from exc
+        finally:
+            GATE.exit()
 
 
 def append(

@@ -7,6 +7,7 @@ import sqlite3
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..forkgate import GATE
 from ..translate import translate, translate_driver
 
 
@@ -24,11 +25,12 @@ def wal_checkpoint(engine: Engine, where: str, mode: str) -> tuple[int, int, int
     try:
         # On the bare driver connection: SQLAlchemy would open a transaction first,
         # and a checkpoint cannot finish inside one.
-        raw = engine.raw_connection()
-        try:
-            row = raw.driver_connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        finally:
-            raw.close()
+        with GATE:  # no fork while SQLite runs it (see forkgate)
+            raw = engine.raw_connection()
+            try:
+                row = raw.driver_connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            finally:
+                raw.close()
     except SQLAlchemyError as exc:
         raise translate(exc, where) from exc
     except sqlite3.Error as exc:  # the bare driver raises its own errors

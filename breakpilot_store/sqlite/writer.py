@@ -32,6 +32,7 @@ from ..core.group_create import write_creates
 from ..core.operations import Operation
 from ..engine import WRITE
 from ..errors import StoreClosedError
+from ..forkgate import GATE
 from .fastpath import DriverConnection
 
 #: Most writes one transaction takes: bounds how long the first of them waits.
@@ -158,6 +159,12 @@ class GroupWriter:
         _resolve([item], None)
 
     def _commit_group(self, conn: Connection, group: list[Pending]) -> None:
+        # No fork while this thread holds the write lock (see forkgate): a child would
+        # inherit SQLite's in-process lock state with it held.
+        with GATE:
+            self._commit_group_gated(conn, group)
+
+    def _commit_group_gated(self, conn: Connection, group: list[Pending]) -> None:
         try:
             transaction = conn.begin()  # BEGIN IMMEDIATE (the engine's begin event)
         except BaseException as exc:  # noqa: BLE001 - every caller gets it

@@ -6,10 +6,12 @@ import gc
 import json
 import os
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from breakpilot_store import CheckpointManager, CheckpointStore
 
@@ -150,3 +152,135 @@ def test_parent_closing_does_not_pull_the_wal_from_under_the_child(db_path: Path
     rows = dump(db_path)[1]
     assert [f"{r[0]}:{r[1]}" for r in rows if r[0] == "child"] == ids
     assert integrity(db_path) == "ok"
+
+
+def _import_entries(inside: threading.Event, count: int, pause: float) -> Any:
+    """Foreign entries; halfway the generator signals and pauses inside the transaction."""
+    for i in range(count):
+        if i == count // 2:
+            inside.set()
+            time.sleep(pause)
+        yield {
+            "id": f"src:{i + 1}",
+            "name": "n",
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "data": {"i": i},
+        }
+
+
+def test_fork_while_another_thread_is_inside_an_import(db_path: Path) -> None:
+    # Found by the campaign: the child inherited SQLite's in-process lock state with the
+    # WAL write lock held by the importing thread's connection, and every write from
+    # the child failed as busy, forever, even through a brand-new store. Now fork()
+    # waits for the other thread's transaction to end (forkgate).
+    store = CheckpointStore(db_path, busy_timeout=3)
+    _warm(store)
+    inside = threading.Event()
+    importer = threading.Thread(
+        target=lambda: store.import_checkpoints("imp", _import_entries(inside, 400, 0.5))
+    )
+    importer.start()
+    assert inside.wait(SAFETY)
+
+    def child() -> list[Any]:
+        ids = [store.create("child", "c", {"i": i}).id for i in range(3)]
+        with CheckpointStore(db_path, busy_timeout=3) as fresh:
+            ids.append(fresh.create("child-fresh", "c", {}).id)
+            ids.append(fresh.import_checkpoints("child-imp", [store.get("child:1").to_dict()]))
+        return [*ids, store.count("imp")]
+
+    pid, reader = _fork(child)
+    importer.join(SAFETY)
+    assert _wait(pid, reader) == ["child:1", "child:2", "child:3", "child-fresh:1", 1, 400]
+    # The parent goes on too, and nothing was lost on either side.
+    assert store.create("parent", "after", {}).id == "parent:3"
+    store.close()
+    assert integrity(db_path) == "ok"
+    rows = dump(db_path)[1]
+    assert sum(1 for r in rows if r[0] == "imp") == 400
+    assert [r[1] for r in rows if r[0] == "child"] == [1, 2, 3]
+
+
+def test_fork_does_not_wait_for_an_idle_iterator_on_another_thread(db_path: Path) -> None:
+    # A sibling: an export stream left open on another thread (a slow HTTP client)
+    # holds a read transaction between pieces; a fork must neither wait for it nor
+    # leave the child unable to write.
+    store = CheckpointStore(db_path, busy_timeout=3)
+    for i in range(600):
+        store.create("big", "n", {"i": i})
+    opened = threading.Event()
+    done = threading.Event()
+    pieces: list[int] = []
+
+    def reader_thread() -> None:
+        stream = store.iter_checkpoints("big")
+        pieces.append(next(stream).seq)
+        opened.set()
+        done.wait(SAFETY)
+        pieces.extend(cp.seq for cp in stream)
+
+    thread = threading.Thread(target=reader_thread)
+    thread.start()
+    assert opened.wait(SAFETY)
+    started = time.monotonic()
+    pid, reader = _fork(lambda: [store.create("big", "child", {}).seq, store.count("big")])
+    forked_in = time.monotonic() - started
+    assert _wait(pid, reader) == [601, 601]
+    done.set()
+    thread.join(SAFETY)
+    assert pieces == list(range(1, 601))  # the parent's snapshot, unaffected
+    assert forked_in < 10  # a safety bound, far below the gate's 30 s wait
+    store.close()
+    assert integrity(db_path) == "ok"
+
+
+def test_forks_while_threads_write(db_path: Path) -> None:
+    # Forks land at random points of other threads' creates, compressions and reads:
+    # every child can write through the inherited store and a new one, and the
+    # parent's threads lose nothing.
+    store = CheckpointStore(db_path, busy_timeout=20)
+    stop = threading.Event()
+    acknowledged: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            seqs = acknowledged.setdefault(name, [])
+            while not stop.is_set():
+                # Short pauses: SQLite's busy handler polls, so writers that never pause
+                # could starve the child's first write (a fairness matter, not a fork's).
+                time.sleep(0.002)
+                seqs.append(store.create(name, "w", {"n": len(seqs)}).seq)
+                store.get_latest(name)
+                if len(seqs) % 25 == 0:
+                    store.list_checkpoints(name, limit=5)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    results = []
+    for round_ in range(6):
+        time.sleep(0.05)
+
+        def child(round_: int = round_) -> list[str]:
+            first = store.create(f"child{round_}", "c", {}).id
+            with CheckpointStore(db_path, busy_timeout=20) as fresh:
+                second = fresh.create(f"child{round_}", "c", {}).id
+            return [first, second]
+
+        pid, reader = _fork(child)
+        results.append(_wait(pid, reader))
+    stop.set()
+    for thread in threads:
+        thread.join(SAFETY)
+    assert not errors, errors
+    assert results == [[f"child{r}:1", f"child{r}:2"] for r in range(6)]
+    store.close()
+    assert integrity(db_path) == "ok"
+    held: dict[str, list[int]] = {}
+    for session, seq, *_ in dump(db_path)[1]:
+        held.setdefault(session, []).append(seq)
+    for name, seqs in acknowledged.items():
+        assert held[name] == seqs == list(range(1, len(seqs) + 1))

@@ -1,0 +1,159 @@
+"""Hostile arguments and hostile data against the CLI (found by the campaign).
+
+* Non-UTF-8 argv (lone surrogates once Python decodes it) and durations beyond
+  ``timedelta`` raised tracebacks; docs/cli.md promises one ``Error:`` line or a usage
+  error.
+* Agent-chosen ids and names reached the operator's terminal raw: escape sequences
+  could clear the screen, retitle the window or fake rows.
+* ``export -o agents.db`` renamed the JSON over the database it was reading.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from breakpilot_store import CheckpointStore
+
+from .conftest import one_line_error, raw_rows
+
+SCRIPT = Path(sys.executable).parent / "breakpilot-store"
+
+HOSTILE_ARGS = [
+    ["show", "\udcff:1"],
+    ["show", "alpha:\udcff"],
+    ["show", "x" * 70_000 + ":1"],
+    ["sessions", "--prefix", "\udcff"],
+    ["sessions", "--prefix", "x" * 60_000],
+    ["sessions", "--idle-for", "999999999d"],
+    ["sessions", "--idle-for", "99999999999999999999d"],
+    ["list", "alpha", "--since", "99999999999d"],
+    ["list", "alpha", "--since", "9999999w"],
+    ["list", "alpha", "--since", "0001-01-01T00:00:00+01:00"],
+    ["list", "\udcfe"],
+    ["list", "alpha", "--name", "\udcfe"],
+    ["export", "\udcfe"],
+    ["prune", "--idle-for", "99999999d", "--dry-run"],
+    ["prune", "--idle-for", "1s", "--prefix", "\udcfe", "--dry-run"],
+    ["prune", "--idle-for", "99999999d", "--yes"],
+    ["delete", "\udcfe", "--yes"],
+    ["delete", "\udcfe", "--dry-run"],
+    ["compress", "\udcfe"],
+    ["compress", "alpha", "--compress-after", "99999999999999999999999"],
+    ["copy", "--to", "/nonexistent-\udcfe/target.db"],  # no file lands in the cwd
+    ["import", "\udcfe", "-"],
+]
+
+
+@pytest.mark.parametrize("args", HOSTILE_ARGS, ids=lambda a: " ".join(a)[:40])
+def test_hostile_arguments_give_one_line_or_usage(run, db, args):
+    result = run("--db", db, *args, input="[]")
+    assert result.exit_code in (0, 1, 2), result.output
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    if result.exit_code == 1:
+        one_line_error(result)
+    if result.exit_code == 2:
+        assert "Usage:" in result.stderr or "Error:" in result.stderr
+
+
+def test_non_utf8_argv_in_a_real_process(db):
+    # The campaign's own form: bytes that are not UTF-8, through a real exec.
+    for args in (
+        [b"show", b"\xff:1"],
+        [b"sessions", b"--prefix", b"\xff"],
+        [b"prune", b"--idle-for", b"1s", b"--prefix", b"\xfe", b"--dry-run"],
+    ):
+        result = subprocess.run(
+            [os.fsencode(SCRIPT), b"--db", os.fsencode(db), *args],
+            capture_output=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if k != "BREAKPILOT_STORE_URL"},
+        )
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), lines
+        assert "surrogate" in lines[0]
+
+
+EVIL = "\x1b[2J\x1b]0;pwned\x07\x9b31m\u202eevil\x7f"
+FORBIDDEN = ("\x1b", "\x07", "\x9b", "\u202e", "\x7f")
+
+
+@pytest.fixture
+def evil_db(tmp_path):
+    path = tmp_path / "evil\x1b[2J.db"
+    with CheckpointStore(path) as store:
+        store.create(f"agent{EVIL}", f"step{EVIL}", {"note": EVIL, EVIL: 1}, {"m": EVIL})
+        store.create(f"agent{EVIL}", "[red]fake row[/red]", {"x": "\x85\x9d"})
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sessions"],
+        ["list", f"agent{EVIL}"],
+        ["show", f"agent{EVIL}:1"],
+        ["show", f"agent{EVIL}:2"],
+        ["show", f"agent{EVIL}:9"],
+        ["doctor"],
+        ["delete", f"agent{EVIL}", "--dry-run"],
+        ["compress", f"agent{EVIL}", "--compress-after", "1", "--dry-run"],
+        ["list", f"nope{EVIL}"],
+        ["export", f"nope{EVIL}"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_no_control_character_reaches_the_terminal(run, evil_db, args):
+    result = run("--db", evil_db, *args)
+    assert "Traceback" not in result.output
+    for text in (result.stdout, result.stderr):
+        for char in FORBIDDEN:
+            assert char not in text, (char, text)
+    assert "\\x1b" in result.stdout + result.stderr  # shown, escaped, not dropped
+
+
+def test_no_markup_from_agent_names(run, evil_db):
+    result = run("--db", evil_db, "list", f"agent{EVIL}")
+    assert "[red]fake row[/red]" in result.stdout  # printed as it is, not as rich markup
+
+
+def test_export_never_replaces_the_database_it_reads(run, db, tmp_path):
+    before = db.read_bytes()
+    for target in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}.lock")):
+        result = run("--db", db, "export", "alpha", "-o", target)
+        assert result.exit_code == 1
+        assert "being exported" in one_line_error(result)
+        # Not even with --force.
+        assert run("--db", db, "export", "alpha", "-o", target, "--force").exit_code == 1
+    assert db.read_bytes() == before
+    assert raw_rows(db, "SELECT count(*) FROM checkpoints")[0][0] == 8
+    # Through another name for the same file, too.
+    link = tmp_path / "link.db"
+    link.symlink_to(db)
+    assert run("--db", db, "export", "alpha", "-o", link).exit_code == 1
+    assert db.read_bytes() == before
+
+
+def test_export_replaces_another_database_only_with_force(run, db, tmp_path):
+    other = tmp_path / "other.db"
+    CheckpointStore(other).close()
+    before = other.read_bytes()
+    result = run("--db", db, "export", "alpha", "-o", other)
+    assert result.exit_code == 1
+    assert "is an SQLite database" in one_line_error(result)
+    assert other.read_bytes() == before
+    assert run("--db", db, "export", "alpha", "-o", other, "--force").exit_code == 0
+    assert other.read_bytes().startswith(b"[")
+    # An earlier export is simply replaced, as before.
+    plain = tmp_path / "alpha.json"
+    plain.write_text("[]")
+    assert run("--db", db, "export", "alpha", "-o", plain).exit_code == 0
+    assert '"alpha:5"' in plain.read_text()

@@ -1,0 +1,221 @@
+"""Every public entry point, every argument, values at the edge of their type.
+
+Found by the campaign: lone surrogates in ids and prefixes raised ``UnicodeEncodeError``
+(and ``get`` never checked the session part of an id); huge durations raised
+``OverflowError``; an aware ``datetime(1, 1, 1, tzinfo=+01:00)`` became a vague
+``DatabaseError``; ``import_checkpoints("a", None)`` a bare ``TypeError``; a 60,000
+character prefix was an error on SQLite and ``[]`` on PostgreSQL. Here each public call
+takes each hostile value in each argument position: it returns, or raises a
+``BreakpilotStoreError`` with the database unchanged (checked raw), on both backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from breakpilot_store import (
+    BreakpilotStoreError,
+    CheckpointManager,
+    CheckpointStore,
+    CheckpointTypeError,
+    CheckpointValueError,
+)
+
+PLUS_ONE = timezone(timedelta(hours=1))
+MINUS_ONE = timezone(timedelta(hours=-1))
+
+HOSTILE: list[Any] = [
+    "\ud800",
+    "\udcff:1",
+    "ok:\udcff",
+    "a\x00b",
+    "x" * 60_000,
+    "",
+    "\x1b]0;pwned\x07",
+    None,
+    5,
+    -1,
+    2**70,
+    float("nan"),
+    b"bytes",
+    ["list"],
+    object(),
+    timedelta(days=999_999_999),
+    timedelta.max,
+    timedelta.min,
+    timedelta(0),
+    datetime(1, 1, 1, tzinfo=PLUS_ONE),
+    datetime(9999, 12, 31, 23, 59, tzinfo=MINUS_ONE),
+    datetime(2026, 1, 1),  # naive
+]
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+ENTRY = {"id": "ok:1", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00", "data": {}}
+
+Call = Callable[[CheckpointStore, Any], object]
+
+CALLS: dict[str, Call] = {
+    "create session_id": lambda s, h: s.create(h, "n", {}),
+    "create name": lambda s, h: s.create("ok", h, {}),
+    "create data": lambda s, h: s.create("ok", "n", h),
+    "create data key": lambda s, h: s.create("ok", "n", {h: 1} if _hashable(h) else {}),
+    "create data value": lambda s, h: s.create("ok", "n", {"k": h}),
+    "create metadata": lambda s, h: s.create("ok", "n", {}, h),
+    "create compress_after": lambda s, h: s.create("ok", "n", {}, compress_after=h),
+    "create max_checkpoints": lambda s, h: s.create("ok", "n", {}, max_checkpoints=h),
+    "compress session_id": lambda s, h: s.compress(h),
+    "compress compress_after": lambda s, h: s.compress("ok", compress_after=h),
+    "compress max_checkpoints": lambda s, h: s.compress("ok", max_checkpoints=h),
+    "clear": lambda s, h: s.clear(h),
+    "delete_session": lambda s, h: s.delete_session(h),
+    "import session_id": lambda s, h: s.import_checkpoints(h, [ENTRY]),
+    "import entries": lambda s, h: s.import_checkpoints("ok", h),
+    "import entry": lambda s, h: s.import_checkpoints("ok", [h]),
+    "import id": lambda s, h: s.import_checkpoints("ok", [{**ENTRY, "id": h}]),
+    "import foreign id": lambda s, h: s.import_checkpoints("ok", [{**ENTRY, "id": f"{h}:1"}]),
+    "import name": lambda s, h: s.import_checkpoints("ok", [{**ENTRY, "name": h}]),
+    "import timestamp": lambda s, h: s.import_checkpoints("ok", [{**ENTRY, "timestamp": h}]),
+    "import data": lambda s, h: s.import_checkpoints("ok", [{**ENTRY, "data": h}]),
+    "import origin_id": lambda s, h: s.import_checkpoints(
+        "ok", [{**ENTRY, "id": "other:1", "origin_id": h}]
+    ),
+    "import on_entry": lambda s, h: s.import_checkpoints("ok", [ENTRY], on_entry=h),
+    "import min_last_seq": lambda s, h: s.import_checkpoints("ok", [ENTRY], min_last_seq=h),
+    "get": lambda s, h: s.get(h),
+    "get session part": lambda s, h: s.get(f"{h}:1"),
+    "get seq part": lambda s, h: s.get(f"ok:{h}"),
+    "get_latest session_id": lambda s, h: s.get_latest(h),
+    "get_latest name": lambda s, h: s.get_latest("ok", h),
+    "list_checkpoints session_id": lambda s, h: s.list_checkpoints(h),
+    "list_checkpoints name": lambda s, h: s.list_checkpoints("ok", name=h),
+    "list_checkpoints since": lambda s, h: s.list_checkpoints("ok", since=h),
+    "list_checkpoints start": lambda s, h: s.list_checkpoints("ok", start=h),
+    "list_checkpoints end": lambda s, h: s.list_checkpoints("ok", end=h),
+    "list_checkpoints limit": lambda s, h: s.list_checkpoints("ok", limit=h),
+    "iter_checkpoints": lambda s, h: list(s.iter_checkpoints(h)),
+    "count": lambda s, h: s.count(h),
+    "summary": lambda s, h: s.summary(h),
+    "export_chunks": lambda s, h: list(s.export_chunks(h)),
+    "export_bytes": lambda s, h: list(s.export_bytes(h)),
+    "export_json": lambda s, h: s.export_json(h),
+    "list_sessions prefix": lambda s, h: s.list_sessions(prefix=h),
+    "list_sessions idle_for": lambda s, h: s.list_sessions(idle_for=h),
+    "session_info": lambda s, h: s.session_info(h),
+    "prune idle_for": lambda s, h: s.prune_sessions(h, dry_run=True),
+    "prune idle_for, for real": lambda s, h: s.prune_sessions(h, prefix="no-such-"),
+    "prune prefix": lambda s, h: s.prune_sessions(timedelta(days=1), prefix=h, dry_run=True),
+    "wal_checkpoint": lambda s, h: s.wal_checkpoint(h),
+    "manager session_id": lambda s, h: CheckpointManager(h, store=s).get_all(),
+    "manager get": lambda s, h: CheckpointManager("ok", store=s).get(h),
+    "manager get_by_name": lambda s, h: CheckpointManager("ok", store=s).get_by_name(h),
+    "manager get_since": lambda s, h: CheckpointManager("ok", store=s).get_since(h),
+    "manager get_between start": lambda s, h: CheckpointManager("ok", store=s).get_between(
+        h, datetime.now(timezone.utc)
+    ),
+    "manager get_between end": lambda s, h: CheckpointManager("ok", store=s).get_between(
+        datetime(2000, 1, 1, tzinfo=timezone.utc), h
+    ),
+    "manager rollback_to": lambda s, h: CheckpointManager("ok", store=s).rollback_to(h),
+    "manager import_checkpoints": lambda s, h: CheckpointManager("ok", store=s).import_checkpoints(
+        h
+    ),
+    "manager create name": lambda s, h: CheckpointManager("ok2", store=s).create(h, {}),
+}
+
+#: Calls that write when they succeed (the others must leave the database as it was).
+WRITES = ("create", "import", "compress", "clear", "delete", "manager", "prune idle_for, for")
+
+
+def test_every_public_call_with_every_hostile_value(backend_url: str, raw: Any) -> None:
+    store = CheckpointStore(backend_url, busy_timeout=5)
+    store.create("ok", "n", {"v": 1})
+    store.create("ok", "n", {"v": 2})
+    db = raw()
+    failures = []
+    for label, call in CALLS.items():
+        for value in HOSTILE:
+            before = db.dump()
+            try:
+                call(store, value)
+            except BreakpilotStoreError:
+                if db.dump() != before:
+                    failures.append(f"{label} {value!r:.40}: raised but changed the database")
+            except Exception as exc:  # noqa: BLE001 - the finding
+                failures.append(f"{label} {value!r:.40}: untyped {type(exc).__name__}: {exc}")
+            else:
+                if not label.startswith(WRITES) and db.dump() != before:
+                    failures.append(f"{label} {value!r:.40}: a read changed the database")
+    store.close()
+    assert not failures, "\n".join(failures)
+
+
+def test_edge_values_mean_the_same_on_both_backends(backend_url: str) -> None:
+    store = CheckpointStore(backend_url, busy_timeout=5)
+    store.create("ok", "n", {})
+    store.create("x" * 1024, "n", {})
+    # A prefix longer than any id matches nothing (SQLite refused the LIKE pattern).
+    assert store.list_sessions(prefix="x" * 60_000) == []
+    assert store.list_sessions(prefix="x" * 1025) == []
+    assert [i.session_id for i in store.list_sessions(prefix="x" * 1024)] == ["x" * 1024]
+    assert store.prune_sessions(timedelta(seconds=1), prefix="x" * 60_000) == []
+    # Longer idle than time itself: no session; negative beyond it: every session.
+    assert store.list_sessions(idle_for=timedelta(days=999_999)) == []
+    assert store.prune_sessions(timedelta(days=999_999)) == []
+    assert store.prune_sessions(timedelta.max, dry_run=True) == []
+    assert len(store.list_sessions(idle_for=timedelta.min)) == 2
+    # A moment before year 1 in UTC is before every checkpoint; after 9999, after all.
+    early = datetime(1, 1, 1, tzinfo=PLUS_ONE)
+    late = datetime(9999, 12, 31, 23, 59, tzinfo=MINUS_ONE)
+    assert [cp.id for cp in store.list_checkpoints("ok", since=early)] == ["ok:1"]
+    assert [cp.id for cp in store.list_checkpoints("ok", start=early, end=late)] == ["ok:1"]
+    assert store.list_checkpoints("ok", end=early) == []
+    assert store.list_checkpoints("ok", since=late) == []
+    manager = CheckpointManager("ok", store=store)
+    assert [cp.id for cp in manager.get_since(early)] == ["ok:1"]
+    assert [cp.id for cp in manager.get_between(early, late)] == ["ok:1"]
+    # Text that cannot be encoded is a typed error naming it, wherever it goes.
+    for call in (
+        lambda: store.get("\ud800:1"),
+        lambda: store.list_sessions(prefix="\udcff"),
+        lambda: store.prune_sessions(timedelta(days=1), prefix="\udcfe", dry_run=True),
+    ):
+        with pytest.raises(CheckpointValueError, match="surrogate"):
+            call()
+    with pytest.raises(CheckpointTypeError, match="iterable"):
+        store.import_checkpoints("a", None)  # type: ignore[arg-type]
+    assert store.session_info("a") is None
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "options"),
+    [
+        (("\x00",), {}),
+        (("postgresql+psycopg://postgres@127.0.0.1:5432/te\udcffst",), {}),
+        ((None,), {"durability": ["full"]}),
+        ((None,), {"readonly": "yes"}),
+        ((None,), {"busy_timeout": float("nan")}),
+        ((None,), {"pool_size": 5}),
+        ((5,), {}),
+    ],
+)
+def test_hostile_constructor_arguments(tmp_path: Any, args: tuple, options: dict) -> None:
+    # Siblings found while hunting: NUL in a path (ValueError), a surrogate in a server
+    # URL (UnicodeEncodeError), an unhashable durability (TypeError), a truthy string
+    # for readonly (a misleading StoreUnavailableError).
+    target = str(tmp_path / "s.db") if args == (None,) else args[0]
+    with pytest.raises(BreakpilotStoreError):
+        CheckpointStore(target, **options)
+    assert list(tmp_path.iterdir()) == []  # nothing created

@@ -31,6 +31,7 @@ from ..errors import (
     DatabaseError,
     ImportFormatError,
     SchemaVersionError,
+    SessionLeasedError,
     StoreUnavailableError,
     UnknownSessionError,
 )
@@ -85,7 +86,8 @@ class StoreGroup(click.Group):
         except (BreakpilotStoreError, OSError, SQLAlchemyError) as exc:
             if ctx.params.get("debug"):
                 traceback.print_exception(exc)
-            click.echo(f"Error: {_one_line(exc)}", err=True)
+            hint = " (--force writes anyway)" if isinstance(exc, SessionLeasedError) else ""
+            click.echo(f"Error: {_one_line(exc)}{hint}", err=True)
             ctx.exit(1)
 
 
@@ -118,6 +120,9 @@ def common(func: Any) -> Any:
 
 dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Show what would be removed; change nothing."
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Write even if an agent holds the session's lease."
 )
 
 
@@ -207,10 +212,13 @@ def sessions(
     limit: int | None,
 ) -> None:
     """One row per session: checkpoints held, last seq, activity, last name."""
+    from .lease import all_leases
+
     with open_read(opts.db) as store:
         infos = store.list_sessions(prefix=prefix, idle_for=idle_for)
+        held = all_leases(store)
     infos.sort(key=SESSION_SORT_KEYS[sort], reverse=reverse)
-    _json(opts).sessions(infos[:limit] if limit else infos)
+    _json(opts).sessions(infos[:limit] if limit else infos, held)
 
 
 @cli.command("list")
@@ -330,9 +338,10 @@ def _size(file: Any) -> int | None:
 @cli.command("import")
 @click.argument("session")
 @click.argument("file", type=click.File("rb"))
+@force_option
 @common
 @pass_options
-def import_(opts: Options, session: str, file: Any) -> None:
+def import_(opts: Options, session: str, file: Any, force: bool) -> None:
     """Import FILE (an export; - for stdin) into SESSION, streaming, all or nothing."""
     out = _json(opts)
     name = getattr(file, "name", "-")
@@ -349,7 +358,9 @@ def import_(opts: Options, session: str, file: Any) -> None:
             bar(completed=file.tell() if size else None)
 
         try:
-            written = store.import_checkpoints(session, read_document(file), on_entry=on_entry)
+            written = store.import_checkpoints(
+                session, read_document(file), on_entry=on_entry, force=force
+            )
         except ImportFormatError as exc:
             raise ImportFormatError(f"{name}: {exc}") from exc
     if opts.json:
@@ -363,9 +374,10 @@ def import_(opts: Options, session: str, file: Any) -> None:
 @click.option("--from", "source", metavar="URL", help="Source store (default: the --db store).")
 @click.option("--to", "target", metavar="URL", required=True, help="Destination store.")
 @click.option("--prefix", help="Only sessions whose id starts with this.")
+@force_option
 @common
 @pass_options
-def copy(opts: Options, source: str | None, target: str, prefix: str | None) -> None:
+def copy(opts: Options, source: str | None, target: str, prefix: str | None, force: bool) -> None:
     """Copy every session from one store to another (e.g. SQLite to PostgreSQL)."""
     src_url = resolve_url(source if source is not None else opts.db)
     dst_url = resolve_url(target)
@@ -389,7 +401,7 @@ def copy(opts: Options, source: str | None, target: str, prefix: str | None) -> 
                         yield cp.to_dict()
 
                 written = dst.import_checkpoints(
-                    sid, entries(), on_entry=advance, min_last_seq=info.last_seq
+                    sid, entries(), on_entry=advance, min_last_seq=info.last_seq, force=force
                 )
                 after = dst.count(sid)
                 if after != before + written or after < sent:
@@ -428,10 +440,16 @@ def _need_yes(yes: bool, dry_run: bool, what: str) -> None:
 @click.option("--compress-after", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--max-checkpoints", type=click.IntRange(min=1), help="Hard cap to apply.")
 @dry_run_option
+@force_option
 @common
 @pass_options
 def compress(
-    opts: Options, session: str, compress_after: int, max_checkpoints: int | None, dry_run: bool
+    opts: Options,
+    session: str,
+    compress_after: int,
+    max_checkpoints: int | None,
+    dry_run: bool,
+    force: bool,
 ) -> None:
     """Apply the retention rule to SESSION now and print what it removed."""
     # Even with --dry-run the store runs the real DELETE and rolls it back, so this
@@ -443,6 +461,7 @@ def compress(
             compress_after=compress_after,
             max_checkpoints=max_checkpoints,
             dry_run=dry_run,
+            force=force,
         )
     out = _json(opts)
     if opts.json:
@@ -460,9 +479,10 @@ def compress(
 @click.argument("session")
 @click.option("--yes", "-y", is_flag=True, help="Confirm the deletion.")
 @dry_run_option
+@force_option
 @common
 @pass_options
-def delete(opts: Options, session: str, yes: bool, dry_run: bool) -> None:
+def delete(opts: Options, session: str, yes: bool, dry_run: bool, force: bool) -> None:
     """Delete SESSION and all of its checkpoints."""
     _need_yes(yes, dry_run, "delete")
     if dry_run:
@@ -470,7 +490,7 @@ def delete(opts: Options, session: str, yes: bool, dry_run: bool) -> None:
             removed = _session_or_fail(store, session).checkpoints
     else:
         with open_write(opts.db) as store:
-            removed = store.delete_session(session)
+            removed = store.delete_session(session, force=force)
     _json(opts).removal([(session, removed)], dry_run)
 
 
@@ -479,14 +499,20 @@ def delete(opts: Options, session: str, yes: bool, dry_run: bool) -> None:
 @click.option("--prefix", help="Only sessions whose id starts with this.")
 @click.option("--yes", "-y", is_flag=True, help="Confirm the deletion.")
 @dry_run_option
+@click.option("--force", is_flag=True, help="Also delete idle sessions that are leased.")
 @common
 @pass_options
-def prune(opts: Options, idle_for: Any, prefix: str | None, yes: bool, dry_run: bool) -> None:
-    """Delete every session with no write for longer than --idle-for."""
+def prune(
+    opts: Options, idle_for: Any, prefix: str | None, yes: bool, dry_run: bool, force: bool
+) -> None:
+    """Delete every session with no write for longer than --idle-for.
+
+    Sessions someone holds a live lease on are kept unless --force.
+    """
     _need_yes(yes, dry_run, "prune")
     opener = open_read if dry_run else open_write
     with opener(opts.db) as store:
-        removed = store.prune_sessions(idle_for, prefix=prefix, dry_run=dry_run)
+        removed = store.prune_sessions(idle_for, prefix=prefix, dry_run=dry_run, force=force)
     _json(opts).removal(removed, dry_run)
 
 

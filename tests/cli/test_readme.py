@@ -43,6 +43,8 @@ def test_the_cli_has_the_commands_the_issue_asks_for():
         "doctor",
         "vacuum",
         "demo",
+        "lease show",
+        "lease release",
     }
 
 

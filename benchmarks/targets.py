@@ -363,4 +363,12 @@ TARGETS: tuple[Target, ...] = (
             ("get_latest", "get_latest() p50 vs SqliteSaver.get_tuple", "(b)"),
         )
     ),
+    *(
+        Target(
+            f"create p50 with a lease vs without ({case})",
+            "≤ 1.1 ×",
+            ratio(_p50("leases", case, "store leased"), _p50("leases", case, "store"), "<=", 1.1),
+        )
+        for case in ("full", "normal", "postgres")
+    ),
 )

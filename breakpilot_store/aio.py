@@ -302,8 +302,12 @@ class AsyncCheckpointStore:
         metadata: Any,
         compress_after: int | None,
         max_checkpoints: int | None,
+        fence: Any = None,
     ) -> Checkpoint:
-        """:meth:`create` for a caller that has checked the session id and the limits."""
+        """:meth:`create` for a caller that has checked the session id and the limits.
+
+        ``fence``: a lease holder's (see :mod:`breakpilot_store.aio_leasing`).
+        """
         store = await self._ready()
         op = ops.create(
             session_id,
@@ -313,6 +317,7 @@ class AsyncCheckpointStore:
             compress_after,
             max_checkpoints,
             row_lock=store._row_lock,
+            fence=fence,
         )
         return await self._execute(op)
 
@@ -323,20 +328,24 @@ class AsyncCheckpointStore:
         compress_after: int | None = 50,
         max_checkpoints: int | None = None,
         dry_run: bool = False,
+        force: bool = False,
     ) -> list[str]:
         """Apply the retention rule now (see :meth:`CheckpointStore.compress`)."""
         return await self._execute(
-            ops.compress(session_id, compress_after, max_checkpoints, dry_run)
+            ops.compress(session_id, compress_after, max_checkpoints, dry_run, force)
         )
 
-    async def clear(self, session_id: str) -> int:
-        """Delete every checkpoint of a session; numbering continues. How many."""
-        return await self._execute(ops.clear(session_id))
+    async def clear(self, session_id: str, *, force: bool = False, fence: Any = None) -> int:
+        """Delete every checkpoint of a session; numbering continues. How many.
 
-    async def delete_session(self, session_id: str) -> int:
+        ``force`` and ``fence`` as for :meth:`CheckpointStore.clear`.
+        """
+        return await self._execute(ops.clear(session_id, fence, force))
+
+    async def delete_session(self, session_id: str, *, force: bool = False) -> int:
         """Delete a session, its checkpoints and its counter (see the sync store)."""
         store = await self._ready()
-        return await self._execute(ops.delete_session(session_id, store._where))
+        return await self._execute(ops.delete_session(session_id, store._where, force))
 
     async def import_checkpoints(
         self,
@@ -345,6 +354,8 @@ class AsyncCheckpointStore:
         *,
         on_entry: Any = None,
         min_last_seq: int = 0,
+        force: bool = False,
+        fence: Any = None,
     ) -> int:
         """Import checkpoints in the seed's export form, all or nothing.
 
@@ -360,7 +371,12 @@ class AsyncCheckpointStore:
             # The bulk path uses the driver directly (COPY): the sync code, on a thread.
             def run(s: CheckpointStore) -> int:
                 return s.import_checkpoints(
-                    session_id, entries, on_entry=on_entry, min_last_seq=min_last_seq
+                    session_id,
+                    entries,
+                    on_entry=on_entry,
+                    min_last_seq=min_last_seq,
+                    force=force,
+                    fence=fence,
                 )
 
             return await self._call(run)
@@ -370,14 +386,21 @@ class AsyncCheckpointStore:
             on_entry=on_entry,
             min_last_seq=min_last_seq,
             threads_ok=store._threads_ok,
+            fence=fence,
+            force=force,
         )
         return await self._execute(op)
 
     async def prune_sessions(
-        self, idle_for: timedelta, *, prefix: str | None = None, dry_run: bool = False
+        self,
+        idle_for: timedelta,
+        *,
+        prefix: str | None = None,
+        dry_run: bool = False,
+        force: bool = False,
     ) -> list[tuple[str, int]]:
         """Delete every session idle for ``idle_for`` (see the sync store)."""
-        return await self._execute(ops.prune_sessions(idle_for, prefix, dry_run))
+        return await self._execute(ops.prune_sessions(idle_for, prefix, dry_run, force))
 
     async def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
         """Run SQLite's WAL checkpoint on a worker thread (see the sync store)."""

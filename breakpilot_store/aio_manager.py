@@ -12,10 +12,12 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from .aio import AsyncCheckpointStore
+from .aio_leasing import AsyncLeaseHolder
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key
 from .core import checks
 from .core.document import parse_document
+from .errors import CheckpointValueError, LeaseLostError
 from .store import CheckpointStore
 
 logger = logging.getLogger("breakpilot_store.manager")
@@ -39,6 +41,10 @@ class AsyncCheckpointManager:
             an async front that leaves it open); a path or URL (a store is opened for
             this manager and closed by :meth:`close`); or ``None`` for the default store.
             The constructor does no I/O.
+        lease, lease_wait, takeover, owner: As for
+            :class:`~breakpilot_store.manager.CheckpointManager`; the lease is acquired
+            by ``async with`` (or :meth:`acquire_lease`, or the first write) and renewed
+            by a heartbeat task; :meth:`close` releases it.
 
     Raises:
         CheckpointValueError: Empty session id, or non-positive limits.
@@ -51,6 +57,11 @@ class AsyncCheckpointManager:
         max_checkpoints: int = 100,
         compress_after: int = 50,
         store: AsyncCheckpointStore | CheckpointStore | str | os.PathLike[str] | URL | None = None,
+        *,
+        lease: float | None = None,
+        lease_wait: float = 0.0,
+        takeover: bool = False,
+        owner: str | None = None,
     ) -> None:
         self.session_id = check_key(session_id, "session_id")
         self.max_checkpoints = checks.positive_int(max_checkpoints, "max_checkpoints")
@@ -63,14 +74,62 @@ class AsyncCheckpointManager:
         else:
             self.store = AsyncCheckpointStore(store)
         self._on_checkpoint: Callback | None = None
+        self._lease: AsyncLeaseHolder | None = None
+        if lease is not None:  # checked now; acquired on first use (no I/O here)
+            self._lease = AsyncLeaseHolder(
+                self.store, self.session_id, lease, wait=lease_wait, takeover=takeover, owner=owner
+            )
+        elif lease_wait != 0.0 or takeover or owner is not None:
+            raise CheckpointValueError("lease_wait, takeover and owner need lease= (seconds)")
+
+    @property
+    def lease_token(self) -> int | None:
+        """The fencing token of this manager's lease (``None`` without a lease or before it)."""
+        return None if self._lease is None or not self._lease.token else self._lease.token
+
+    @property
+    def lease_lost(self) -> bool:
+        """Whether this manager is known to have lost its lease."""
+        return self._lease is not None and self._lease.lost
+
+    def on_lease_lost(self, callback: Callable[[LeaseLostError], object]) -> None:
+        """Register a callback for a lost lease (see ``CheckpointManager.on_lease_lost``)."""
+        if self._lease is None:
+            raise CheckpointValueError("on_lease_lost needs a manager made with lease=")
+        self._lease.on_lost(callback)
+
+    async def acquire_lease(self) -> None:
+        """Acquire the lease now if not yet held (``async with`` and the first write do).
+
+        Raises:
+            SessionLeasedError: Another holder's lease stayed live for ``lease_wait``.
+        """
+        if self._lease is not None and not self._lease.token:
+            await self._lease.acquire()
+
+    async def _fence(self) -> AsyncLeaseHolder | None:
+        lease = self._lease
+        if lease is None:
+            return None
+        if not lease.token:
+            await lease.acquire()
+        lease.ensure_held()
+        return lease
 
     async def close(self) -> None:
-        """Close the store if this manager opened it (a store passed in stays open)."""
+        """Release the lease (if held), then close the store if this manager opened it."""
+        if self._lease is not None:
+            await self._lease.release()
         if self._owns_store:
             await self.store.close()
 
     async def __aenter__(self) -> AsyncCheckpointManager:
         await self.store.open()
+        try:
+            await self.acquire_lease()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -90,9 +149,21 @@ class AsyncCheckpointManager:
             CheckpointTypeError: A value JSON cannot carry exactly (path named).
             CheckpointValueError: A bad name or value (NaN, ...). Nothing is written.
         """
-        checkpoint = await self.store._create(
-            self.session_id, name, data, metadata, self.compress_after, self.max_checkpoints
-        )
+        fence = await self._fence()
+        try:
+            checkpoint = await self.store._create(
+                self.session_id,
+                name,
+                data,
+                metadata,
+                self.compress_after,
+                self.max_checkpoints,
+                fence,
+            )
+        except LeaseLostError as exc:
+            if fence is not None:
+                fence.mark_lost(exc)
+            raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "Session %s: Created checkpoint %r (#%d)", self.session_id, name, checkpoint.seq
@@ -148,7 +219,13 @@ class AsyncCheckpointManager:
 
     async def clear(self) -> int:
         """Delete all of the session's checkpoints; numbering continues. How many."""
-        count = await self.store.clear(self.session_id)
+        fence = await self._fence()
+        try:
+            count = await self.store.clear(self.session_id, fence=fence)
+        except LeaseLostError as exc:
+            if fence is not None:
+                fence.mark_lost(exc)
+            raise
         logger.info("Session %s: Cleared %d checkpoints", self.session_id, count)
         return count
 
@@ -177,7 +254,13 @@ class AsyncCheckpointManager:
             ImportConflictError: An entry differs from the stored checkpoint of its id.
         """
         entries = parse_document(json_data)
-        return await self.store.import_checkpoints(self.session_id, entries)
+        fence = await self._fence()
+        try:
+            return await self.store.import_checkpoints(self.session_id, entries, fence=fence)
+        except LeaseLostError as exc:
+            if fence is not None:
+                fence.mark_lost(exc)
+            raise
 
     async def count(self) -> int:
         """How many checkpoints the session holds (``len(mgr)`` in the sync API)."""

@@ -6,17 +6,20 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
 
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key
 from .core.document import parse_document
-from .errors import CheckpointTypeError
+from .errors import CheckpointTypeError, CheckpointValueError, LeaseLostError
+from .leasing import LeaseHolder
 from .store import CheckpointStore, _positive_int, aware
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class CheckpointManager:
@@ -39,10 +42,23 @@ class CheckpointManager:
         compress_after: Compress when the session holds more than this many.
         store: A :class:`CheckpointStore`, a path or URL (a store is opened for this
             manager and closed by :meth:`close`), or ``None`` for the default store.
+        lease: Hold the session's lease, for this many seconds after each renewal
+            (``None``: no lease). While it is held, writes by anyone else are refused
+            (:class:`SessionLeasedError`); each of this manager's writes checks in its
+            own transaction that its fencing token is still current
+            (:class:`LeaseLostError` otherwise). A heartbeat thread renews it every
+            ``lease / 3`` seconds; :meth:`close` releases it.
+        lease_wait: Seconds to wait for another holder's live lease before raising
+            :class:`SessionLeasedError` (default: do not wait).
+        takeover: Acquire at once even if another holder's lease is live (for a
+            supervisor that knows the old holder is gone); it loses the lease.
+        owner: Who holds the lease, as operators see it (default ``host:pid``).
 
     Raises:
         CheckpointValueError: Empty session id, or non-positive limits.
         CheckpointTypeError: Arguments of the wrong type.
+        SessionLeasedError: ``lease`` was asked for and another holder's lease stayed
+            live for ``lease_wait`` seconds.
     """
 
     def __init__(
@@ -51,6 +67,11 @@ class CheckpointManager:
         max_checkpoints: int = 100,
         compress_after: int = 50,
         store: CheckpointStore | str | os.PathLike[str] | URL | None = None,
+        *,
+        lease: float | None = None,
+        lease_wait: float = 0.0,
+        takeover: bool = False,
+        owner: str | None = None,
     ) -> None:
         self.session_id = check_key(session_id, "session_id")
         self.max_checkpoints = _positive_int(max_checkpoints, "max_checkpoints")
@@ -60,9 +81,62 @@ class CheckpointManager:
             store if isinstance(store, CheckpointStore) else CheckpointStore(store)
         )
         self._on_checkpoint: Callable[[Checkpoint], None] | None = None
+        self._lease: LeaseHolder | None = None
+        if lease is not None:
+            holder = LeaseHolder(
+                self.store, self.session_id, lease, wait=lease_wait, takeover=takeover, owner=owner
+            )
+            try:
+                holder.acquire()
+            except BaseException:
+                self.close()
+                raise
+            self._lease = holder
+        elif lease_wait != 0.0 or takeover or owner is not None:
+            raise CheckpointValueError("lease_wait, takeover and owner need lease= (seconds)")
+
+    @property
+    def lease_token(self) -> int | None:
+        """The fencing token of this manager's lease (``None`` without a lease)."""
+        return None if self._lease is None else self._lease.token
+
+    @property
+    def lease_lost(self) -> bool:
+        """Whether this manager is known to have lost its lease (``False`` without one)."""
+        return self._lease is not None and self._lease.lost
+
+    def on_lease_lost(self, callback: Callable[[LeaseLostError], object]) -> None:
+        """Register a callback to hear of a lost lease as soon as this process learns it.
+
+        Called once, with the :class:`LeaseLostError`, from the heartbeat thread (at most
+        ``lease / 3`` seconds after the takeover) or from the write that found it.
+
+        Raises:
+            CheckpointValueError: This manager holds no lease.
+        """
+        if self._lease is None:
+            raise CheckpointValueError("on_lease_lost needs a manager made with lease=")
+        self._lease.on_lost(callback)
+
+    def _fenced(self, write: Callable[[Any], T]) -> T:
+        """Run a write with this manager's fence, noting a loss it reveals."""
+        lease = self._lease
+        if lease is None:
+            return write(None)
+        lease.ensure_held()
+        try:
+            return write(lease)
+        except LeaseLostError as exc:
+            lease.mark_lost(exc)
+            raise
 
     def close(self) -> None:
-        """Close the store if this manager opened it (a store passed in stays open)."""
+        """Release the lease (if held), then close the store if this manager opened it.
+
+        A store passed in stays open.
+        """
+        if self._lease is not None:
+            self._lease.release()
         if self._owns_store:
             self.store.close()
 
@@ -94,9 +168,26 @@ class CheckpointManager:
             CheckpointValueError: A bad name or value (NaN, ...). Nothing is written.
         """
         # The session id and the limits were checked when the manager was made.
-        checkpoint = self.store._create(
-            self.session_id, name, data, metadata, self.compress_after, self.max_checkpoints
-        )
+        lease = self._lease
+        if lease is None:  # every agent's step: no closure, no try
+            checkpoint = self.store._create(
+                self.session_id, name, data, metadata, self.compress_after, self.max_checkpoints
+            )
+        else:
+            lease.ensure_held()
+            try:
+                checkpoint = self.store._create(
+                    self.session_id,
+                    name,
+                    data,
+                    metadata,
+                    self.compress_after,
+                    self.max_checkpoints,
+                    lease,
+                )
+            except LeaseLostError as exc:
+                lease.mark_lost(exc)
+                raise
         if logger.isEnabledFor(logging.DEBUG):  # (the seq is parsed only to be logged)
             logger.debug(
                 "Session %s: Created checkpoint %r (#%d)", self.session_id, name, checkpoint.seq
@@ -160,7 +251,7 @@ class CheckpointManager:
         Returns:
             Number of checkpoints cleared.
         """
-        count = self.store.clear(self.session_id)
+        count = self._fenced(lambda fence: self.store.clear(self.session_id, fence=fence))
         logger.info("Session %s: Cleared %d checkpoints", self.session_id, count)
         return count
 
@@ -194,7 +285,9 @@ class CheckpointManager:
             ImportConflictError: An entry differs from the stored checkpoint of its id.
         """
         entries = parse_document(json_data)
-        return self.store.import_checkpoints(self.session_id, entries)
+        return self._fenced(
+            lambda fence: self.store.import_checkpoints(self.session_id, entries, fence=fence)
+        )
 
     def __len__(self) -> int:
         return self.store.count(self.session_id)

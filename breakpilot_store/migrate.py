@@ -25,7 +25,7 @@ from .errors import SchemaVersionError
 HEAD = "0004"
 
 #: Every revision this code knows, oldest first. A database at any other is refused.
-KNOWN_REVISIONS = ("0001", "0002", "0005", "0004")
+KNOWN_REVISIONS = ("0001", "0002", "0005", "0003", "0004")
 
 _VERSION_QUERY = text("SELECT version_num FROM alembic_version")
 

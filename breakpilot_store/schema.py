@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -189,6 +190,27 @@ checkpoints = Table(
         # here: a postgresql_* keyword makes SQLAlchemy import that dialect (and
         # asyncio), ~25 ms on every agent's cold start; alembic does not compare it.
     ),
+)
+
+#: One row per session that was ever leased (revision 0003). Kept when the lease is
+#: released (``owner`` and ``expires_at`` go NULL) and when the session is deleted, so the
+#: fencing token only ever grows: a holder that lost the lease can never see its token
+#: become current again. Separate from ``sessions`` so that checking a lease never
+#: writes the counter's base row (creates do not write it, see ``core/counters.py``).
+leases = Table(
+    "leases",
+    metadata,
+    Column("session_id", KEY, primary_key=True),
+    # Who holds it (``host:pid`` by default); NULL once released.
+    Column("owner", KEY, nullable=True),
+    # The fencing token: one more at every acquisition.
+    Column("token", SEQ, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("renewed_at", UTCDateTime, nullable=False),
+    # ``renewed_at`` plus the lease's duration; NULL once released.
+    Column("expires_at", UTCDateTime, nullable=True),
+    # The duration the holder asked for, in seconds (renewals extend by it).
+    Column("duration", Float, nullable=False),
 )
 
 #: A LangGraph (thread, namespace) held in a session (revision 0004): the exact mapping

@@ -284,17 +284,22 @@ class CheckpointStore:
         metadata: Any,
         compress_after: int | None,
         max_checkpoints: int | None,
+        fence: Any = None,
     ) -> Checkpoint:
         """:meth:`create` for a caller that has checked the session id and the limits.
 
         The manager checks them once, when it is made; this is every agent's step.
+        ``fence`` is a lease holder's (see :mod:`breakpilot_store.leasing`): its token
+        must still be current; a holder whose renewal is due takes the full transaction,
+        which renews the lease.
         """
         # UTF-8 bytes: the hot paths bind them as they are (SQLite casts them to TEXT,
         # PostgreSQL to JSON); only the full transaction takes the decoded text.
         name, data_utf8, metadata_text = ops.encode_create_utf8(name, data, metadata)
         now = _now()
         seq = None
-        if self._pins is not None and not self._closed and not self.readonly:
+        renew = fence is not None and fence.renewal_due()
+        if self._pins is not None and not self._closed and not self.readonly and not renew:
             # One guarded statement when this thread's connection knows the counter.
             seq = append(
                 self._pins.get(),
@@ -306,9 +311,12 @@ class CheckpointStore:
                 metadata_text,
                 compress_after,
                 max_checkpoints,
+                fence,
             )
-        elif self._pg is not None:
-            # One statement, unless the retention rule is due.
+        elif self._pg is not None and fence is None:
+            # One statement, unless the retention rule is due or a lease refuses it.
+            # (A holder takes the full create: its fencing check must follow the
+            # session row's lock, see core/leases.)
             self._check_open(write=True)
             seq = self._pg.append(
                 session_id, name, now, data_utf8, metadata_text, compress_after, max_checkpoints
@@ -327,7 +335,11 @@ class CheckpointStore:
                     row_lock=self._row_lock,
                     # The hot path's driver connection carries its counter cache.
                     cache=getattr(conn, "counter_cache", None),
+                    fence=fence,
+                    renew=renew,
                 )
+            if renew:
+                fence.renewed()
         # A snapshot: data and metadata decode from the stored text when first read.
         return ops.created(session_id, seq, name, now, data_utf8, metadata_text)
 
@@ -380,35 +392,60 @@ class CheckpointStore:
         compress_after: int | None = 50,
         max_checkpoints: int | None = None,
         dry_run: bool = False,
+        force: bool = False,
     ) -> list[str]:
         """Apply the retention rule to a session now, as ``create`` would.
 
+        Refused while another holder leases the session, unless ``force`` (or
+        ``dry_run``, which writes nothing).
+
         Returns:
             The ids of the checkpoints removed (or that would be, with ``dry_run``).
-        """
-        return self._execute(ops.compress(session_id, compress_after, max_checkpoints, dry_run))
 
-    def clear(self, session_id: str) -> int:
+        Raises:
+            SessionLeasedError: The session is leased (and ``force`` is not set).
+        """
+        return self._execute(
+            ops.compress(session_id, compress_after, max_checkpoints, dry_run, force)
+        )
+
+    def clear(self, session_id: str, *, force: bool = False, fence: Any = None) -> int:
         """Delete every checkpoint of a session; its numbering continues afterwards.
+
+        Args:
+            session_id: The session.
+            force: Clear even if another holder leases the session (operators).
+            fence: A lease holder's fence (its manager passes it; see
+                :mod:`breakpilot_store.leasing`).
 
         Returns:
             How many checkpoints were deleted.
-        """
-        return self._execute(ops.clear(session_id))
 
-    def delete_session(self, session_id: str) -> int:
+        Raises:
+            SessionLeasedError: Another holder leases the session.
+            LeaseLostError: ``fence``'s lease was taken over or released.
+        """
+        return self._execute(ops.clear(session_id, fence, force))
+
+    def delete_session(self, session_id: str, *, force: bool = False) -> int:
         """Delete a session, its checkpoints and its counter.
 
         Unlike :meth:`clear`, the session's numbering is forgotten: a later checkpoint in
-        a session of the same id starts again at seq 1.
+        a session of the same id starts again at seq 1. Its lease row (and fencing
+        token) stays: a holder of an old token can never write again.
+
+        Args:
+            session_id: The session.
+            force: Delete even if another holder leases the session (operators).
 
         Returns:
             How many checkpoints were deleted.
 
         Raises:
             UnknownSessionError: There is no such session.
+            SessionLeasedError: The session is leased (and ``force`` is not set).
         """
-        return self._execute(ops.delete_session(session_id, self._where))
+        return self._execute(ops.delete_session(session_id, self._where, force))
 
     def import_checkpoints(
         self,
@@ -417,6 +454,8 @@ class CheckpointStore:
         *,
         on_entry: Any = None,
         min_last_seq: int = 0,
+        force: bool = False,
+        fence: Any = None,
     ) -> int:
         """Import checkpoints in the seed's export form, all or nothing.
 
@@ -440,6 +479,8 @@ class CheckpointStore:
             min_last_seq: The session's counter ends at least here, so that a copy of a
                 session keeps its numbering even if its newest checkpoints were deleted
                 at the source (``breakpilot-store copy`` passes the source's last seq).
+            force: Import even if another holder leases the session (operators).
+            fence: A lease holder's fence (its manager passes it).
 
         Returns:
             How many checkpoints were written (no-ops excluded).
@@ -447,6 +488,8 @@ class CheckpointStore:
         Raises:
             ImportFormatError: A malformed entry (its index is named).
             ImportConflictError: An entry differs from what is stored under its id.
+            SessionLeasedError: Another holder leases the session.
+            LeaseLostError: ``fence``'s lease was taken over or released.
         """
         return self._execute(
             ops.import_checkpoints(
@@ -455,6 +498,8 @@ class CheckpointStore:
                 on_entry=on_entry,
                 min_last_seq=min_last_seq,
                 threads_ok=self._threads_ok,
+                fence=fence,
+                force=force,
             )
         )
 
@@ -601,7 +646,12 @@ class CheckpointStore:
     # -- maintenance -------------------------------------------------------------------
 
     def prune_sessions(
-        self, idle_for: timedelta, *, prefix: str | None = None, dry_run: bool = False
+        self,
+        idle_for: timedelta,
+        *,
+        prefix: str | None = None,
+        dry_run: bool = False,
+        force: bool = False,
     ) -> list[tuple[str, int]]:
         """Delete every session with no write for at least ``idle_for``, in one transaction.
 
@@ -616,6 +666,8 @@ class CheckpointStore:
                 is older than now minus this are deleted.
             prefix: Only sessions whose id starts with this (matched literally).
             dry_run: Only report what would be deleted; a read transaction, nothing written.
+            force: Also delete idle sessions that someone holds a live lease on (a live
+                lease means a live holder: without ``force`` they are kept).
 
         Returns:
             ``(session_id, checkpoints_deleted)`` for each session, ordered by id.
@@ -624,7 +676,7 @@ class CheckpointStore:
             CheckpointTypeError: ``idle_for`` is not a ``timedelta``, or ``prefix`` not a str.
             CheckpointValueError: ``idle_for`` is not positive.
         """
-        return self._execute(ops.prune_sessions(idle_for, prefix, dry_run))
+        return self._execute(ops.prune_sessions(idle_for, prefix, dry_run, force))
 
     def wal_checkpoint(self, mode: str = "TRUNCATE") -> tuple[int, int, int]:
         """Run SQLite's WAL checkpoint (``PASSIVE``, ``FULL``, ``RESTART``, ``TRUNCATE``).

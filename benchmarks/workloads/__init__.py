@@ -1,4 +1,4 @@
-"""The workloads (issue 6's seven, issue 15's ``agents``); ``run(ctx)`` adds figures."""
+"""The workloads (issue 6, issue 15's ``agents``, issue 19's ``leases``); each adds figures."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from benchmarks.workloads import (
     compression,
     create,
     large_states,
+    leases,
     memory,
     postgres,
     reads,
@@ -29,6 +30,7 @@ WORKLOADS: dict[str, Callable[[Context], None]] = {
     "agents": agents.run,
     "postgres": postgres.run,
     "large_states": large_states.run,
+    "leases": leases.run,
 }
 
 __all__ = ["WORKLOADS", "Context"]

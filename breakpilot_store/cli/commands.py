@@ -34,6 +34,7 @@ from ..errors import (
     DatabaseError,
     ImportFormatError,
     SchemaVersionError,
+    SessionLeasedError,
     StoreUnavailableError,
     UnknownSessionError,
 )
@@ -120,7 +121,8 @@ class StoreGroup(click.Group):
         except (BreakpilotStoreError, OSError, SQLAlchemyError) as exc:
             if ctx.params.get("debug"):
                 traceback.print_exception(exc)
-            click.echo(f"Error: {_one_line(exc)}", err=True)
+            hint = " (--force writes anyway)" if isinstance(exc, SessionLeasedError) else ""
+            click.echo(f"Error: {_one_line(exc)}{hint}", err=True)
             ctx.exit(1)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise  # usage errors and exits: click reports them
@@ -164,6 +166,9 @@ def common(func: Any) -> Any:
 
 dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Show what would be removed; change nothing."
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Write even if an agent holds the session's lease."
 )
 
 
@@ -253,10 +258,13 @@ def sessions(
     limit: int | None,
 ) -> None:
     """One row per session: checkpoints held, last seq, activity, last name."""
+    from .lease import all_leases
+
     with open_read(opts.db) as store:
         infos = store.list_sessions(prefix=prefix, idle_for=idle_for)
+        held = all_leases(store)
     infos.sort(key=SESSION_SORT_KEYS[sort], reverse=reverse)
-    _json(opts).sessions(infos[:limit] if limit else infos)
+    _json(opts).sessions(infos[:limit] if limit else infos, held)
 
 
 @cli.command("list")
@@ -463,9 +471,10 @@ def _size(file: Any) -> int | None:
 @cli.command("import")
 @click.argument("session")
 @click.argument("file", type=click.File("rb"))
+@force_option
 @common
 @pass_options
-def import_(opts: Options, session: str, file: Any) -> None:
+def import_(opts: Options, session: str, file: Any, force: bool) -> None:
     """Import FILE (an export; - for stdin) into SESSION, streaming, all or nothing."""
     out = _json(opts)
     name = getattr(file, "name", "-")
@@ -482,7 +491,9 @@ def import_(opts: Options, session: str, file: Any) -> None:
             bar(completed=file.tell() if size else None)
 
         try:
-            written = store.import_checkpoints(session, read_document(file), on_entry=on_entry)
+            written = store.import_checkpoints(
+                session, read_document(file), on_entry=on_entry, force=force
+            )
         except ImportFormatError as exc:
             raise ImportFormatError(f"{name}: {exc}") from exc
     if opts.json:
@@ -513,9 +524,10 @@ def fork(opts: Options, checkpoint_id: str, new_session: str) -> None:
 @click.option("--from", "source", metavar="URL", help="Source store (default: the --db store).")
 @click.option("--to", "target", metavar="URL", required=True, help="Destination store.")
 @click.option("--prefix", help="Only sessions whose id starts with this.")
+@force_option
 @common
 @pass_options
-def copy(opts: Options, source: str | None, target: str, prefix: str | None) -> None:
+def copy(opts: Options, source: str | None, target: str, prefix: str | None, force: bool) -> None:
     """Copy every session from one store to another (e.g. SQLite to PostgreSQL)."""
     src_url = resolve_url(source if source is not None else opts.db)
     dst_url = resolve_url(target)
@@ -547,6 +559,7 @@ def copy(opts: Options, source: str | None, target: str, prefix: str | None) -> 
                         read_document(PieceStream(pieces)),
                         on_entry=counted,
                         min_last_seq=info.last_seq,
+                        force=force,
                     )
                 # The session's own times, not the copy's: a copied session is as
                 # idle as its source (and a re-run that copies nothing changes nothing).
@@ -596,10 +609,16 @@ def _need_yes(yes: bool, dry_run: bool, what: str) -> None:
 @click.option("--compress-after", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--max-checkpoints", type=click.IntRange(min=1), help="Hard cap to apply.")
 @dry_run_option
+@force_option
 @common
 @pass_options
 def compress(
-    opts: Options, session: str, compress_after: int, max_checkpoints: int | None, dry_run: bool
+    opts: Options,
+    session: str,
+    compress_after: int,
+    max_checkpoints: int | None,
+    dry_run: bool,
+    force: bool,
 ) -> None:
     """Apply the retention rule to SESSION now and print what it removed."""
     # Even with --dry-run the store runs the real DELETE and rolls it back, so this
@@ -611,6 +630,7 @@ def compress(
             compress_after=compress_after,
             max_checkpoints=max_checkpoints,
             dry_run=dry_run,
+            force=force,
         )
     out = _json(opts)
     if opts.json:
@@ -628,9 +648,10 @@ def compress(
 @click.argument("session")
 @click.option("--yes", "-y", is_flag=True, help="Confirm the deletion.")
 @dry_run_option
+@force_option
 @common
 @pass_options
-def delete(opts: Options, session: str, yes: bool, dry_run: bool) -> None:
+def delete(opts: Options, session: str, yes: bool, dry_run: bool, force: bool) -> None:
     """Delete SESSION and all of its checkpoints."""
     _need_yes(yes, dry_run, "delete")
     if dry_run:
@@ -638,7 +659,7 @@ def delete(opts: Options, session: str, yes: bool, dry_run: bool) -> None:
             removed = _session_or_fail(store, session).checkpoints
     else:
         with open_write(opts.db) as store:
-            removed = store.delete_session(session)
+            removed = store.delete_session(session, force=force)
     _json(opts).removal([(session, removed)], dry_run)
 
 
@@ -647,14 +668,20 @@ def delete(opts: Options, session: str, yes: bool, dry_run: bool) -> None:
 @click.option("--prefix", help="Only sessions whose id starts with this.")
 @click.option("--yes", "-y", is_flag=True, help="Confirm the deletion.")
 @dry_run_option
+@click.option("--force", is_flag=True, help="Also delete idle sessions that are leased.")
 @common
 @pass_options
-def prune(opts: Options, idle_for: Any, prefix: str | None, yes: bool, dry_run: bool) -> None:
-    """Delete every session with no write for longer than --idle-for."""
+def prune(
+    opts: Options, idle_for: Any, prefix: str | None, yes: bool, dry_run: bool, force: bool
+) -> None:
+    """Delete every session with no write for longer than --idle-for.
+
+    Sessions someone holds a live lease on are kept unless --force.
+    """
     _need_yes(yes, dry_run, "prune")
     opener = open_read if dry_run else open_write
     with opener(opts.db) as store:
-        removed = store.prune_sessions(idle_for, prefix=prefix, dry_run=dry_run)
+        removed = store.prune_sessions(idle_for, prefix=prefix, dry_run=dry_run, force=force)
     _json(opts).removal(removed, dry_run)
 
 

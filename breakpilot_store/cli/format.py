@@ -252,10 +252,15 @@ class Output:
         """Print ``value`` as indented JSON on stdout."""
         click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
-    def sessions(self, infos: Sequence[SessionInfo]) -> None:
-        """Print sessions as a table (or JSON)."""
+    def sessions(self, infos: Sequence[SessionInfo], leases: dict[str, Any] | None = None) -> None:
+        """Print sessions as a table (or JSON); ``leases`` by session id adds their leases."""
+        from .lease import lease_cell, lease_dict
+
+        leases = leases or {}
         if self.json_mode:
-            self.json([session_dict(info) for info in infos])
+            self.json(
+                [{**session_dict(i), "lease": lease_dict(leases.get(i.session_id))} for i in infos]
+            )
             return
         if not infos:
             self.note("no sessions")
@@ -272,8 +277,15 @@ class Output:
             for info in infos
         ]
         heads = ("session", "held", "seq", "first (UTC)", "last (UTC)", "last name")
+        caps = {5: 16}
+        if any(lease.owner is not None for lease in leases.values()):
+            # Only when something is (or was until it expired) leased: the table stays
+            # as it was for stores that never use leases.
+            heads += ("lease (UTC)",)
+            rows = [(*row, lease_cell(leases.get(row[0]))) for row in rows]
+            caps[6] = 32
         # Ids fold onto more lines rather than lose characters: they get copied.
-        self.table(heads, rows, flex=0, caps={5: 16}, right=(1, 2), fold=True)
+        self.table(heads, rows, flex=0, caps=caps, right=(1, 2), fold=True)
 
     def checkpoints(self, cps: Sequence[Checkpoint]) -> None:
         """Print checkpoints as a table with a data preview (or as export-format JSON)."""

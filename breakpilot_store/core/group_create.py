@@ -11,7 +11,10 @@ of every top seq, and one ``executemany`` of the rows (psycopg sends it as a pip
 SQLite steps one prepared statement). The seqs are the ones the creates would get one
 by one, in the order of the calls. A session whose retention rule comes due in the group
 is left to the one-by-one path (its DELETE and counter rebase), as are any writes after
-the first that is not a plain create, so the order of the calls is kept.
+the first that is not a plain create, so the order of the calls is kept. So is a session
+whose lease refuses one of its creates, or whose holder's renewal is due: the one-by-one
+create's guarded ``INSERT`` raises the typed error (or renews); the lease rows are read
+once for the group, after the session rows are locked.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select
 
 from ..schema import checkpoints, sessions, to_text
-from . import counters
+from . import counters, leases
 from .group import Pending
 from .operations import created
 from .repository import _insert_values_sql, _row, _rows_per_statement
@@ -84,6 +87,7 @@ def write_creates(
         if missing:
             raise counters.deleted_meanwhile(missing[0])
     tops = {row[0]: row[1] for row in conn.execute(_TOPS, {"ids": ids})}
+    held_leases = leases.leases_of(conn, ids, creates[0].op.create.now)  # type: ignore[union-attr]
     seq_of = {sid: max(bases[sid][0], tops.get(sid) or 0) for sid in ids}
     planned: list[tuple[Pending, int]] = []
     slow: set[str] = set()
@@ -93,7 +97,15 @@ def write_creates(
         seq = seq_of[sid] + 1
         base_seq, base_count = bases[sid]
         held = base_count + seq - base_seq
-        if sid in slow or retention_params(
+        fence = args.fence  # type: ignore[union-attr]
+        if (
+            sid in slow
+            or not leases.allows(held_leases.get(sid), fence)
+            or (fence is not None and fence.renewal_due())
+        ):
+            slow.add(sid)
+            continue
+        if retention_params(
             sid,
             held,
             args.compress_after,  # type: ignore[union-attr]

@@ -24,8 +24,13 @@ from sqlalchemy import Connection, text
 
 from ..checkpoint import Checkpoint, split_id
 from ..codec import check_key, encode_object, encode_object_utf8
-from ..errors import CheckpointTypeError, CheckpointValueError, UnknownSessionError
-from . import bounds, checks, counters
+from ..errors import (
+    CheckpointTypeError,
+    CheckpointValueError,
+    SessionLeasedError,
+    UnknownSessionError,
+)
+from . import bounds, checks, counters, leases
 from . import repository as repo
 from .document import Document
 from .importer import ImportWriter
@@ -85,6 +90,8 @@ class CreateArgs(NamedTuple):
     metadata: str
     compress_after: int | None
     max_checkpoints: int | None
+    #: A lease holder's fence (``None``: a writer without a lease; see core/leases).
+    fence: Any = None
 
 
 # -- create -----------------------------------------------------------------------------
@@ -126,14 +133,17 @@ def create(
     max_checkpoints: int | None,
     *,
     row_lock: bool,
+    fence: Any = None,
 ) -> Operation[Checkpoint]:
     """A create for a session id and limits already checked (see :func:`check_create`).
 
     The values are encoded here, when the call is made (a snapshot of them), not when
-    the operation runs.
+    the operation runs. ``fence``: a lease holder's (its token must still be current;
+    a holder whose renewal is due renews in this transaction).
     """
     name, data_text, metadata_text = encode_create(name, data, metadata)
     now = checks.now()
+    renew = fence is not None and fence.renewal_due()
 
     def run(conn: Any) -> Checkpoint:
         seq = repo.create_checkpoint(
@@ -147,11 +157,15 @@ def create(
             max_checkpoints=max_checkpoints,
             row_lock=row_lock,
             cache=getattr(conn, "counter_cache", None),
+            fence=fence,
+            renew=renew,
         )
+        if renew:
+            fence.renewed()
         return created(session_id, seq, name, now, data_text, metadata_text)
 
     args = CreateArgs(
-        session_id, name, now, data_text, metadata_text, compress_after, max_checkpoints
+        session_id, name, now, data_text, metadata_text, compress_after, max_checkpoints, fence
     )
     return Operation(run, write=True, hot=True, create=args)
 
@@ -187,8 +201,13 @@ def compress(
     compress_after: Any = 50,
     max_checkpoints: Any = None,
     dry_run: bool = False,
+    force: bool = False,
 ) -> Operation[list[str]]:
-    """Apply the retention rule to a session now; the ids removed (or that would be)."""
+    """Apply the retention rule to a session now; the ids removed (or that would be).
+
+    Refused while another holder leases the session, unless ``force`` (or ``dry_run``,
+    which writes nothing).
+    """
     session_id = check_key(session_id, "session_id")
     compress_after = checks.optional_limit(compress_after, "compress_after")
     max_checkpoints = checks.optional_limit(max_checkpoints, "max_checkpoints")
@@ -197,6 +216,7 @@ def compress(
     def run(conn: Connection) -> list[str]:
         # A write even for a dry run, rolled back in a savepoint of its own: the rule is
         # run for real, and a read transaction must never be upgraded to a write.
+        leases.check(conn, session_id, leases.FORCE if force or dry_run else None, now)
         trial = conn.begin_nested()
         try:
             if counters.fold(conn, session_id, now) is None:
@@ -221,18 +241,31 @@ def compress(
     return Operation(run, write=True)
 
 
-def clear(session_id: Any) -> Operation[int]:
-    """Delete every checkpoint of a session (numbering continues); how many."""
+def clear(session_id: Any, fence: Any = None, force: bool = False) -> Operation[int]:
+    """Delete every checkpoint of a session (numbering continues); how many.
+
+    ``fence``: a lease holder's; ``force``: write whatever lease the session has.
+    """
     session_id = check_key(session_id, "session_id")
     now = checks.now()
-    return Operation(lambda conn: repo.clear(conn, session_id, now), write=True)
-
-
-def delete_session(session_id: Any, where: str) -> Operation[int]:
-    """Delete a session, its checkpoints and its counter; how many checkpoints."""
-    session_id = check_key(session_id, "session_id")
 
     def run(conn: Connection) -> int:
+        leases.check(conn, session_id, leases.FORCE if force else fence, now)
+        return repo.clear(conn, session_id, now)
+
+    return Operation(run, write=True)
+
+
+def delete_session(session_id: Any, where: str, force: bool = False) -> Operation[int]:
+    """Delete a session, its checkpoints and its counter; how many checkpoints.
+
+    Its lease row (and fencing token) stays. Refused while leased, unless ``force``.
+    """
+    session_id = check_key(session_id, "session_id")
+    now = checks.now()
+
+    def run(conn: Connection) -> int:
+        leases.check(conn, session_id, leases.FORCE if force else None, now)
         removed = repo.delete_session(conn, session_id)
         if removed is None:
             raise UnknownSessionError(f"no session {session_id!r} in {where}")
@@ -242,9 +275,13 @@ def delete_session(session_id: Any, where: str) -> Operation[int]:
 
 
 def prune_sessions(
-    idle_for: Any, prefix: Any = None, dry_run: bool = False
+    idle_for: Any, prefix: Any = None, dry_run: bool = False, force: bool = False
 ) -> Operation[list[tuple[str, int]]]:
-    """Delete every session idle for ``idle_for``: ``(session_id, deleted)`` for each."""
+    """Delete every session idle for ``idle_for``: ``(session_id, deleted)`` for each.
+
+    Sessions someone holds a live lease on are kept (a live lease is a live holder),
+    unless ``force``.
+    """
     idle_before = bounds.idle_cutoff(checks.now(), idle_for, positive=True)
     prefix = bounds.check_prefix(prefix)
     if prefix is bounds.NOTHING or idle_before is bounds.NOTHING:
@@ -253,12 +290,20 @@ def prune_sessions(
 
     def run(conn: Connection) -> list[tuple[str, int]]:
         idle = repo.list_sessions(conn, prefix=prefix, idle_before=idle_before)
+        if not force:
+            held = {i.session_id for i in leases.list_leases(conn, checks.now()) if i.live}
+            idle = [info for info in idle if info.session_id not in held]
         if dry_run:
             return [(info.session_id, info.checkpoints) for info in idle]
         pruned = []
         for info in idle:
             # Re-checked under the row lock: on PostgreSQL (READ COMMITTED) an agent
             # may have written since the listing, and then the session is kept.
+            if not force:  # leased since the listing (PostgreSQL): kept
+                try:
+                    leases.check(conn, info.session_id, None, checks.now())
+                except SessionLeasedError:
+                    continue
             removed = repo.delete_session(conn, info.session_id, idle_before=idle_before)
             if removed is not None:
                 pruned.append((info.session_id, removed))
@@ -274,6 +319,8 @@ def import_checkpoints(
     on_entry: Any = None,
     min_last_seq: Any = 0,
     threads_ok: bool,
+    fence: Any = None,
+    force: bool = False,
 ) -> Operation[int]:
     """Import checkpoints in the seed's export form, all or nothing; how many were written.
 
@@ -307,6 +354,7 @@ def import_checkpoints(
         if on_entry is not None:
             parsed = _progress(parsed, on_entry)
         with gc_paused() if document else contextlib.nullcontext():
+            leases.check(conn, session_id, leases.FORCE if force else fence, now)
             # Made if missing, then locked and folded (racing deletes retried: counters).
             top, held = counters.add_and_fold(conn, session_id, now)
             writer = ImportWriter(conn, session_id, top)

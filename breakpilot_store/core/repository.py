@@ -30,9 +30,9 @@ from sqlalchemy import (
 
 from ..checkpoint import Checkpoint
 from ..codec import decode
-from ..schema import UTCDateTime, checkpoints, sessions, to_text
+from ..schema import KEY, SEQ, JSONText, UTCDateTime, checkpoints, sessions, to_text
 from ..sqlite.fastpath import DriverConnection, fetch_batches
-from . import counters
+from . import counters, leases
 from .counters import LIVE_COUNT, LIVE_LAST_SEQ, LIVE_UPDATED_AT
 from .retention import NO_CAP, retention_delete, retention_params
 
@@ -43,6 +43,29 @@ _c = checkpoints.c
 _s = sessions.c
 
 _INSERT = insert(checkpoints)
+
+
+def _guarded(postgres: bool, held: bool) -> Any:
+    """``INSERT INTO checkpoints ... SELECT <the row> WHERE <the lease allows it>``."""
+    row = select(
+        bindparam("session_id", type_=KEY),
+        bindparam("seq", type_=SEQ),
+        bindparam("name", type_=KEY),
+        bindparam("created_at", type_=UTCDateTime()),
+        bindparam("data", type_=JSONText()),
+        bindparam("metadata", type_=JSONText()),
+        bindparam("origin_id", type_=KEY),
+    ).where(leases.insert_guard(postgres, held))
+    stmt = insert(checkpoints).from_select([column.name for column in checkpoints.columns], row)
+    # psycopg reports no rowcount (-1) for INSERT ... SELECT: the row says it went in.
+    return stmt.returning(_c.seq) if postgres else stmt
+
+
+#: ``_GUARDED[postgres][held]``: a create's INSERT with its lease check.
+_GUARDED = (
+    (_guarded(False, False), _guarded(False, True)),
+    (_guarded(True, False), _guarded(True, True)),
+)
 
 _COLUMNS = (_c.session_id, _c.seq, _c.name, _c.created_at, _c.data, _c.metadata)
 
@@ -161,8 +184,16 @@ def create_checkpoint(
     max_checkpoints: int | None,
     row_lock: bool = False,
     cache: CounterCache | None = None,
+    fence: Any = None,
+    renew: bool = False,
 ) -> int:
     """Allocate a seq, insert the checkpoint and apply the retention rule; return the seq.
+
+    The ``INSERT`` carries the lease check (see :mod:`breakpilot_store.core.leases`):
+    with ``fence`` ``None`` it inserts nothing while another holder's lease is live
+    (:class:`SessionLeasedError`), with a holder's fence nothing unless its token is
+    still current (:class:`LeaseLostError`); ``renew`` also extends the holder's lease
+    (one more statement). :data:`~breakpilot_store.core.leases.FORCE` skips the check.
 
     On SQLite two statements (read the counter, insert), one when ``cache`` (the hot
     path's :class:`~breakpilot_store.sqlite.counter_cache.CounterCache`) still knows the
@@ -171,27 +202,61 @@ def create_checkpoint(
     something (see :mod:`breakpilot_store.core.counters`).
     """
     seq, held = counters.next_seq(conn, session_id, now, row_lock=row_lock, cache=cache)
-    insert_checkpoint(conn, session_id, seq, name, now, data, metadata)
+    if fence is leases.FORCE:
+        insert_checkpoint(conn, session_id, seq, name, now, data, metadata)
+    else:
+        # The lease check rides in the INSERT itself: no statement of its own.
+        if fence is not None and renew:
+            leases.check(conn, session_id, fence, now)  # renews, or raises LeaseLostError
+        params = _row(session_id, seq, name, now, data, metadata)
+        if fence is not None:
+            params["token"] = fence.token
+        statement = _GUARDED[row_lock][fence is not None]
+        result = conn.execute(statement, params)
+        if (result.fetchone() is None) if row_lock else (result.rowcount != 1):
+            raise leases.refusal(conn, session_id, fence, now)
     params = retention_params(session_id, held, compress_after, max_checkpoints)
     if params is not None:
         held -= conn.execute(retention_delete(), params).rowcount
         # A write that is not a plain create: the row takes the exact counter.
         counters.rebase(conn, session_id, seq, held, now)
     if cache is not None:
-        cache.stage(session_id, seq, held)
+        # Whose lease check this create passed: 0 for no lease, else the holder's token.
+        proof = None if fence is leases.FORCE else (0 if fence is None else fence.token)
+        cache.stage(session_id, seq, held, proof)
     return seq
 
 
 #: A create as one statement (SQLite, autocommit): the checkpoint goes in only if no
-#: other connection has committed since ``version`` was read (see counter_cache).
+#: other connection has committed since ``version`` was read (see counter_cache), and
+#: only if the lease allows it (anyone: no live lease; a holder: its token current).
 #: ``data`` may be bound as the JSON's UTF-8 bytes (``_Pin.text``): the cast stores
 #: them as TEXT, unchanged, in a UTF-8 database.
-_APPEND = text(
+_APPEND_SQL = (
     "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
     "SELECT :session_id, :seq, :name, :created_at, CAST(:data AS TEXT), :metadata "
     "FROM pragma_data_version WHERE data_version = :version"
+)
+#: When the connection's previous create in the session proved the same writer's lease
+#: check and nobody has committed since (see counter_cache), the check still holds.
+_APPEND_PROVEN = text(_APPEND_SQL).bindparams(bindparam("created_at", type_=UTCDateTime()))
+_APPEND_PROVEN_ORDER = ("session_id", "seq", "name", "created_at", "data", "metadata", "version")
+_APPEND = text(
+    _APPEND_SQL + " AND NOT EXISTS (SELECT 1 FROM leases WHERE session_id = :session_id "
+    "AND owner IS NOT NULL AND expires_at > :created_at)"
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
-_APPEND_ORDER = ("session_id", "seq", "name", "created_at", "data", "metadata", "version")
+_APPEND_ORDER = (
+    "session_id", "seq", "name", "created_at", "data", "metadata", "version",
+    "session_id", "created_at",
+)  # fmt: skip
+_APPEND_HELD = text(
+    _APPEND_SQL + " AND EXISTS (SELECT 1 FROM leases WHERE session_id = :session_id "
+    "AND token = :token AND owner IS NOT NULL)"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+_APPEND_HELD_ORDER = (
+    "session_id", "seq", "name", "created_at", "data", "metadata", "version",
+    "session_id", "token",
+)  # fmt: skip
 
 
 def append_if_unchanged(
@@ -203,8 +268,17 @@ def append_if_unchanged(
     data: str | bytes,
     metadata: str,
     version: Any,
+    token: int | None = None,
+    proven: bool = False,
 ) -> bool:
     """Insert a checkpoint at ``seq`` unless another connection committed since ``version``.
+
+    Nor while the session's lease stands in the way: with ``token`` ``None`` while
+    anyone holds a live lease; with a holder's ``token`` unless it is still current.
+    ``proven``: the same writer's check passed in this connection's previous create and
+    an unchanged ``version`` proves nobody changed the lease since, so the statement
+    leaves the check out (an unleased agent's create then costs what it did before
+    leases existed).
 
     For SQLite's hot path, in autocommit mode: the single statement is the whole
     transaction (it takes the write lock before it reads ``data_version``, so nobody can
@@ -214,8 +288,15 @@ def append_if_unchanged(
     Returns:
         Whether the row was inserted (and committed).
     """
-    values = (session_id, seq, name, to_text(created_at), data, metadata, version)
-    return conn.execute_in_order(_APPEND, _APPEND_ORDER, values).rowcount == 1
+    stamp = to_text(created_at)
+    if proven:
+        values = (session_id, seq, name, stamp, data, metadata, version)
+        return conn.execute_in_order(_APPEND_PROVEN, _APPEND_PROVEN_ORDER, values).rowcount == 1
+    if token is None:
+        values = (session_id, seq, name, stamp, data, metadata, version, session_id, stamp)
+        return conn.execute_in_order(_APPEND, _APPEND_ORDER, values).rowcount == 1
+    values = (session_id, seq, name, stamp, data, metadata, version, session_id, token)
+    return conn.execute_in_order(_APPEND_HELD, _APPEND_HELD_ORDER, values).rowcount == 1
 
 
 # PostgreSQL's plain create as ONE statement (one round trip, autocommit). The session's
@@ -237,9 +318,14 @@ def append_if_unchanged(
 PG_CREATE = text(
     "WITH s AS ("
     "INSERT INTO sessions AS s (session_id, base_seq, base_count, created_at, base_at) "
-    # The proposed row carries the top seq held + 1 (a new session's first seq).
-    "VALUES (:sid, coalesce((SELECT max(c.seq) FROM checkpoints c "
-    "WHERE c.session_id = :sid), 0) + 1, 1, :now, :now) "
+    # The proposed row carries the top seq held + 1 (a new session's first seq); none
+    # while someone holds a live lease on the session (this create is not a holder's:
+    # holders take the full create). Then nothing is written and the full create says
+    # why (SessionLeasedError).
+    "SELECT :sid, coalesce((SELECT max(c.seq) FROM checkpoints c "
+    "WHERE c.session_id = :sid), 0) + 1, 1, :now, :now "
+    "WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.session_id = :sid "
+    "AND l.owner IS NOT NULL AND l.expires_at > now()) "
     "ON CONFLICT (session_id) DO UPDATE SET "
     "base_seq = greatest(s.base_seq + 1, excluded.base_seq), "
     "base_count = s.base_count + greatest(s.base_seq + 1, excluded.base_seq) - s.base_seq, "

@@ -296,22 +296,31 @@ def append(
     metadata_text: str,
     compress_after: int | None,
     max_checkpoints: int | None,
+    fence: Any = None,
 ) -> int | None:
     """A create as one guarded statement, when this thread's connection knows the counter.
 
     Nothing but the checkpoint's row is written, in one autocommit statement that is
-    the whole transaction (see :mod:`breakpilot_store.sqlite.counter_cache`).
+    the whole transaction (see :mod:`breakpilot_store.sqlite.counter_cache`). The
+    statement also carries the lease check (``fence``: a lease holder's, else ``None``),
+    unless this connection's previous create in the session proved the same check.
 
     Returns:
         The seq, or ``None`` when the full transaction is needed (the counter is not
-        known for sure, or the retention rule is due).
+        known for sure, the retention rule is due, the lease refused it, or the
+        holder's lease is due for renewal).
     """
     from ..core.repository import append_if_unchanged  # (the repository imports this module)
 
     known = pin.counters.known(session_id)
     if known is None:
         return None
-    version, last_seq, held = known
+    if fence is not None and fence.renewal_due():
+        return None  # the full transaction renews the lease
+    version, last_seq, held, proof = known
+    # Whose lease check the counter's create passed, and whose this create needs.
+    token = None if fence is None else fence.token
+    writer = 0 if token is None else token
     if retention_params(session_id, held + 1, compress_after, max_checkpoints) is not None:
         return None  # compression or the cap: a DELETE and the row's rebase
     seq = last_seq + 1
@@ -319,15 +328,26 @@ def append(
     data = pin.text(data_text) if type(data_text) is bytes else data_text
     try:
         inserted = append_if_unchanged(
-            conn, session_id, seq, name, now, data, metadata_text, version
+            conn,
+            session_id,
+            seq,
+            name,
+            now,
+            data,
+            metadata_text,
+            version,
+            token,
+            proof == writer,
         )
     except BaseException:
         pin.counters.forget()
         raise
-    if not inserted:  # someone else committed: the full transaction reads the counter
+    if not inserted:
+        # Someone else committed (the full transaction reads the counter), or the lease
+        # refused it (the full transaction says why).
         pin.counters.forget()
         return None
-    pin.counters.appended(session_id, seq, held + 1)
+    pin.counters.appended(session_id, seq, held + 1, writer)
     return seq
 
 

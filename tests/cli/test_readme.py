@@ -47,6 +47,8 @@ def test_the_cli_has_the_commands_the_issue_asks_for():
         "diff",
         "watch",
         "ui",
+        "lease show",
+        "lease release",
     }
 
 

@@ -35,6 +35,7 @@ def test_upgrade_downgrade_round_trip(pg_url, pg_raw) -> None:
             "alembic_version": "BASE TABLE",
             "sessions": "BASE TABLE",
             "checkpoints": "BASE TABLE",
+            "leases": "BASE TABLE",
             "session_overview": "VIEW",
             "checkpoint_overview": "VIEW",
             "adk_sessions": "BASE TABLE",

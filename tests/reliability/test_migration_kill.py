@@ -27,6 +27,7 @@ HEAD_OBJECTS = {
     "langgraph_threads",
     "langgraph_writes",
     "ix_langgraph_threads_thread_id_checkpoint_ns",
+    "leases",
 }
 
 # The child wraps one alembic operation so that its n-th call SIGKILLs the process, then
@@ -63,10 +64,18 @@ def _revision(path: Path) -> list[tuple]:
 
 @pytest.mark.parametrize("start", ["brand-new", "at-base"])
 # Kill points in revision 0001 (its second table, index, view) and in 0002 (its first
-# rename: 0001 runs two op.execute calls, 0002's DROP VIEW is the third; its drop_index).
+# rename: 0001 runs two op.execute calls, 0002's DROP VIEW is the third; its drop_index),
+# and in 0003 (its leases table: the sixth create_table, after 0001's two and 0005's three).
 @pytest.mark.parametrize(
     "op_name,nth",
-    [("create_table", 2), ("create_index", 2), ("execute", 2), ("execute", 4), ("drop_index", 1)],
+    [
+        ("create_table", 2),
+        ("create_index", 2),
+        ("execute", 2),
+        ("execute", 4),
+        ("drop_index", 1),
+        ("create_table", 6),
+    ],
 )
 def test_killed_mid_migration(tmp_path: Path, start: str, op_name: str, nth: int) -> None:
     path = tmp_path / "migrating.db"

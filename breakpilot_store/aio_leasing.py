@@ -1,0 +1,88 @@
+"""A lease driven by asyncio: the async twin of :class:`~breakpilot_store.leasing.LeaseHolder`.
+
+The same :class:`~breakpilot_store.leasing.LeaseState` (checks, token, renewal clock,
+loss callbacks, the operations on a connection), run through
+:meth:`AsyncCheckpointStore.run` with ``asyncio.sleep`` between acquisition attempts
+and a heartbeat *task* instead of a thread. For the async manager: it acquires with
+``await holder.acquire()``, passes ``holder`` as the fence of its writes, and ``await
+holder.release()`` in its ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from .errors import BreakpilotStoreError, StoreClosedError
+from .leasing import LeaseState
+
+logger = logging.getLogger(__name__)
+
+
+class AsyncLeaseHolder(LeaseState):
+    """A :class:`LeaseState` driven by asyncio: awaited acquisition, a heartbeat task.
+
+    Args:
+        astore: The :class:`~breakpilot_store.aio.AsyncCheckpointStore` of the session.
+        session_id: The session.
+        duration: Seconds the lease lasts after each renewal.
+        **kwargs: ``wait``, ``takeover`` and ``owner``, as for :class:`LeaseState`.
+    """
+
+    def __init__(self, astore: Any, session_id: str, duration: Any, **kwargs: Any) -> None:
+        super().__init__(session_id, duration, **kwargs)
+        self._astore = astore
+        self._task: asyncio.Task[None] | None = None
+
+    async def acquire(self) -> None:
+        """Acquire the lease, waiting up to ``wait`` seconds; then start the heartbeat.
+
+        Raises:
+            SessionLeasedError: Another holder's lease stayed live for the whole wait.
+        """
+        deadline = time.monotonic() + self.wait
+        while True:
+            holder = self.took(await self._astore.run(self.acquire_op, write=True))
+            if holder is None:
+                break
+            pause = self.pause(deadline)
+            if pause is None:
+                raise self.refused(holder)
+            await asyncio.sleep(pause)
+        self._task = asyncio.create_task(self._beat(), name=f"lease-heartbeat:{self.session_id}")
+
+    async def _beat(self) -> None:
+        interval = self.heartbeat_interval()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                expires = await self._astore.run(self.renew_op, write=True)
+                if expires is None:
+                    self.mark_lost(await self._astore.run(self.lost_op))
+                    return
+            except StoreClosedError:
+                return
+            except BreakpilotStoreError as exc:  # busy or unreachable: the next beat
+                logger.warning("Session %s: lease renewal failed: %s", self.session_id, exc)
+                continue
+            self.expires_at = expires
+            self.renewed()
+
+    async def release(self) -> None:
+        """Stop the heartbeat and release the lease (if still held). Idempotent."""
+        if self.released:
+            return
+        self.released = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.lost or self.token == 0:
+            return
+        try:
+            await self._astore.run(self.release_op, write=True)
+        except BreakpilotStoreError as exc:  # it expires by itself
+            logger.warning("Session %s: lease release failed: %s", self.session_id, exc)

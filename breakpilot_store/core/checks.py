@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import CheckpointTypeError, CheckpointValueError
@@ -46,27 +46,6 @@ def aware(value: Any, what: str) -> datetime:
             f"got naive {value.isoformat()}"
         )
     return value
-
-
-def optional_prefix(prefix: Any) -> str | None:
-    """Check a session-id prefix filter (``None`` or a str)."""
-    if prefix is not None and not isinstance(prefix, str):
-        raise CheckpointTypeError(f"prefix must be a str, not {type(prefix).__name__}")
-    return prefix
-
-
-def idle_timedelta(idle_for: Any, *, positive: bool) -> timedelta:
-    """Check an ``idle_for`` argument.
-
-    Raises:
-        CheckpointTypeError: Not a ``timedelta``.
-        CheckpointValueError: Not positive (when ``positive``).
-    """
-    if not isinstance(idle_for, timedelta):
-        raise CheckpointTypeError(f"idle_for must be a timedelta, not {type(idle_for).__name__}")
-    if positive and idle_for <= timedelta(0):
-        raise CheckpointValueError(f"idle_for must be positive, not {idle_for}")
-    return idle_for
 
 
 def checkpoint_id(value: Any) -> str:

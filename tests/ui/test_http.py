@@ -7,7 +7,7 @@ import json
 import re
 import subprocess
 
-from breakpilot_store import CheckpointStore
+from breakpilot_store import CheckpointManager, CheckpointStore
 from breakpilot_store.ui.server import check_binding
 
 
@@ -139,28 +139,28 @@ def test_large_lists_page(serve, tmp_path):
     assert [int(s) for s in re.findall(r'<tr data-seq="(\d+)"', body)] == list(range(70, 20, -1))
 
 
-def test_columns_a_later_revision_adds_to_session_overview_are_shown(serve, tmp_path):
-    """The hook for leases: any column beyond revision 0002's appears on the sessions page."""
-    import sqlite3
+def test_the_sessions_page_shows_leases_escaped(serve, tmp_path):
+    """Revision 0003's lease columns of session_overview show on the sessions page.
 
+    The page shows whatever columns the view has beyond revision 0002's, so the lease
+    holder, token and expiry appear as they are; the holder is agent-chosen text, so it
+    is escaped (and raw in the JSON API).
+    """
     db = tmp_path / "leases.db"
     _fill(str(db))
-    status, body, _ = serve(db).get("")
-    assert 'id="lease-hint"' in body  # none yet: the page says where they would come from
-    conn = sqlite3.connect(db)
-    (view,) = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE name = 'session_overview'"
-    ).fetchone()
-    conn.execute("DROP VIEW session_overview")
-    conn.execute(
-        view.replace("FROM sessions s", ", '<b>worker-1</b>' AS lease_holder FROM sessions s")
-    )
-    conn.commit()
-    conn.close()
-    server = serve(db)
-    status, body, _ = server.get("")
-    assert '<th class="extra">lease_holder</th>' in body
-    assert "&lt;b&gt;worker-1&lt;/b&gt;" in body and 'id="lease-hint"' not in body
-    got = json.loads(server.get("api/sessions")[1])
-    assert got["columns"][-1] == "lease_holder"
-    assert got["rows"][0]["lease_holder"] == "<b>worker-1</b>"
+    mgr = CheckpointManager("agent-7", store=str(db), lease=60.0, owner="<b>worker-1</b>")
+    try:
+        server = serve(db)
+        status, body, _ = server.get("")
+        assert status == 200
+        for column in ("lease_owner", "lease_token", "lease_expires_at"):
+            assert f'<th class="extra">{column}</th>' in body
+        assert "&lt;b&gt;worker-1&lt;/b&gt;" in body and "<b>worker-1</b>" not in body
+        assert 'id="lease-hint"' not in body  # the schema has them
+        got = json.loads(server.get("api/sessions")[1])
+        rows = {row["session_id"]: row for row in got["rows"]}
+        assert rows["agent-7"]["lease_owner"] == "<b>worker-1</b>"
+        assert rows["agent-7"]["lease_token"] == 1
+        assert rows["other"]["lease_owner"] is None
+    finally:
+        mgr.close()

@@ -196,7 +196,11 @@ def test_a_takeover_racing_a_holders_creates_fences_every_later_one(
     Nothing the old holder writes may land after the takeover."""
     (first,) = start(agents, backend_url, "first")
     assert first.ask("acquire 60 0 0") == ["won", "1"]
-    n = 3000  # pipelined: the worker runs them back to back
+    thief = CheckpointStore(backend_url)  # opened first: the takeover then starts at once
+    # Pipelined: the worker runs them back to back. The commands fit in the stdin pipe
+    # (60 kB of 64), the answers do not fit in the stdout pipe: unread, the worker
+    # stops after ~4,000 creates, so the last ones always come after the takeover.
+    n = 5000
     first.proc.stdin.write("create step\n" * n)  # type: ignore[union-attr]
     first.proc.stdin.flush()  # type: ignore[union-attr]
     answers = [first.answer() for _ in range(20)]
@@ -211,7 +215,7 @@ def test_a_takeover_racing_a_holders_creates_fences_every_later_one(
         time.sleep(hold)  # locks held: the holder's next create waits for them
         return won, int(top)
 
-    with CheckpointStore(backend_url) as thief:
+    with thief:
         (token, _), top = thief.run(take_over, write=True)
     assert token == 2
     answers += [first.answer() for _ in range(n - 20)]

@@ -313,13 +313,21 @@ class CheckpointStore:
                 max_checkpoints,
                 fence,
             )
-        elif self._pg is not None and fence is None:
-            # One statement, unless the retention rule is due or a lease refuses it.
-            # (A holder takes the full create: its fencing check must follow the
-            # session row's lock, see core/leases.)
+        elif self._pg is not None and not renew:
+            # One statement, unless the retention rule is due or a lease refuses it
+            # (a holder's token is checked after the session row's lock, see
+            # repository.PG_CREATE_HELD); as on SQLite, a holder renews in the full
+            # create when its renewal is due.
             self._check_open(write=True)
             seq = self._pg.append(
-                session_id, name, now, data_utf8, metadata_text, compress_after, max_checkpoints
+                session_id,
+                name,
+                now,
+                data_utf8,
+                metadata_text,
+                compress_after,
+                max_checkpoints,
+                None if fence is None else fence.token,
             )
         if seq is None:
             with self._hot(write=True) as conn:

@@ -315,27 +315,56 @@ def append_if_unchanged(
 # the checkpoint inserted, only while the retention rule is not due (the session then
 # holds at most ``max_held``); otherwise nothing changes, no row is returned, and the
 # caller runs the full create, which applies the rule.
-PG_CREATE = text(
+_PG_CREATE_SQL = (
     "WITH s AS ("
     "INSERT INTO sessions AS s (session_id, base_seq, base_count, created_at, base_at) "
     # The proposed row carries the top seq held + 1 (a new session's first seq); none
-    # while someone holds a live lease on the session (this create is not a holder's:
-    # holders take the full create). Then nothing is written and the full create says
-    # why (SessionLeasedError).
+    # while the lease stands in the way ({guard}: see PG_CREATE and PG_CREATE_HELD).
+    # Then nothing is written and the full create says why.
     "SELECT :sid, coalesce((SELECT max(c.seq) FROM checkpoints c "
     "WHERE c.session_id = :sid), 0) + 1, 1, :now, :now "
-    "WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.session_id = :sid "
-    "AND l.owner IS NOT NULL AND l.expires_at > now()) "
+    "WHERE {guard} "
     "ON CONFLICT (session_id) DO UPDATE SET "
     "base_seq = greatest(s.base_seq + 1, excluded.base_seq), "
     "base_count = s.base_count + greatest(s.base_seq + 1, excluded.base_seq) - s.base_seq, "
     "base_at = excluded.base_at "
     "WHERE s.base_count + greatest(s.base_seq + 1, excluded.base_seq) - s.base_seq "
-    "<= :max_held "
+    "<= :max_held{locked_guard} "
     "RETURNING s.base_seq) "
     "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
     "SELECT :sid, s.base_seq, :name, :now, CAST(:data AS JSON), CAST(:metadata AS JSON) "
     "FROM s RETURNING seq"
+)
+_PG_HELD = (
+    "EXISTS (SELECT 1 FROM leases l WHERE l.session_id = :sid "
+    "AND l.token = :token AND l.owner IS NOT NULL{lock})"
+)
+PG_CREATE = text(
+    _PG_CREATE_SQL.format(
+        # An unleased writer's create: none while anyone holds a live lease.
+        guard="NOT EXISTS (SELECT 1 FROM leases l WHERE l.session_id = :sid "
+        "AND l.owner IS NOT NULL AND l.expires_at > now())",
+        locked_guard="",
+    )
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# A lease holder's create (one whose renewal is not due: see store.create): only while
+# its token is current. The check must see a takeover committed while this statement
+# waited for the session's row, which the takeover locks (core/leases) before it
+# changes the lease: READ COMMITTED gives the conflict arm's WHERE the row's newest
+# version, but a plain subquery there still reads the statement's snapshot, taken
+# before the wait. So the check runs again in the conflict arm, after the session's row
+# is locked, as a locking read: ``FOR SHARE`` locks the lease row's newest committed
+# version and re-checks the condition on it (the token a takeover wrote), and would
+# wait for an uncommitted change of it (a heartbeat's renewal: the token unchanged).
+# Locks are taken in the takeover's order, session row then lease row: no deadlock.
+# (Locking the lease row in the proposed row's WHERE, before the session's row, would
+# be the opposite order.) The snapshot check in that WHERE stays: a token already lost
+# then writes nothing, and it is the check of a session without a row (none to wait
+# for, and a takeover that creates it concurrently makes this insert conflict).
+PG_CREATE_HELD = text(
+    _PG_CREATE_SQL.format(
+        guard=_PG_HELD.format(lock=""), locked_guard=" AND " + _PG_HELD.format(lock=" FOR SHARE")
+    )
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
@@ -359,14 +388,17 @@ def pg_create_statement(
     metadata: str,
     compress_after: int | None,
     max_checkpoints: int | None,
+    token: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """PostgreSQL's plain create as one statement and its parameters (see ``PG_CREATE``).
 
     Run alone, as its own transaction, it returns the new seq; no row means the
-    retention rule is due (nothing was written), and a unique violation that a writer
-    of an older version raced it: in both cases run :func:`create_checkpoint`.
+    retention rule is due or the lease refused it (nothing was written), and a unique
+    violation that a writer of an older version raced it: in all cases run
+    :func:`create_checkpoint` (which says why a lease refused it). ``token``: a lease
+    holder's (``PG_CREATE_HELD``), else ``None``.
     """
-    return PG_CREATE, {
+    params = {
         "sid": session_id,
         "name": name,
         "now": now,
@@ -374,6 +406,10 @@ def pg_create_statement(
         "metadata": metadata,
         "max_held": max_held(compress_after, max_checkpoints),
     }
+    if token is None:
+        return PG_CREATE, params
+    params["token"] = token
+    return PG_CREATE_HELD, params
 
 
 #: Rows for :func:`insert_rows`: ``(seq, name, created_at, data, metadata, origin_id)``.

@@ -198,14 +198,17 @@ class PostgresHotPath:
         metadata: str,
         compress_after: int | None,
         max_checkpoints: int | None,
+        token: int | None = None,
     ) -> int | None:
         """A plain create in one round trip; ``None`` when the retention rule is due.
 
-        Then nothing was written, and the caller runs the full create, which applies
-        the rule in its own transaction.
+        Or when the lease refused it (``token``: a lease holder's, whose token must be
+        current; else no live lease may exist). Then nothing was written, and the
+        caller runs the full create, which applies the rule in its own transaction (or
+        says why the lease refused it).
         """
         statement = repo.pg_create_statement(
-            session_id, name, now, data, metadata, compress_after, max_checkpoints
+            session_id, name, now, data, metadata, compress_after, max_checkpoints, token
         )
         try:
             row = self._run(*statement).fetchone()

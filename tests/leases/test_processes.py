@@ -12,11 +12,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from breakpilot_store import CheckpointStore
+from breakpilot_store.core import leases
 
 WORKER = str(Path(__file__).with_name("worker.py"))
 REPO = Path(__file__).resolve().parents[2]
@@ -180,3 +184,46 @@ def test_eight_processes_race_and_exactly_one_wins_each_round(
     db = raw()
     assert db.query("SELECT owner, token FROM leases") == [(None, ROUNDS)]
     assert db.query("SELECT count(*) FROM checkpoints") == [(ROUNDS,)]
+
+
+@pytest.mark.parametrize("hold", [0.0, 0.3], ids=["commit-at-once", "creates-queue"])
+def test_a_takeover_racing_a_holders_creates_fences_every_later_one(
+    backend_url: str, agents, raw, hold: float
+) -> None:
+    """A holder creates in a tight loop (PostgreSQL: the one-statement create) while a
+    takeover commits; with ``hold`` the takeover keeps its locks a while, so the
+    holder's next create waits for the session's row and must then see the new token.
+    Nothing the old holder writes may land after the takeover."""
+    (first,) = start(agents, backend_url, "first")
+    assert first.ask("acquire 60 0 0") == ["won", "1"]
+    thief = CheckpointStore(backend_url)  # opened first: the takeover then starts at once
+    # Pipelined: the worker runs them back to back. The commands fit in the stdin pipe
+    # (60 kB of 64), the answers do not fit in the stdout pipe: unread, the worker
+    # stops after ~4,000 creates, so the last ones always come after the takeover.
+    n = 5000
+    first.proc.stdin.write("create step\n" * n)  # type: ignore[union-attr]
+    first.proc.stdin.flush()  # type: ignore[union-attr]
+    answers = [first.answer() for _ in range(20)]
+
+    def take_over(conn: Any) -> tuple[Any, int]:
+        won = leases.acquire(
+            conn, SESSION, "thief", 60.0, datetime.now(timezone.utc), takeover=True
+        )
+        top = conn.execute(
+            text("SELECT max(seq) FROM checkpoints WHERE session_id = :s"), {"s": SESSION}
+        ).scalar()
+        time.sleep(hold)  # locks held: the holder's next create waits for them
+        return won, int(top)
+
+    with thief:
+        (token, _), top = thief.run(take_over, write=True)
+    assert token == 2
+    answers += [first.answer() for _ in range(n - 20)]
+    kinds = [a[0] for a in answers]
+    oks = kinds.index("error") if "error" in kinds else n
+    assert oks < n, "the takeover landed after the holder's last create: nothing raced"
+    assert kinds[:oks] == ["ok"] * oks  # no ok after the first refusal
+    assert all(a == ["error", "LeaseLostError"] for a in answers[oks:])
+    rows = raw().query("SELECT seq FROM checkpoints WHERE session_id = ? ORDER BY seq", (SESSION,))
+    assert len(rows) == oks  # every refused create wrote nothing
+    assert max(seq for (seq,) in rows) == top  # none landed after the takeover

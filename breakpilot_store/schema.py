@@ -156,6 +156,13 @@ sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # When the row was last written (the last write that was not a plain create).
     Column("base_at", UTCDateTime, nullable=False),
+    # The fencing token of the lease held on the session, NULL while none is held
+    # (revision 0006): a mirror of ``leases`` (token where owner is set), written in
+    # the same transaction by every acquisition and release (core/leases.py). Lease
+    # changes thereby lock and rewrite this row, which PostgreSQL's one-statement
+    # create re-reads at its newest version after waiting for the lock: that is how
+    # it sees an acquisition that committed while it waited (repository.PG_CREATE).
+    Column("lease_token", SEQ, nullable=True),
 )
 
 checkpoints = Table(

@@ -315,8 +315,8 @@ class CheckpointStore:
             )
         elif self._pg is not None and not renew:
             # One statement, unless the retention rule is due or a lease refuses it
-            # (a holder's token is checked after the session row's lock, see
-            # repository.PG_CREATE_HELD); as on SQLite, a holder renews in the full
+            # (the lease is checked again on the session's row once it is locked, see
+            # repository.PG_CREATE); as on SQLite, a holder renews in the full
             # create when its renewal is due.
             self._check_open(write=True)
             seq = self._pg.append(

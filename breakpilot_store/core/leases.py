@@ -16,9 +16,12 @@ Every write to a session checks the lease in its own transaction:
 Time comes from one clock: PostgreSQL's ``now()`` there (hosts with skewed clocks still
 agree), the host's clock on SQLite (one host), passed in as ``now``.
 
-Concurrency on PostgreSQL (READ COMMITTED): acquisition and every writer lock the
-session's row (``SELECT ... FOR UPDATE``) before they read or change the lease, so a
+Concurrency on PostgreSQL (READ COMMITTED): acquisition, release and every writer lock
+the session's row (``SELECT ... FOR UPDATE``) before they read or change the lease, so a
 takeover is ordered entirely before or after each write, never in the middle of one.
+Acquisition and release also write the held token into that row
+(``sessions.lease_token``): the one-statement create compares it, on the row version it
+locked, with what its snapshot saw of ``leases`` (``repository.PG_CREATE``).
 On SQLite ``BEGIN IMMEDIATE`` (or the one-statement create) holds the write lock.
 
 As everywhere in ``core``, nothing here begins, commits or rolls back.
@@ -144,6 +147,9 @@ _RELEASE = text(
     "UPDATE leases SET owner = NULL, expires_at = NULL "
     "WHERE session_id = :sid AND owner IS NOT NULL AND (token = :token OR :any = 1)"
 )
+# The held lease's token on the session's row (``sessions.lease_token``): written by
+# every acquisition and release, after the session's row is locked.
+_MIRROR = text("UPDATE sessions SET lease_token = :token WHERE session_id = :sid")
 
 
 def _params(conn: Any, now: datetime, duration: float | None = None, **params: Any) -> Any:
@@ -185,7 +191,9 @@ def acquire(
     params["takeover"] = bool(takeover) if form else int(bool(takeover))
     row = conn.execute(_ACQUIRE[form], params).fetchone()
     if row is not None:
-        return int(row[0]), _when(row[1])
+        token = int(row[0])
+        conn.execute(_MIRROR, {"sid": session_id, "token": token})
+        return token, _when(row[1])
     holder = lease_info(conn, session_id, now)
     if holder is None:  # the INSERT arm takes a missing row: only a hand edit gets here
         raise DatabaseError(f"no lease row for {session_id!r} after a refused acquisition")
@@ -213,9 +221,16 @@ def release(conn: Connection, session_id: str, token: int | None = None) -> bool
     Returns:
         Whether a held lease was released.
     """
+    if _pg(conn):
+        # The session's row first, as acquisition and every writer lock it: the same
+        # order, so no deadlock (a session without a row has no lease to release).
+        counters.lock(conn, session_id)
     params = {"sid": session_id, "token": token if token is not None else -1}
     params["any"] = 1 if token is None else 0
-    return conn.execute(_RELEASE, params).rowcount == 1
+    if conn.execute(_RELEASE, params).rowcount != 1:
+        return False
+    conn.execute(_MIRROR, {"sid": session_id, "token": None})
+    return True
 
 
 def lease_info(conn: Any, session_id: str, now: datetime) -> LeaseInfo | None:

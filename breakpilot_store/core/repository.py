@@ -315,55 +315,52 @@ def append_if_unchanged(
 # the checkpoint inserted, only while the retention rule is not due (the session then
 # holds at most ``max_held``); otherwise nothing changes, no row is returned, and the
 # caller runs the full create, which applies the rule.
+#
+# Leases. The proposed row is made only if the lease lets this writer write
+# ({guard}: no live lease for an unleased writer, its own token held for a holder), as
+# the statement's snapshot sees ``leases``; it carries the token held then (NULL if
+# none) as its ``lease_token``. A lease acquired or released after that snapshot
+# (while this statement waited for the session's row, which acquisition and release
+# lock and whose ``lease_token`` they rewrite) is invisible to the snapshot, even to a
+# locking read when the acquisition inserted the lease row; but the conflict arm's
+# WHERE reads the locked row's newest version, so it compares that row's
+# ``lease_token`` with the snapshot's: any acquisition, takeover or release in between
+# changed it, and then nothing is written and the full create (which reads the lease
+# after locking the row) says why. Renewals do not touch the row: they never make a
+# lease that this writer may not write under.
 _PG_CREATE_SQL = (
     "WITH s AS ("
-    "INSERT INTO sessions AS s (session_id, base_seq, base_count, created_at, base_at) "
-    # The proposed row carries the top seq held + 1 (a new session's first seq); none
-    # while the lease stands in the way ({guard}: see PG_CREATE and PG_CREATE_HELD).
-    # Then nothing is written and the full create says why.
+    "INSERT INTO sessions AS s (session_id, base_seq, base_count, created_at, base_at, "
+    "lease_token) "
+    # The proposed row carries the top seq held + 1 (a new session's first seq).
     "SELECT :sid, coalesce((SELECT max(c.seq) FROM checkpoints c "
-    "WHERE c.session_id = :sid), 0) + 1, 1, :now, :now "
+    "WHERE c.session_id = :sid), 0) + 1, 1, :now, :now, "
+    "(SELECT l.token FROM leases l WHERE l.session_id = :sid AND l.owner IS NOT NULL) "
     "WHERE {guard} "
     "ON CONFLICT (session_id) DO UPDATE SET "
     "base_seq = greatest(s.base_seq + 1, excluded.base_seq), "
     "base_count = s.base_count + greatest(s.base_seq + 1, excluded.base_seq) - s.base_seq, "
     "base_at = excluded.base_at "
     "WHERE s.base_count + greatest(s.base_seq + 1, excluded.base_seq) - s.base_seq "
-    "<= :max_held{locked_guard} "
+    "<= :max_held AND s.lease_token IS NOT DISTINCT FROM excluded.lease_token "
     "RETURNING s.base_seq) "
     "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
     "SELECT :sid, s.base_seq, :name, :now, CAST(:data AS JSON), CAST(:metadata AS JSON) "
     "FROM s RETURNING seq"
 )
-_PG_HELD = (
-    "EXISTS (SELECT 1 FROM leases l WHERE l.session_id = :sid "
-    "AND l.token = :token AND l.owner IS NOT NULL{lock})"
-)
+# An unleased writer's create: none while anyone holds a live lease.
 PG_CREATE = text(
     _PG_CREATE_SQL.format(
-        # An unleased writer's create: none while anyone holds a live lease.
         guard="NOT EXISTS (SELECT 1 FROM leases l WHERE l.session_id = :sid "
-        "AND l.owner IS NOT NULL AND l.expires_at > now())",
-        locked_guard="",
+        "AND l.owner IS NOT NULL AND l.expires_at > now())"
     )
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 # A lease holder's create (one whose renewal is not due: see store.create): only while
-# its token is current. The check must see a takeover committed while this statement
-# waited for the session's row, which the takeover locks (core/leases) before it
-# changes the lease: READ COMMITTED gives the conflict arm's WHERE the row's newest
-# version, but a plain subquery there still reads the statement's snapshot, taken
-# before the wait. So the check runs again in the conflict arm, after the session's row
-# is locked, as a locking read: ``FOR SHARE`` locks the lease row's newest committed
-# version and re-checks the condition on it (the token a takeover wrote), and would
-# wait for an uncommitted change of it (a heartbeat's renewal: the token unchanged).
-# Locks are taken in the takeover's order, session row then lease row: no deadlock.
-# (Locking the lease row in the proposed row's WHERE, before the session's row, would
-# be the opposite order.) The snapshot check in that WHERE stays: a token already lost
-# then writes nothing, and it is the check of a session without a row (none to wait
-# for, and a takeover that creates it concurrently makes this insert conflict).
+# its token is the one held.
 PG_CREATE_HELD = text(
     _PG_CREATE_SQL.format(
-        guard=_PG_HELD.format(lock=""), locked_guard=" AND " + _PG_HELD.format(lock=" FOR SHARE")
+        guard="EXISTS (SELECT 1 FROM leases l WHERE l.session_id = :sid "
+        "AND l.token = :token AND l.owner IS NOT NULL)"
     )
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 

@@ -71,6 +71,7 @@ def test_column_types_on_postgresql(pg_url, pg_raw) -> None:
         ("sessions", "base_count", "bigint"),
         ("sessions", "base_seq", "bigint"),
         ("sessions", "created_at", "timestamp with time zone"),
+        ("sessions", "lease_token", "bigint"),  # a fencing token, as leases.token
     ]
 
 

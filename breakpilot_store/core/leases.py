@@ -331,6 +331,22 @@ def refusal(conn: Any, session_id: str, fence: Any, now: datetime) -> Exception:
     return DatabaseError(f"a create in {session_id!r} was refused, but no live lease was found")
 
 
+_MIRROR_OFF = text(
+    "SELECT count(*) FROM sessions s WHERE coalesce(s.lease_token, -1) <> coalesce("
+    "(SELECT l.token FROM leases l WHERE l.session_id = s.session_id "
+    "AND l.owner IS NOT NULL), -1)"
+)
+
+
+def mirrors_out_of_step(conn: Connection) -> int:
+    """How many sessions' ``lease_token`` differs from the lease held on them (``doctor``).
+
+    Only a hand edit of ``leases`` or ``sessions`` makes one: it is safe (PostgreSQL's
+    one-statement create then falls back to the full create) but slow.
+    """
+    return int(conn.execute(_MIRROR_OFF).scalar_one())
+
+
 def insert_guard(postgres: bool, held: bool) -> Any:
     """The condition a create's ``INSERT ... SELECT`` carries (``:sid``, ``:token``, ``:now``).
 
@@ -354,6 +370,7 @@ __all__ = [
     "insert_guard",
     "lease_info",
     "list_leases",
+    "mirrors_out_of_step",
     "release",
     "renew",
 ]

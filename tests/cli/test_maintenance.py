@@ -274,6 +274,22 @@ def test_doctor_finds_counters_out_of_step(run, db):
     assert got["ok"] is False
 
 
+def test_doctor_warns_of_a_hand_edited_lease_token(run, db):
+    from breakpilot_store import CheckpointManager
+
+    with CheckpointStore(db) as store:
+        mgr = CheckpointManager("beta", store=store, lease=30.0, owner="holder")
+        mgr.create("n", {})
+        ok = json.loads(run("--db", db, "--json", "doctor").stdout)
+        assert {c["check"]: c["status"] for c in ok["checks"]}["session lease tokens"] == "ok"
+        _execute(db, "UPDATE sessions SET lease_token = NULL WHERE session_id = 'beta'")
+        result = run("--db", db, "doctor")
+        assert result.exit_code == 0, result.output  # a warning: safe, only slower
+        line = next(x for x in result.stdout.splitlines() if "session lease tokens" in x)
+        assert "1 out of step" in line and "warn" in line
+        mgr.close()
+
+
 def test_doctor_finds_a_broken_index(run, db):
     # Make the index disagree with the table behind SQLite's back.
     conn = sqlite3.connect(db)

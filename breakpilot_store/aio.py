@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 import threading
@@ -48,7 +49,7 @@ from .core.group import outcome
 from .core.operations import Operation
 from .core.repository import SessionInfo
 from .engine import resolve_url, sqlite_path
-from .errors import ReadOnlyStoreError, StoreClosedError
+from .errors import ReadOnlyStoreError, StoreBusyError, StoreClosedError
 from .store import CheckpointStore
 
 T = TypeVar("T")
@@ -57,6 +58,13 @@ T = TypeVar("T")
 READERS = 4
 
 _END = object()
+
+#: ``(store, task)`` while ``task`` reads the next item of an async iterable for an
+#: import of ``store`` (:func:`_next`): a write to that store from there would wait for
+#: the import, which waits for the item.
+_READING: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar(
+    "breakpilot_store_import_reading", default=None
+)
 
 
 class AsyncCheckpointStore:
@@ -232,6 +240,13 @@ class AsyncCheckpointStore:
     async def _execute(self, op: Operation[T]) -> T:
         store = await self._ready()
         if op.write:
+            reading = _READING.get()
+            if reading is not None and reading[0] is self and reading[1] is asyncio.current_task():
+                raise StoreBusyError(
+                    f"a write to {store._where} from inside the async iterable of its own "
+                    "import_checkpoints would wait for that import, which waits for the "
+                    "iterable: write before or after the import (or to another store)"
+                )
             if store.readonly:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
             if self._postgres is not None:
@@ -362,11 +377,12 @@ class AsyncCheckpointStore:
         The rules are :meth:`CheckpointStore.import_checkpoints`'s. ``entries`` may be an
         iterable or an async iterable; either is read while the import's transaction is
         open (an async iterable's items are awaited on this event loop), so it must not
-        wait for a write to this store.
+        wait for a write to this store: a write to this store from the iterable itself
+        raises :class:`StoreBusyError` rather than waiting forever.
         """
         store = await self._ready()
         if isinstance(entries, AsyncIterable):
-            entries = _blocking_iter(entries, asyncio.get_running_loop())
+            entries = _blocking_iter(entries, asyncio.get_running_loop(), self)
         if self._postgres is not None:
             # The bulk path uses the driver directly (COPY): the sync code, on a thread.
             def run(s: CheckpointStore) -> int:
@@ -532,15 +548,21 @@ def _shut(writer: Any, readers: ThreadPoolExecutor | None, store: CheckpointStor
         store.close()
 
 
-async def _next(iterator: AsyncIterator[Any]) -> Any:
+async def _next(iterator: AsyncIterator[Any], store: AsyncCheckpointStore) -> Any:
+    # A task of its own (run_coroutine_threadsafe), so the mark is this task's alone.
+    _READING.set((store, asyncio.current_task()))
     try:
         return await iterator.__anext__()
     except StopAsyncIteration:
         return _END
 
 
-def _blocking_iter(entries: AsyncIterable[Any], loop: asyncio.AbstractEventLoop) -> Iterator[Any]:
+def _blocking_iter(
+    entries: AsyncIterable[Any], loop: asyncio.AbstractEventLoop, store: AsyncCheckpointStore
+) -> Iterator[Any]:
     """Read an async iterable from a worker thread, awaiting each item on ``loop``."""
     iterator = entries.__aiter__()
-    while (item := asyncio.run_coroutine_threadsafe(_next(iterator), loop).result()) is not _END:
+    while (
+        item := asyncio.run_coroutine_threadsafe(_next(iterator, store), loop).result()
+    ) is not _END:
         yield item

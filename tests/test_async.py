@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from breakpilot_store import (
     DatabaseError,
     ImportFormatError,
     ReadOnlyStoreError,
+    StoreBusyError,
     StoreClosedError,
 )
 
@@ -504,6 +506,52 @@ def test_streams_and_async_iterable_imports(db_path):
             return [c.data for c in await store.list_checkpoints("dst")]
 
     assert asyncio.run(main()) == [{"i": i} for i in range(5)]
+
+
+def test_a_write_from_an_imports_own_async_iterable_is_refused_not_a_hang(backend_url, raw):
+    """The iterable is read while the import's transaction is open: such a write would
+    wait for the import, which waits for the iterable (it used to hang forever)."""
+
+    async def main():
+        async with AsyncCheckpointStore(backend_url) as store:
+            await store.create("other", "before", {})
+            refused = []
+
+            async def entries():
+                for i in range(3):
+                    if i == 1:
+                        try:
+                            await store.create("other", "inside", {})
+                        except StoreBusyError as exc:
+                            refused.append(str(exc))
+                    yield {
+                        "id": f"src:{i + 1}",
+                        "name": f"n{i}",
+                        "timestamp": "2026-01-01T00:00:00+00:00",
+                        "data": {"i": i},
+                    }
+
+            n = await asyncio.wait_for(store.import_checkpoints("dst", entries()), 30)
+            # After the import, from the same task that ran it, writes work again.
+            await store.create("other", "after", {})
+            return n, refused
+
+    box = []
+    # On a daemon thread: a regression hangs in the writer, and the test must fail, not
+    # hang the suite.
+    runner = threading.Thread(target=lambda: box.append(asyncio.run(main())), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert box, "the import hung on a write from its own iterable"
+    n, refused = box[0]
+    assert n == 3
+    assert len(refused) == 1 and "import_checkpoints" in refused[0]
+    db = raw()
+    assert db.query("SELECT name FROM checkpoints WHERE session_id = 'other' ORDER BY seq") == [
+        ("before",),
+        ("after",),
+    ]
+    assert db.query("SELECT count(*) FROM checkpoints WHERE session_id = 'dst'") == [(3,)]
 
 
 def test_run_seam_reads_and_writes_in_a_group(db_path):

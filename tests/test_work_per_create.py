@@ -51,7 +51,11 @@ def fill(path: Path, session: str, n: int) -> None:
     """Give ``session`` n checkpoints quickly, straight through sqlite3."""
     with sqlite3.connect(path) as raw:
         ts = "2026-01-01T00:00:00.000000+00:00"
-        raw.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (session, n, n, ts, ts))
+        raw.execute(
+            "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (session, n, n, ts, ts),
+        )
         raw.executemany(
             "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
             "VALUES (?, ?, ?, ?, ?, '{}')",

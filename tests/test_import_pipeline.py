@@ -22,7 +22,9 @@ import pytest
 
 from breakpilot_store import CheckpointManager, CheckpointStore, read_document
 from breakpilot_store import store as store_module
+from breakpilot_store.core import operations
 from breakpilot_store.core import repository as repo
+from breakpilot_store.core.importer import ImportWriter
 from breakpilot_store.core.pipeline import pipelined
 from breakpilot_store.errors import DatabaseError, ImportConflictError, ImportFormatError
 
@@ -230,6 +232,31 @@ def test_in_memory_sqlite_imports_on_one_thread():
         assert memory.import_checkpoints("dst", doc) == len(doc)
         assert memory.count("dst") == len(doc)
         assert memory.get_latest("dst").data == doc[-1]["data"]
+
+
+@pytest.mark.parametrize("kind", ["text", "list"])
+def test_batches_of_large_states_end_at_their_text_limit(store, raw, monkeypatch, kind):
+    """A batch ends at IMPORT_BATCH_TEXT characters of JSON as well as at IMPORT_BATCH
+    entries: an import of large states holds a few of them in memory, not thousands."""
+    limit = 50_000
+    monkeypatch.setattr(operations, "IMPORT_BATCH_TEXT", limit)
+    texts: list[list[int]] = []
+    write = ImportWriter.write
+
+    def spy(self: ImportWriter, batch: Any) -> None:
+        texts.append([len(e.data_text) + len(e.metadata_text) for e in batch])
+        write(self, batch)
+
+    monkeypatch.setattr(ImportWriter, "write", spy)
+    doc = [entry("src", i, data={"i": i, "text": "ü" * (9_000 + i)}) for i in range(1, 41)]
+    assert do_import(store, "dst", kind, doc) == len(doc)
+    # ~9,000 characters each: five stay under the limit, the sixth reaches it
+    assert [len(t) for t in texts] == [6, 6, 6, 6, 6, 6, 4]
+    for batch in texts[:-1]:  # each one reached the limit with its last entry, not before
+        assert sum(batch) >= limit > sum(batch[:-1])
+    got = rows(raw, "dst")
+    assert [(r[0], r[2]) for r in got] == [(i, f"src:{i}") for i in range(1, 41)]
+    assert [json.loads(r[3]) for r in got] == [e["data"] for e in doc]
 
 
 def test_batches_split_over_statements_where_sqlite_allows_few_parameters(db_path, monkeypatch):

@@ -41,13 +41,13 @@ from .transfer import ImportEntry, gc_paused, parse_entry
 T = TypeVar("T")
 
 #: How many import entries are checked against the database and inserted at a time.
-#: Larger batches measured ~10% faster imports into PostgreSQL than 1,000 (fewer COPYs,
-#: savepoints and hand-offs to the writer thread; benchmarks/OPTIMISATIONS.md).
-IMPORT_BATCH = 5000
+#: (5,000 measured ~10% faster into PostgreSQL, for five times the entries in flight:
+#: not kept, benchmarks/OPTIMISATIONS.md.)
+IMPORT_BATCH = 1000
 
 #: ... unless their JSON text (``data`` and ``metadata``, in characters) reaches this
 #: first: what an import holds in memory is a few batches (see pipeline), so a batch of
-#: large states must hold fewer of them (5,000 states of 1 MB would be 5 GB).
+#: large states must hold fewer of them (1,000 states of 1 MB would be 1 GB).
 IMPORT_BATCH_TEXT = 8 * 1024 * 1024
 
 

@@ -187,6 +187,15 @@ def test_an_integer_that_looks_like_a_nan_in_msgpack_still_round_trips() -> None
         assert same(decode(text), {"n": value, "f": [1.5, -0.0]})
 
 
+@pytest.mark.parametrize("tail", ["\u02c7", "\u02ff", "\u02ff\u02ff", "x\u02c0"])
+def test_text_whose_utf8_ends_in_the_float_marker_round_trips(tail) -> None:
+    # U+02C0..U+02FF encode as 0xcb 0x80..0xbf: the scan's float marker as the last two
+    # bytes of the msgpack (no float can start there), or inside text, never a NaN.
+    value = {"s": "\u02ff" * 3 + tail}
+    assert same(decode(encode(value, "data")), value)
+    assert same(decode(encode({"n": [1.5], "s": tail}, "data")), {"n": [1.5], "s": tail})
+
+
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=40))
 def test_every_non_finite_float_is_refused_wherever_it_sits(floats) -> None:
     value = {"messages": [{"content": "x" * 70, "score": f} for f in floats]}

@@ -29,6 +29,7 @@ read (``get_latest()``) shows which happened.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -91,7 +92,10 @@ class AsyncCheckpointStore:
         self._owns = True
         self._closed = False
         self._open_lock = threading.Lock()
-        self._opened: asyncio.Future[None] | None = None
+        # A thread's future, not a loop's: a SQLite store serves any loop, and a second
+        # loop awaiting a first loop's future while the store opened got RuntimeError
+        # ("attached to a different loop").
+        self._opened: concurrent.futures.Future[None] | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._writer: Any = None  # GroupWriter (SQLite) or AsyncPostgres
         self._postgres: Any = None
@@ -155,17 +159,13 @@ class AsyncCheckpointStore:
         opened = self._opened
         if opened is not None and opened.done() and opened.exception() is None:
             return self._store  # type: ignore[return-value]  # the every-call path
-        if self._opened is None:
-            self._opened = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.to_thread(self._start)
-            except BaseException as exc:
-                self._opened.set_exception(exc)
-                self._opened.exception()  # retrieved: raised below, and to later callers
-                raise
-            self._opened.set_result(None)
-        else:
-            await asyncio.shield(self._opened)
+        with self._open_lock:
+            if self._opened is None:
+                # Opened on a thread of its own that finishes whoever waits: a caller
+                # cancelled meanwhile leaves the open to complete for the others.
+                self._opened = _in_thread(self._start)
+            opened = self._opened
+        await asyncio.shield(asyncio.wrap_future(opened))
         if self._store is None:  # closed meanwhile
             raise StoreClosedError(f"store {self._url!s} is closed")
         return self._store
@@ -206,7 +206,7 @@ class AsyncCheckpointStore:
         self._closed = True
         if self._opened is not None and not self._opened.done():
             with contextlib.suppress(BaseException):
-                await asyncio.shield(self._opened)
+                await asyncio.shield(asyncio.wrap_future(self._opened))
         if self._postgres is not None:
             await self._postgres.close()
         writer, readers, store = self._writer, self._readers, self._store
@@ -382,7 +382,8 @@ class AsyncCheckpointStore:
         """
         store = await self._ready()
         if isinstance(entries, AsyncIterable):
-            entries = _blocking_iter(entries, asyncio.get_running_loop(), self)
+            caller = asyncio.current_task()
+            entries = _blocking_iter(entries, asyncio.get_running_loop(), self, caller)
         if self._postgres is not None:
             # The bulk path uses the driver directly (COPY): the sync code, on a thread.
             def run(s: CheckpointStore) -> int:
@@ -395,7 +396,15 @@ class AsyncCheckpointStore:
                     fence=fence,
                 )
 
-            return await self._call(run)
+            # As a group's write: a cancelled caller waits for the outcome (it returned at
+            # once, and the import committed later, behind the caller's next read).
+            work = asyncio.ensure_future(self._call(run))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                with contextlib.suppress(BaseException):
+                    await work
+                raise
         op = ops.import_checkpoints(
             session_id,
             entries,
@@ -539,6 +548,22 @@ class AsyncCheckpointStore:
         return 0 if writer is None else writer.commits
 
 
+def _in_thread(function: Callable[[], None]) -> concurrent.futures.Future[None]:
+    """Run ``function`` on a new daemon thread; its outcome is the returned future's."""
+    future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            function()
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+
+    threading.Thread(target=run, name="breakpilot-store-open", daemon=True).start()
+    return future
+
+
 def _shut(writer: Any, readers: ThreadPoolExecutor | None, store: CheckpointStore | None) -> None:
     if writer is not None and hasattr(writer, "close"):
         writer.close()
@@ -548,9 +573,14 @@ def _shut(writer: Any, readers: ThreadPoolExecutor | None, store: CheckpointStor
         store.close()
 
 
-async def _next(iterator: AsyncIterator[Any], store: AsyncCheckpointStore) -> Any:
+async def _next(iterator: AsyncIterator[Any], store: AsyncCheckpointStore, caller: Any) -> Any:
     # A task of its own (run_coroutine_threadsafe), so the mark is this task's alone.
     _READING.set((store, asyncio.current_task()))
+    if caller is not None and caller.cancelling():
+        # The import's caller was cancelled: read no more, so the import fails as a
+        # whole at once (rolled back) instead of reading the rest of a slow iterable
+        # while the cancellation waits for it.
+        raise asyncio.CancelledError
     try:
         return await iterator.__anext__()
     except StopAsyncIteration:
@@ -558,11 +588,14 @@ async def _next(iterator: AsyncIterator[Any], store: AsyncCheckpointStore) -> An
 
 
 def _blocking_iter(
-    entries: AsyncIterable[Any], loop: asyncio.AbstractEventLoop, store: AsyncCheckpointStore
+    entries: AsyncIterable[Any],
+    loop: asyncio.AbstractEventLoop,
+    store: AsyncCheckpointStore,
+    caller: Any,
 ) -> Iterator[Any]:
     """Read an async iterable from a worker thread, awaiting each item on ``loop``."""
     iterator = entries.__aiter__()
     while (
-        item := asyncio.run_coroutine_threadsafe(_next(iterator, store), loop).result()
+        item := asyncio.run_coroutine_threadsafe(_next(iterator, store, caller), loop).result()
     ) is not _END:
         yield item

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from .codec import check_key
 from .core import leases
 from .core.leases import LeaseInfo
 from .errors import (
@@ -41,6 +42,10 @@ logger = logging.getLogger(__name__)
 #: Longest pause between two acquisition attempts while waiting for a lease.
 POLL_INTERVAL = 0.25
 
+#: Longest lease or wait accepted (100 years): a thread can wait that long and an expiry
+#: that far ahead is still a date (``lease=2**70`` raised ``OverflowError``).
+MAX_SECONDS = 100 * 365.25 * 86400
+
 
 def default_owner() -> str:
     """``host:pid``: who holds a lease unless the holder names itself."""
@@ -54,6 +59,10 @@ def _seconds(value: Any, what: str, *, zero_ok: bool) -> float:
         bound = ">= 0" if zero_ok else "> 0"
         raise CheckpointValueError(
             f"{what} must be a finite number of seconds {bound}, not {value!r}"
+        )
+    if value > MAX_SECONDS:
+        raise CheckpointValueError(
+            f"{what} must be at most {MAX_SECONDS:.0f} seconds (100 years), not {value!r}"
         )
     return float(value)
 
@@ -96,11 +105,9 @@ class LeaseState:
         self.takeover = takeover
         if owner is None:
             owner = default_owner()
-        if not isinstance(owner, str):
-            raise CheckpointTypeError(f"owner must be a str, not {type(owner).__name__}")
-        if not owner:
-            raise CheckpointValueError("owner must not be empty")
-        self.owner = owner
+        # Stored and shown like a session id: no lone surrogate (UnicodeEncodeError at
+        # the first write), no NUL (PostgreSQL refuses it), at most 1024 characters.
+        self.owner = check_key(owner, "owner")
         #: The fencing token this holder got (0 until acquired).
         self.token = 0
         #: The expiry the last acquisition or renewal reported (database clock).

@@ -29,6 +29,8 @@ from google.adk.sessions.session import Session
 from sqlalchemy import Connection
 
 from ..codec import check_key, encode_object
+from ..core.bounds import check_text
+from ..errors import CheckpointTypeError
 from ..integration import StoreArg, async_store
 from . import operations as ops
 from .operations import StoredSession
@@ -44,7 +46,17 @@ def _deltas(state: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     Each scope is encoded once here, so a value the store cannot keep exactly (NaN,
     an integer beyond 64 bits, ...) is refused before anything is written.
     """
-    deltas = _session_util.extract_json_safe_state_delta(state or {})
+    if state is None:
+        state = {}
+    # ADK's helper assumes a dict of str keys: anything else raised AttributeError or
+    # UnicodeEncodeError from inside it. Refused here, typed and naming the key.
+    if type(state) is not dict:
+        raise CheckpointTypeError(f"state must be a dict, not {type(state).__name__}")
+    for key in state:
+        if type(key) is not str:
+            raise CheckpointTypeError(f"state key {key!r} must be a str")
+        check_text(key, "state key")
+    deltas = _session_util.extract_json_safe_state_delta(state)
     for scope, delta in deltas.items():
         encode_object(delta, f"state[{scope!r}]")
     return deltas

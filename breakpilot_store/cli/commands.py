@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
+from ..codec import check_key
 from ..core import counters, leases
 from ..core.document import read_document
 from ..core.repository import counters_out_of_step
@@ -287,6 +288,11 @@ def list_(
     from .listing import stream_list, until_interrupted
 
     out = _json(opts)
+    # More than any session can hold means all (bound as it was, a 30-digit limit
+    # overflowed SQLite's integer: an "unexpected OverflowError").
+    limit = min(limit, 2**62)
+    if name is not None:
+        check_key(name, "--name")  # non-UTF-8 argv: one Error: line, not a traceback
     with open_read(opts.db) as store:
         info = _session_or_fail(store, session)
         top = stream_list(

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..codec import check_key
 from ..core import leases
 from ..core.leases import LeaseInfo
 from ..errors import UnknownSessionError
@@ -62,6 +63,7 @@ def lease() -> None:
 @pass_options
 def show(opts: Options, session: str) -> None:
     """Show SESSION's lease: holder, token, acquired, renewed, expiry."""
+    check_key(session, "session")  # non-UTF-8 argv: one Error: line, not a traceback
     with open_read(opts.db) as store:
         info = store.run(lambda conn: leases.lease_info(conn, session, _now()))
     out = _json(opts)
@@ -91,6 +93,7 @@ def show(opts: Options, session: str) -> None:
 @pass_options
 def release(opts: Options, session: str, yes: bool) -> None:
     """Release SESSION's lease; its holder's next write fails (LeaseLostError)."""
+    check_key(session, "session")  # non-UTF-8 argv: one Error: line, not a traceback
     if not yes:
         raise click.UsageError(
             "release takes the lease from its holder, whose next write then fails: "

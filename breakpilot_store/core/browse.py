@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, LargeBinary, String, Text, cast, func, select, text, type_coerce
 
 from ..schema import checkpoints, to_text
+from .bounds import NOTHING
 
 _c = checkpoints.c
 
@@ -68,8 +69,8 @@ class SessionPage:
 def session_page(
     conn: Connection,
     *,
-    prefix: str | None = None,
-    idle_before: datetime | None = None,
+    prefix: Any = None,
+    idle_before: Any = None,
     sort: str = "session_id",
     descending: bool = False,
     limit: int = 100,
@@ -79,8 +80,10 @@ def session_page(
 
     Args:
         conn: A connection in a read transaction.
-        prefix: Only ids that start with this (matched literally, case-sensitively).
-        idle_before: Only sessions whose last write is older than this aware datetime.
+        prefix: Only ids that start with this (matched literally, case-sensitively);
+            :data:`~.bounds.NOTHING` (from ``bounds.check_prefix``) for none.
+        idle_before: Only sessions whose last write is older than this aware datetime;
+            :data:`~.bounds.NOTHING` (from ``bounds.idle_cutoff``) for none.
         sort: A column of the view (anything else sorts by ``session_id``).
         descending: Reverse the order.
         limit: At most this many rows.
@@ -91,13 +94,15 @@ def session_page(
     sort = sort if sort in columns else "session_id"
     where: list[str] = []
     params: dict[str, Any] = {}
-    if prefix:
+    if prefix is NOTHING or idle_before is NOTHING:
+        where.append("1 = 0")  # no session can match (see core.bounds)
+    elif prefix:
         # LIKE narrows by index; the substr comparison makes it exact (SQLite's LIKE
         # ignores ASCII case), as in repository.list_sessions.
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append("session_id LIKE :like ESCAPE '\\' AND substr(session_id, 1, :n) = :prefix")
         params.update(like=escaped + "%", n=len(prefix), prefix=prefix)
-    if idle_before is not None:
+    if idle_before is not None and idle_before is not NOTHING:
         where.append("updated_at < :idle_before")
         sqlite = conn.dialect.name == "sqlite"
         params["idle_before"] = to_text(idle_before) if sqlite else idle_before

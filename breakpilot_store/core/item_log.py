@@ -91,6 +91,8 @@ def read(
         start: Only items created at or after this time.
     """
     params: dict[str, Any] = {"sid": session_id, "start": start}
+    if limit is not None and limit > 2**62:
+        limit = None  # more than a session can hold is all (2**70 overflowed the bind)
     if limit is None:
         rows = conn.execute(_ALL if start is None else _ALL_FROM, params).scalars().all()
         return [decode(data) for data in rows]

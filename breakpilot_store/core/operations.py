@@ -379,7 +379,16 @@ def import_checkpoints(
 
 
 def custom(operation: Callable[[Connection], T], *, write: bool) -> Operation[T]:
-    """The extension seam's operation (``store.run(op, write=)``), as given."""
+    """The extension seam's operation (``store.run(op, write=)``), as given.
+
+    Raises:
+        CheckpointTypeError: ``operation`` is not callable (checked here, before a
+            transaction begins, rather than as a bare ``TypeError`` inside it).
+    """
+    if not callable(operation):
+        raise CheckpointTypeError(
+            f"operation must be a function of a Connection, not {type(operation).__name__}"
+        )
     return Operation(operation, write=bool(write))
 
 

@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..checkpoint import split_id
-from ..core import browse
+from ..core import bounds, browse
 from ..core import repository as repo
 from ..core.diff import MISSING, count_kinds, diff_checkpoints
 from ..engine import sqlite_path
@@ -152,10 +152,9 @@ class View:
     def _session_query(self, request: Request) -> dict[str, Any]:
         q = request.query_params
         sort = q.get("sort", "id")
-        try:
-            page = max(int(q.get("page", "1")), 1)
-        except ValueError:
-            page = 1
+        # A page past any offset the database can bind is just past the end (a
+        # 30-digit page raised OverflowError: a 500 from a read-only view).
+        page = min(max(_int(q.get("page")) or 1, 1), MAX_PAGE)
         return {
             "prefix": q.get("prefix") or "",
             "idle": q.get("idle") or "",
@@ -166,11 +165,16 @@ class View:
 
     def _sessions(self, query: dict[str, Any]) -> browse.SessionPage:
         idle = _parse_idle(query["idle"])
-        idle_before = datetime.now(timezone.utc) - idle if idle is not None else None
+        # The store's own bounds, so the page means what list_sessions means: an idle
+        # time reaching before year 1 matches nothing (it overflowed: a 500), a prefix
+        # longer than any id matches nothing (SQLite refused the LIKE pattern: a 503).
+        now = datetime.now(timezone.utc)
+        idle_before = bounds.idle_cutoff(now, idle) if idle is not None else None
+        prefix = bounds.check_prefix(query["prefix"])
         return self.store.run(
             lambda conn: browse.session_page(
                 conn,
-                prefix=query["prefix"] or None,
+                prefix=prefix,
                 idle_before=idle_before,
                 sort=_SORTABLE[query["sort"]],
                 descending=query["order"] == "desc",
@@ -343,11 +347,23 @@ class View:
         return _json(cp.to_dict())
 
 
+#: Highest page number asked for (its offset still fits a 64-bit integer).
+MAX_PAGE = 2**53
+
+_INT64 = 2**63 - 1
+
+
 def _int(text: str | None) -> int | None:
+    """An integer query parameter, clamped to 64 bits (what the database can bind).
+
+    A seq beyond every seq (``before=10**30``) means the same as the largest one; bound
+    as it was, SQLite raised ``OverflowError`` (a 500 page).
+    """
     try:
-        return int(text) if text not in (None, "") else None
+        value = int(text) if text not in (None, "") else None
     except ValueError:
         return None
+    return None if value is None else max(min(value, _INT64), -_INT64 - 1)
 
 
 def _entry(e: browse.Entry) -> dict[str, Any]:

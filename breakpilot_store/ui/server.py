@@ -33,9 +33,12 @@ def listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
-    except OSError:
+    except (OSError, TypeError, UnicodeError) as exc:
+        # A name that does not resolve, a port in use, or text that is no host name at
+        # all (non-UTF-8 argv: TypeError "encoding of hostname failed"): one Error: line.
         sock.close()
-        raise
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CheckpointValueError(f"cannot listen on {host!r} port {port}: {reason}") from exc
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

@@ -132,10 +132,36 @@ CALLS: dict[str, Call] = {
         h
     ),
     "manager create name": lambda s, h: CheckpointManager("ok2", store=s).create(h, {}),
+    # Round 3: what landed since. ``lease=2**70`` raised OverflowError, a surrogate
+    # owner UnicodeEncodeError at the lease's first write, ``run(5)`` a bare TypeError.
+    "copy source": lambda s, h: s.copy_session(h, "copy-target"),
+    "copy target": lambda s, h: s.copy_session("ok", h),
+    "fork checkpoint_id": lambda s, h: s.fork_session(h, "fork-target"),
+    "fork seq part": lambda s, h: s.fork_session(f"ok:{h}", "fork-target-2"),
+    "fork target": lambda s, h: s.fork_session("ok:1", h),
+    "run operation": lambda s, h: s.run(h),
+    "manager lease": lambda s, h: CheckpointManager("leased", store=s, lease=h).close(),
+    "manager lease_wait": lambda s, h: CheckpointManager(
+        "leased", store=s, lease=1.0, lease_wait=h
+    ).close(),
+    "manager owner": lambda s, h: CheckpointManager("leased", store=s, lease=1.0, owner=h).close(),
+    "manager takeover": lambda s, h: CheckpointManager(
+        "leased", store=s, lease=1.0, takeover=h
+    ).close(),
 }
 
 #: Calls that write when they succeed (the others must leave the database as it was).
-WRITES = ("create", "import", "compress", "clear", "delete", "manager", "prune idle_for, for")
+WRITES = (
+    "create",
+    "import",
+    "compress",
+    "clear",
+    "delete",
+    "manager",
+    "prune idle_for, for",
+    "copy",
+    "fork",
+)
 
 
 def test_every_public_call_with_every_hostile_value(backend_url: str, raw: Any) -> None:

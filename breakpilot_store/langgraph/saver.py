@@ -37,6 +37,7 @@ from ..errors import (
     StoreClosedError,
 )
 from ..store import CheckpointStore
+from . import checks
 from . import operations as ops
 from .values import TAG, ValueCodec
 
@@ -262,7 +263,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
             key: self._value_json(item) for key, item in checkpoint["channel_values"].items()
         }
         doc[PARENT_KEY] = parent_id
-        return orjson.dumps(doc).decode()
+        with checks.encodable("the checkpoint"):
+            return orjson.dumps(doc).decode()
 
     def _tuple(self, thread_id: str, ns: str, row: ops.Row, writes: ops.Writes) -> CheckpointTuple:
         session_id, seq, checkpoint_id, data, metadata = row
@@ -295,16 +297,15 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
 
     @staticmethod
     def _where(config: RunnableConfig) -> ops.Target:
-        configurable = config.get("configurable") or {}
+        configurable = checks.configurable(config)
         if "thread_id" not in configurable:
             raise CheckpointValueError("config['configurable'] has no 'thread_id'")
         return ops.target(configurable["thread_id"], configurable.get("checkpoint_ns", ""))
 
     def _get_op(self, config: RunnableConfig) -> tuple[ops.Target, Any]:
         where = self._where(config)
-        return where, functools.partial(
-            ops.get_tuple, where=where, checkpoint_id=get_checkpoint_id(config)
-        )
+        checkpoint_id = checks.optional_id(get_checkpoint_id(config), "checkpoint_id")
+        return where, functools.partial(ops.get_tuple, where=where, checkpoint_id=checkpoint_id)
 
     def _list_op(
         self,
@@ -313,10 +314,19 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         before: RunnableConfig | None,
         limit: int | None,
     ) -> Any:
-        configurable = (config or {}).get("configurable") or {}
+        configurable = checks.configurable(config)
         thread_id = configurable.get("thread_id")
         ns = configurable.get("checkpoint_ns")
+        checkpoint_id = checks.optional_id(configurable.get("checkpoint_id"), "checkpoint_id")
+        before_id = checks.optional_id(
+            get_checkpoint_id(before) if before else None, "before's checkpoint_id"
+        )
+        if before:
+            checks.configurable(before, "before")
+        limit = checks.limit(limit)
         keep = None
+        if filter is not None and not isinstance(filter, dict):
+            raise CheckpointTypeError(f"filter must be a dict, not {type(filter).__name__}")
         if filter:
             wanted = dict(filter)
 
@@ -328,8 +338,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
             ops.list_checkpoints,
             thread_id=None if thread_id is None else str(thread_id),
             checkpoint_ns=ns,
-            checkpoint_id=configurable.get("checkpoint_id"),
-            before=get_checkpoint_id(before) if before else None,
+            checkpoint_id=checkpoint_id,
+            before=before_id,
             limit=limit,
             keep=keep,
         )
@@ -340,7 +350,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         where = self._where(config)
         parent_id = config["configurable"].get("checkpoint_id")
         data = self._encode_checkpoint(checkpoint, parent_id)
-        meta = self._codec.dumps(get_serializable_checkpoint_metadata(config, metadata))
+        with checks.encodable("the metadata"):
+            meta = self._codec.dumps(get_serializable_checkpoint_metadata(config, metadata))
         op = functools.partial(
             ops.put,
             where=where,
@@ -368,21 +379,25 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     ) -> Any:
         where = self._where(config)
         checkpoint_id = config["configurable"].get("checkpoint_id")
+        checks.optional_id(task_id, "task_id")
+        checks.optional_id(task_path, "task_path") if task_path else None
         if not isinstance(checkpoint_id, str) or not checkpoint_id:
             raise CheckpointValueError(
                 "put_writes needs the checkpoint's config: config['configurable'] has no "
                 "'checkpoint_id'"
             )
-        rows = [
-            (
-                task_id,
-                WRITES_IDX_MAP.get(channel, idx),
-                channel,
-                orjson.dumps(self._value_json(value)).decode(),
-                task_path,
-            )
-            for idx, (channel, value) in enumerate(writes)
-        ]
+        checks.optional_id(checkpoint_id, "checkpoint_id")
+        with checks.encodable("a pending write"):
+            rows = [
+                (
+                    task_id,
+                    WRITES_IDX_MAP.get(checks.optional_id(channel, "channel"), idx),
+                    channel,
+                    orjson.dumps(self._value_json(value)).decode(),
+                    task_path,
+                )
+                for idx, (channel, value) in enumerate(writes)
+            ]
         return functools.partial(
             ops.put_writes, where=where, checkpoint_id=checkpoint_id, rows=rows, now=_now()
         )
@@ -392,7 +407,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
             raise CheckpointValueError(
                 f"unknown prune strategy {strategy!r} (use 'keep_latest' or 'delete')"
             )
-        threads = [ops.target(thread_id).thread_id for thread_id in thread_ids]
+        threads = [ops.target(t).thread_id for t in checks.id_list(thread_ids, "thread_ids")]
         return functools.partial(ops.prune, thread_ids=threads, strategy=strategy, now=_now())
 
     # -- sync --------------------------------------------------------------------------
@@ -447,7 +462,9 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) made by these runs."""
         self._run(
-            functools.partial(ops.delete_for_runs, run_ids=[str(r) for r in run_ids], now=_now()),
+            functools.partial(
+                ops.delete_for_runs, run_ids=checks.id_list(run_ids, "run_ids"), now=_now()
+            ),
             write=True,
         )
 
@@ -519,7 +536,9 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Async :meth:`delete_for_runs`."""
         await self._arun(
-            functools.partial(ops.delete_for_runs, run_ids=[str(r) for r in run_ids], now=_now()),
+            functools.partial(
+                ops.delete_for_runs, run_ids=checks.id_list(run_ids, "run_ids"), now=_now()
+            ),
             write=True,
         )
 

@@ -1,0 +1,74 @@
+"""The saver's argument checks: LangGraph configs, ids, limits and id lists.
+
+LangGraph hands the saver what its callers put in ``config["configurable"]``; a
+hostile campaign found that wrong types and unencodable text there reached SQLite or
+orjson as ``AttributeError``, ``ValueError``, ``OverflowError`` or
+``UnicodeEncodeError``. Each check here turns them into the store's typed errors
+before anything runs, so a refused call writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from ..codec import check_key
+from ..errors import CheckpointTypeError, CheckpointValueError
+
+#: A limit above this is "all": no thread holds more rows (and it fits a 64-bit bind).
+MAX_LIMIT = 2**62
+
+
+def configurable(config: Any, what: str = "config") -> dict[str, Any]:
+    """Return ``config["configurable"]`` (``{}`` if absent), checking the types."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise CheckpointTypeError(
+            f"{what} must be a dict (a RunnableConfig), not {type(config).__name__}"
+        )
+    inner = config.get("configurable") or {}
+    if not isinstance(inner, dict):
+        raise CheckpointTypeError(
+            f"{what}['configurable'] must be a dict, not {type(inner).__name__}"
+        )
+    return inner
+
+
+def optional_id(value: Any, what: str) -> str | None:
+    """A checkpoint id (or task id, channel): ``None``, or a str a database can store."""
+    if value is None:
+        return None
+    return check_key(value, what)
+
+
+def limit(value: Any) -> int | None:
+    """``list``'s ``limit``: ``None`` or an int; beyond any thread's size means all."""
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise CheckpointTypeError(f"limit must be an int or None, not {type(value).__name__}")
+    return None if value > MAX_LIMIT else value
+
+
+def id_list(values: Any, what: str) -> list[str]:
+    """Run or thread ids: an iterable of ids (not one str, which would be its characters).
+
+    Items that are not str (a run's ``UUID``) are taken as their ``str``, as before.
+    """
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise CheckpointTypeError(f"{what} must be a list of ids, not {type(values).__name__}")
+    one = what[:-1] if what.endswith("s") else what
+    return [check_key(v if isinstance(v, str) else str(v), one) for v in values]
+
+
+@contextlib.contextmanager
+def encodable(what: str) -> Iterator[None]:
+    """Turn orjson's refusal (a lone surrogate in a value) into a typed error."""
+    try:
+        yield
+    except orjson.JSONEncodeError as exc:
+        raise CheckpointValueError(f"{what} cannot be stored as JSON: {exc}") from exc

@@ -165,7 +165,17 @@ class AsyncCheckpointStore:
                 # cancelled meanwhile leaves the open to complete for the others.
                 self._opened = _in_thread(self._start)
             opened = self._opened
-        await asyncio.shield(asyncio.wrap_future(opened))
+        try:
+            await asyncio.shield(asyncio.wrap_future(opened))
+        except BaseException:
+            if opened.done() and opened.exception() is not None:
+                # A failed open is not remembered: the server may be back (a terminated
+                # connection, a restart), and the next call tries again, as a new sync
+                # store would. Remembered, every later call raised the first error.
+                with self._open_lock:
+                    if self._opened is opened:
+                        self._opened = None
+            raise
         if self._store is None:  # closed meanwhile
             raise StoreClosedError(f"store {self._url!s} is closed")
         return self._store

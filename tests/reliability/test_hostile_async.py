@@ -185,3 +185,22 @@ def test_framework_sessions_refuse_hostile_values_typed(tmp_path):
     # Nothing of the refused sessions was written.
     assert store.list_sessions(prefix="adk:") == []
     store.close()
+
+
+def test_a_failed_open_is_tried_again_on_the_next_call(tmp_path):
+    # The constructor does no I/O, so a transient failure (here: the directory is not
+    # there yet; on PostgreSQL a terminated connection) surfaces at the first call.
+    # It was remembered: every later call raised it, although a new sync store works.
+    path = tmp_path / "later" / "a.db"
+
+    async def main() -> int:
+        store = AsyncCheckpointStore(path)
+        with pytest.raises(BreakpilotStoreError):
+            await store.create("s", "n", {})
+        path.parent.mkdir()
+        cp = await store.create("s", "n", {})
+        await store.close()
+        return cp.seq
+
+    assert asyncio.run(main()) == 1
+    assert counters(path)["s"] == (1, 1)

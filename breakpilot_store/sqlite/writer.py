@@ -197,8 +197,9 @@ class GroupWriter:
 
 def _rollback_quietly(transaction: Any) -> None:
     try:
-        if transaction.is_active:
-            transaction.rollback()
+        # Even an inactive one (its COMMIT failed): until rolled back, it stays the
+        # connection's transaction and the next begin() is refused.
+        transaction.rollback()
     except (SQLAlchemyError, sqlite3.Error):
         pass  # the connection is invalidated and replaced on the next group
 

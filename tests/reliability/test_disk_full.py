@@ -65,3 +65,58 @@ def _fill_and_recover(store: CheckpointStore, path: Path, filler: Path) -> None:
     # Space comes back: the next write succeeds with the next seq.
     filler.unlink()
     assert store.create("s", "small", {}).id == f"s:{len(written) + 1}"
+
+
+def test_disk_full_under_group_commit(small_disk: Path) -> None:
+    # Round 3: the async store's group commit. A group whose COMMIT failed on the full
+    # disk left SQLAlchemy's (inactive) transaction on the writer's connection, and every
+    # later group failed with "already initialized a Transaction" (a DatabaseError),
+    # even after space came back; only lone writes (another path) still worked.
+    import asyncio
+
+    from breakpilot_store import AsyncCheckpointStore, BreakpilotStoreError
+
+    path = small_disk / "group.db"
+    filler = small_disk / "filler"
+
+    async def main() -> tuple[set[str], list[str], list[str]]:
+        async with AsyncCheckpointStore(path) as store:
+            acked: list[str] = []
+            errors: set[str] = set()
+
+            async def agent(k: int) -> None:
+                for _ in range(12):
+                    try:
+                        acked.append((await store.create(f"s{k}", "n", {"b": "y" * 30_000})).id)
+                    except BreakpilotStoreError as exc:
+                        errors.add(type(exc).__name__)
+
+            await store.create("warm", "n", {})
+            try:
+                with open(filler, "wb") as f:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+            except OSError:
+                pass  # full; the store's next pages have nowhere to go
+            await asyncio.gather(*(agent(k) for k in range(6)))
+            filler.unlink()
+            after = await asyncio.gather(*(store.create("after", "n", {"k": k}) for k in range(8)))
+            return errors, acked, [cp.id for cp in after]
+
+    errors, acked, after = asyncio.run(asyncio.wait_for(main(), 120))
+    assert errors == {"StoreFullError"}
+    assert sorted(after, key=lambda i: int(i.split(":")[1])) == [f"after:{k}" for k in range(1, 9)]
+    held = {f"{sid}:{seq}" for sid, seq in raw_ids(path)}
+    assert set(acked) <= held  # nothing acknowledged was lost
+    assert integrity(path) == "ok"
+
+
+def raw_ids(path: Path) -> list[tuple[str, int]]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT session_id, seq FROM checkpoints").fetchall()
+    finally:
+        conn.close()

@@ -35,6 +35,7 @@ import contextvars
 import functools
 import os
 import threading
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -100,6 +101,27 @@ class AsyncCheckpointStore:
         self._writer: Any = None  # GroupWriter (SQLite) or AsyncPostgres
         self._postgres: Any = None
         self._memory = False
+        _FRONTS.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's writer and reader threads (they do not exist here).
+
+        An inherited store's write went to the parent's writer thread's queue, which no
+        thread reads in the child: it hung forever. The next call opens again (the sync
+        store under it has dropped the parent's connections, see ``forking``). What the
+        parent's threads and async engine hold is kept referenced, never closed: it is
+        the parent's (closing a PostgreSQL connection tells the server to end it).
+        """
+        if self._closed:
+            return
+        _INHERITED.append((self._writer, self._readers, self._postgres))
+        if self._memory:
+            # The child's copy of the database is its own (the sync store keeps it);
+            # only the one thread that ran everything on it is new.
+            self._readers = ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-memory")
+            return
+        self._opened = None
+        self._writer = self._readers = self._postgres = None
 
     @classmethod
     def wrap(cls, store: CheckpointStore) -> AsyncCheckpointStore:
@@ -556,6 +578,20 @@ class AsyncCheckpointStore:
         """Group transactions committed by this store's writer so far."""
         writer = self._postgres if self._postgres is not None else self._writer
         return 0 if writer is None else writer.commits
+
+
+#: Async stores alive in this process, and what a forked child inherited from them.
+_FRONTS: weakref.WeakSet[AsyncCheckpointStore] = weakref.WeakSet()
+_INHERITED: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for front in list(_FRONTS):
+        front._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _in_thread(function: Callable[[], None]) -> concurrent.futures.Future[None]:

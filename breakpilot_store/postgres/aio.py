@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..core.group import DROPPED, QUEUED, TAKEN, Pending, outcome, run_group, typed, wake
 from ..core.group_create import write_creates
 from ..core.operations import Operation
-from ..errors import StoreClosedError
+from ..errors import StoreClosedError, StoreUnavailableError
 from .engine import async_twin
 
 #: Most writes one transaction takes.
@@ -53,11 +53,13 @@ class AsyncPostgres:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one it belongs to
         #: Transactions committed by the writer (a test counts them).
         self.commits = 0
 
     async def read(self, op: Operation[Any]) -> Any:
         """Run a read operation in a read transaction of its own."""
+        self._check_loop()
         try:
             async with self._engine.connect() as conn, conn.begin():
                 return await conn.run_sync(op.run)
@@ -73,6 +75,7 @@ class AsyncPostgres:
         """
         if self._closed:
             raise StoreClosedError(f"store {self._where} is closed")
+        self._check_loop()
         item = Pending(op, asyncio.get_running_loop().create_future())
         self._pending.append(item)
         if self._task is None:
@@ -80,9 +83,34 @@ class AsyncPostgres:
         self._wake.set()
         return await outcome(item, _drop)
 
+    def _check_loop(self) -> None:
+        """Refuse a call from another event loop than the first one's (typed, at once).
+
+        The writer task and the pooled async connections live on the first loop; from
+        another (a second ``asyncio.run``), a write waited for a task that never runs
+        again and a read for a connection of a closed loop: both hung forever.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is None:
+            self._loop = loop
+            return
+        raise StoreUnavailableError(
+            f"store {self._where} belongs to the event loop that first used it; on "
+            "PostgreSQL make one AsyncCheckpointStore per event loop"
+        )
+
     async def close(self) -> None:
         """Refuse new writes, let the queued ones commit, then close the connections."""
         self._closed = True
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            # Closed from another loop (the first one has ended): its writer task can
+            # never run again and nothing of it is awaited; the pooled connections are
+            # closed from here.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._engine.dispose(), 10)
+            return
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(Exception):

@@ -284,3 +284,51 @@ def test_forks_while_threads_write(db_path: Path) -> None:
         held.setdefault(session, []).append(seq)
     for name, seqs in acknowledged.items():
         assert held[name] == seqs == list(range(1, len(seqs) + 1))
+
+
+def _async_child(store: Any) -> Callable[[], object]:
+    import asyncio
+
+    def child() -> object:
+        async def main() -> list[str]:
+            # A safety bound: the inherited store's write went to the parent's writer
+            # thread, which does not exist in the child, and waited forever.
+            created = await asyncio.wait_for(store.create("child", "n", {"k": 1}), SAFETY / 2)
+            second = await asyncio.wait_for(store.create("child", "n", {"k": 2}), SAFETY / 2)
+            held = await asyncio.wait_for(store.count("parent"), SAFETY / 2)
+            return [created.id, second.id, str(held)]
+
+        return asyncio.run(main())
+
+    return child
+
+
+def test_an_inherited_async_store_works_in_the_child(tmp_path: Path) -> None:
+    # Round 3: the async store's threads (group-commit writer, readers) are not
+    # inherited by a forked child; its first write hung forever.
+    import asyncio
+
+    from breakpilot_store import AsyncCheckpointStore
+
+    path = tmp_path / "async-fork.db"
+    store = AsyncCheckpointStore(path)
+    asyncio.run(store.create("parent", "n", {}))
+    assert _wait(*_fork(_async_child(store))) == ["child:1", "child:2", "1"]
+    # The parent's threads go on as before.
+    assert asyncio.run(store.create("parent", "n", {})).id == "parent:2"
+    asyncio.run(store.close())
+    assert {row[0] for row in dump(path)[0]} == {"child", "parent"}
+    assert integrity(path) == "ok"
+
+
+def test_an_inherited_in_memory_async_store_works_in_the_child() -> None:
+    import asyncio
+
+    from breakpilot_store import AsyncCheckpointStore
+
+    store = AsyncCheckpointStore("sqlite://")
+    asyncio.run(store.create("parent", "n", {}))
+    # The child's copy of the database is its own: its one thread is made anew.
+    assert _wait(*_fork(_async_child(store))) == ["child:1", "child:2", "1"]
+    assert asyncio.run(store.count("child")) == 0  # the parent's copy never saw it
+    asyncio.run(store.close())

@@ -179,6 +179,8 @@ def test_framework_sessions_refuse_hostile_values_typed(tmp_path):
                 failures.append(f"limit {limit}: {exc}")
             except Exception as exc:  # noqa: BLE001 - the finding
                 failures.append(f"limit {limit}: {type(exc).__name__}: {exc}")
+        await session.aclose()  # their async fronts' threads; the sync store stays open
+        await service.close()
         return failures
 
     assert asyncio.run(main()) == []
@@ -204,3 +206,25 @@ def test_a_failed_open_is_tried_again_on_the_next_call(tmp_path):
 
     assert asyncio.run(main()) == 1
     assert counters(path)["s"] == (1, 1)
+
+
+def test_a_postgres_store_from_another_event_loop_is_refused_not_hung(backend_url):
+    if not backend_url.startswith("postgresql"):
+        pytest.skip("a SQLite store serves any loop (test_many_event_loops_open_one_store_at_once)")
+    from breakpilot_store import StoreUnavailableError
+
+    store = AsyncCheckpointStore(backend_url)
+    assert asyncio.run(store.create("s", "n", {})).seq == 1
+
+    async def second_loop() -> None:
+        # Its writer task and connections live on the first loop, which has ended: a
+        # write waited for a task that never runs again, a read for a dead connection.
+        with pytest.raises(StoreUnavailableError, match="one AsyncCheckpointStore per event loop"):
+            await asyncio.wait_for(store.create("s", "n", {}), 30)
+        with pytest.raises(StoreUnavailableError):
+            await asyncio.wait_for(store.count("s"), 30)
+
+    asyncio.run(second_loop())
+    asyncio.run(asyncio.wait_for(store.close(), 30))  # from a third loop: it closes
+    with CheckpointStore(backend_url) as sync:
+        assert sync.count("s") == 1  # the refused write wrote nothing

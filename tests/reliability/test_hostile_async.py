@@ -84,7 +84,7 @@ def test_an_import_whose_iterable_writes_to_the_same_store_fails_fast(tmp_path, 
                 await store.create("other", "inside", {})  # would wait for the import
                 yield _entry("imp", 2)
 
-            with pytest.raises(StoreBusyError, match="iterable of an import"):
+            with pytest.raises(StoreBusyError, match="async iterable of its own import"):
                 await asyncio.wait_for(store.import_checkpoints("imp", entries()), 30)
             # All or nothing, and the store goes on working.
             await store.create("other", "after", {})

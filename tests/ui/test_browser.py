@@ -173,7 +173,8 @@ def test_the_diff_picker_on_the_session_page(browser, serve, store_file):
     browser.find_element(By.CSS_SELECTOR, "tr[data-seq='80'] input[name=b]").click()
     browser.find_element(By.CSS_SELECTOR, "#diff-form button").click()
     _wait(browser, "#summary")
-    assert "data['step']" in browser.find_element(By.ID, "changes").text
+    # Wait for the table itself too: under load the page can be seen half-parsed.
+    assert "data['step']" in _wait(browser, "#changes").text
 
 
 WRITER = """

@@ -225,7 +225,9 @@ class AsyncCheckpointStore:
 
     # -- running operations ------------------------------------------------------------
 
-    async def run(self, operation: Callable[[Connection], T], *, write: bool = False) -> T:
+    async def run(
+        self, operation: Callable[[Connection], T], *, write: bool = False, hot: bool = False
+    ) -> T:
         """Run ``operation(conn)`` in one transaction, off the event loop.
 
         The async twin of :meth:`CheckpointStore.run`, with the same contract. A write
@@ -234,8 +236,10 @@ class AsyncCheckpointStore:
         and an exception from it rolls back its savepoint only. It runs on the store's
         writer thread (SQLite) or through ``AsyncConnection.run_sync`` (PostgreSQL):
         use the ``Connection`` it is given, not the bare driver connection under it.
+        ``hot`` as for :meth:`CheckpointStore.run` (a hot write on a SQLite file runs on
+        the writer's bare driver connection, in the group's transaction).
         """
-        return await self._execute(ops.custom(operation, write=write))
+        return await self._execute(ops.custom(operation, write=write, hot=hot))
 
     async def _execute(self, op: Operation[T]) -> T:
         store = await self._ready()

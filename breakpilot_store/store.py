@@ -175,7 +175,9 @@ class CheckpointStore:
         finally:
             GATE.exit()
 
-    def run(self, operation: Callable[[Connection], T], *, write: bool = False) -> T:
+    def run(
+        self, operation: Callable[[Connection], T], *, write: bool = False, hot: bool = False
+    ) -> T:
         """Run ``operation(conn)`` in one transaction of this store: the extension seam.
 
         The framework integrations (and any user with tables of their own) write their
@@ -188,8 +190,16 @@ class CheckpointStore:
             operation: Called once with the transaction's connection; its result is
                 returned.
             write: Whether the operation writes (a read-only store refuses it).
+            hot: Whether ``operation`` only calls ``conn.execute(statement, params)``
+                (Core statements or ``text()``, no expanding parameters, one dict of
+                parameters per call), reads results with ``fetchone``, ``fetchall`` and
+                ``rowcount``, and picks dialect-specific SQL by ``conn.dialect.name``.
+                On a SQLite file it then runs on the bare driver connection of the
+                store's hot path (``BEGIN IMMEDIATE`` ... ``COMMIT`` without SQLAlchemy's
+                per-transaction machinery; a read must be a single statement there,
+                which is its own transaction). Elsewhere it gets a ``Connection``.
         """
-        return self._execute(ops.custom(operation, write=write))
+        return self._execute(ops.custom(operation, write=write, hot=hot))
 
     def _execute(self, op: Operation[T]) -> T:
         """Run one operation in a transaction of its own (the hot path's, if it can)."""

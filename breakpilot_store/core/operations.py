@@ -15,6 +15,7 @@ own, never the connection's transaction.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -378,9 +379,24 @@ def import_checkpoints(
     return Operation(run, write=True)
 
 
-def custom(operation: Callable[[Connection], T], *, write: bool) -> Operation[T]:
-    """The extension seam's operation (``store.run(op, write=)``), as given."""
-    return Operation(operation, write=bool(write))
+def custom(operation: Callable[[Connection], T], *, write: bool, hot: bool = False) -> Operation[T]:
+    """The extension seam's operation (``store.run(op, write=, hot=)``).
+
+    A ``hot`` write may run on a hot-path connection whose counter cache cannot know
+    what it wrote (it may add checkpoints to a session that cache remembers), so the
+    cache forgets everything after it: the next create reads the counter again.
+    """
+    if hot and write:
+        return Operation(functools.partial(_forgetting, operation), write=True, hot=True)
+    return Operation(operation, write=bool(write), hot=bool(hot))
+
+
+def _forgetting(operation: Callable[[Any], T], conn: Any) -> T:
+    result = operation(conn)
+    cache = getattr(conn, "counter_cache", None)
+    if cache is not None:
+        cache.forget()
+    return result
 
 
 # -- reads ------------------------------------------------------------------------------

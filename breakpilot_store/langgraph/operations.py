@@ -28,7 +28,7 @@ from ..codec import check_key
 from ..core import copying, counters
 from ..core import repository as repo
 from ..errors import CheckpointValueError
-from ..schema import checkpoints, langgraph_threads, langgraph_writes, to_text
+from ..schema import UTCDateTime, checkpoints, langgraph_threads, langgraph_writes
 
 #: Between a thread id and a non-empty namespace in a session id. LangGraph joins the
 #: levels of a nested namespace with the same character, so a subgraph's session reads
@@ -187,7 +187,7 @@ def _runs_statement(dialect: str) -> Any:
 
 #: All a put needs to know, in one statement: the session's counter base and top seq,
 #: its LangGraph mapping, and the seq already holding this checkpoint id (if any).
-_STATE_SQL = (
+_STATE = text(
     "SELECT s.base_seq, s.base_count, "
     "(SELECT max(c.seq) FROM checkpoints c WHERE c.session_id = :sid), "
     "t.thread_id, t.checkpoint_ns, "
@@ -196,41 +196,21 @@ _STATE_SQL = (
     "FROM sessions s LEFT JOIN langgraph_threads t ON t.session_id = s.session_id "
     "WHERE s.session_id = :sid"
 )
-_STATE = text(_STATE_SQL)
-_INSERT_SQL = (
+#: A checkpoint's row on SQLite (PostgreSQL's JSON columns take the repository's insert).
+_INSERT = text(
     "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
     "VALUES (:sid, :seq, :name, :created_at, :data, :metadata)"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+_DELETE_WRITES_OF = text(
+    "DELETE FROM langgraph_writes WHERE session_id = :sid AND checkpoint_id = :cid"
 )
 
 
-class _PlainSQL:
-    """SQL text straight to the driver, through ``conn`` (its transaction, its errors).
-
-    ``exec_driver_sql`` skips Core's compilation and type processing; through Core each
-    statement cost ~0.1 ms of Python, most of a put's CPU after the fsync
-    (benchmarks/OPTIMISATIONS.md). It still runs on the ``Connection`` the seam gives,
-    so a group commit's savepoint and the store's error translation apply.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: dict[str, Any]) -> Any:
-        return self._conn.exec_driver_sql(sql, params)
-
-    def executemany(self, sql: str, params: list[dict[str, Any]]) -> Any:
-        return self._conn.exec_driver_sql(sql, params)
+def _is_postgres(conn: Any) -> bool:
+    return conn.dialect.name == "postgresql"
 
 
-def _driver(conn: Connection) -> _PlainSQL | None:
-    """Plain SQL on SQLite (named ``:params`` as the driver takes them), else ``None``.
-
-    PostgreSQL keeps Core: its JSON columns need the casts the column types add.
-    """
-    return _PlainSQL(conn) if conn.dialect.name == "sqlite" else None
-
-
-def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[Any, ...]:
+def _state(conn: Any, where: Target, name: str, now: datetime) -> tuple[Any, ...]:
     """The thread's session as ``(base_seq, base_count, top, stored_seq)``, made if new.
 
     One statement on SQLite, whose ``BEGIN IMMEDIATE`` already holds the write lock. On
@@ -242,12 +222,9 @@ def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[A
             that is not a LangGraph thread (nothing is written).
     """
     params = {"sid": where.session_id, "name": name}
-    driver = _driver(conn)
-    if driver is not None:
-        row = driver.execute(_STATE_SQL, params).fetchone()
-    else:
+    if _is_postgres(conn):
         counters.lock(conn, where.session_id)
-        row = conn.execute(_STATE, params).first()
+    row = conn.execute(_STATE, params).fetchone()
     if row is None:
         counters.add_session(conn, where.session_id, now)
         added = conn.execute(
@@ -257,7 +234,7 @@ def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[A
         if added == 1:
             return (0, 0, None, None)
         # PostgreSQL: another transaction made the session first and ours waited for it.
-        row = conn.execute(_STATE, params).first()
+        row = conn.execute(_STATE, params).fetchone()
     if row[3] is None:
         raise ThreadConflictError(
             f"session {where.session_id!r} exists and is not a LangGraph thread; "
@@ -272,7 +249,7 @@ def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[A
 
 
 def put(
-    conn: Connection,
+    conn: Any,
     where: Target,
     checkpoint_id: str,
     data: str,
@@ -284,6 +261,8 @@ def put(
 
     With ``keep_last``, the thread's namespace then keeps its ``keep_last`` newest
     checkpoints; the others go, with their pending writes, in this transaction.
+    A ``hot`` operation of ``store.run`` (see there): on a SQLite file it runs on the
+    store's bare driver connection.
     """
     sid = where.session_id
     base_seq, base_count, top, stored = _state(conn, where, checkpoint_id, now)
@@ -294,21 +273,21 @@ def put(
     # held; everything above the base is a create since it.
     seq = max(base_seq, top or 0) + 1
     held = base_count + seq - base_seq
-    driver = _driver(conn)
-    if driver is not None:
-        values = {"sid": sid, "seq": seq, "name": checkpoint_id, "data": data, "metadata": metadata}
-        driver.execute(_INSERT_SQL, {**values, "created_at": to_text(now)})
-    else:
+    if _is_postgres(conn):
         repo.insert_checkpoint(conn, sid, seq, checkpoint_id, now, data, metadata)
+    else:
+        values = {"sid": sid, "seq": seq, "name": checkpoint_id, "data": data}
+        conn.execute(_INSERT, {**values, "metadata": metadata, "created_at": now})
     if keep_last is not None and held > keep_last:
-        removed = conn.execute(_TRIM, {"sid": sid, "keep": keep_last}).scalars().all()
+        removed = [row[0] for row in conn.execute(_TRIM, {"sid": sid, "keep": keep_last})]
         # A write that is not a plain create: the session's row takes the exact counter.
         counters.rebase(conn, sid, seq, held - len(removed), now)
-        _delete_writes(conn, sid, removed)
+        for name in removed:  # one by one: a hot operation binds no lists
+            conn.execute(_DELETE_WRITES_OF, {"sid": sid, "cid": name})
 
 
 def put_writes(
-    conn: Connection,
+    conn: Any,
     where: Target,
     checkpoint_id: str,
     rows: Sequence[tuple[str, int, str, str, str]],
@@ -319,17 +298,16 @@ def put_writes(
     LangGraph's rule (``WRITES_IDX_MAP``): when every write is to a special channel
     (negative ``idx``) they replace what is stored under the same key; otherwise a
     write already stored under its key stays as it is (a retried task repeats them).
+    A ``hot`` operation of ``store.run``, as :func:`put`.
     """
     if not rows:
         return
     _state(conn, where, checkpoint_id, now)
     replace = all(idx < 0 for _, idx, _, _, _ in rows)
     statement = _write_statement(conn.dialect.name, replace)
-    driver = _driver(conn)
-    execute = conn.execute if driver is None else driver.executemany
-    execute(
-        statement if driver is None else statement.text,
-        [
+    for task_id, idx, channel, value, task_path in rows:
+        conn.execute(
+            statement,
             {
                 "sid": where.session_id,
                 "cid": checkpoint_id,
@@ -338,10 +316,8 @@ def put_writes(
                 "channel": channel,
                 "value": value,
                 "task_path": task_path,
-            }
-            for task_id, idx, channel, value, task_path in rows
-        ],
-    )
+            },
+        )
 
 
 def _delete_writes(conn: Connection, session_id: str, names: Sequence[str]) -> None:
@@ -394,6 +370,30 @@ def copy_thread(conn: Connection, source: str, dest: str, now: datetime) -> None
 
 
 # -- reading ---------------------------------------------------------------------------
+
+
+class _PlainSQL:
+    """SQL text straight to the driver, through ``conn`` (its transaction, its errors).
+
+    ``exec_driver_sql`` skips Core's compilation and type processing; through Core each
+    statement cost ~0.1 ms of Python (benchmarks/OPTIMISATIONS.md). It still runs on
+    the ``Connection`` the seam gives, so the store's error translation applies.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: dict[str, Any]) -> Any:
+        return self._conn.exec_driver_sql(sql, params)
+
+
+def _driver(conn: Connection) -> _PlainSQL | None:
+    """Plain SQL on SQLite (named ``:params`` as the driver takes them), else ``None``.
+
+    PostgreSQL keeps Core: its JSON columns need the casts the column types add.
+    """
+    return _PlainSQL(conn) if conn.dialect.name == "sqlite" else None
+
 
 #: A stored checkpoint: ``(session_id, seq, name, data, metadata)`` as text.
 Row = tuple[str, int, str, str, str]

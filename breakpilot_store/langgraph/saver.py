@@ -225,7 +225,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _run(self, operation: Any, *, write: bool = False) -> Any:
+    def _run(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:
         store = self.store
         if not write:
             return store.run(operation)
@@ -234,13 +234,13 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         # and slept in SQLite's busy handler (1, 2, 5, 10... ms): ~1.9x SqliteSaver's
         # time per step, against ~1.1x with this lock (benchmarks/OPTIMISATIONS.md).
         with self._write_lock:
-            return store.run(operation, write=True)
+            return store.run(operation, write=True, hot=hot)
 
-    async def _arun(self, operation: Any, *, write: bool = False) -> Any:
+    async def _arun(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:
         # No lock here: the async store has one writer (SQLite's writer thread, the
         # PostgreSQL writer), so a step's put and put_writes queue there, and may share
         # one commit (group commit).
-        return await (await self._front()).run(operation, write=write)
+        return await (await self._front()).run(operation, write=write, hot=hot)
 
     # -- values ------------------------------------------------------------------------
 
@@ -424,7 +424,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     ) -> RunnableConfig:
         """Store a checkpoint (one row; retention in the same transaction)."""
         op, saved = self._put_op(config, checkpoint, metadata)
-        self._run(op, write=True)
+        self._run(op, write=True, hot=True)
         return saved
 
     def put_writes(
@@ -435,7 +435,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes for the checkpoint ``config`` names."""
-        self._run(self._put_writes_op(config, writes, task_id, task_path), write=True)
+        self._run(self._put_writes_op(config, writes, task_id, task_path), write=True, hot=True)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every namespace of a thread: checkpoints, writes and sessions."""
@@ -496,7 +496,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     ) -> RunnableConfig:
         """Async :meth:`put`."""
         op, saved = self._put_op(config, checkpoint, metadata)
-        await self._arun(op, write=True)
+        await self._arun(op, write=True, hot=True)
         return saved
 
     async def aput_writes(
@@ -507,7 +507,9 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         task_path: str = "",
     ) -> None:
         """Async :meth:`put_writes`."""
-        await self._arun(self._put_writes_op(config, writes, task_id, task_path), write=True)
+        await self._arun(
+            self._put_writes_op(config, writes, task_id, task_path), write=True, hot=True
+        )
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""

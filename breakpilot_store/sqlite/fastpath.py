@@ -243,6 +243,10 @@ class DriverConnection:
 
     __slots__ = ("_conn", "_where", "_stamp", "counter_cache")
 
+    #: SQLite's dialect, as a ``Connection`` has one: code written for both (``hot``
+    #: operations of ``store.run``) picks its SQL by ``conn.dialect.name``.
+    dialect = sqlite.dialect()
+
     def __init__(
         self, conn: sqlite3.Connection, where: str, counter_cache: CounterCache | None = None
     ) -> None:

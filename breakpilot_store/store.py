@@ -191,9 +191,10 @@ class CheckpointStore:
                 returned.
             write: Whether the operation writes (a read-only store refuses it).
             hot: Whether ``operation`` only calls ``conn.execute(statement, params)``
-                (Core statements or ``text()``, no expanding parameters, one dict of
-                parameters per call), reads results with ``fetchone``, ``fetchall`` and
-                ``rowcount``, and picks dialect-specific SQL by ``conn.dialect.name``.
+                (Core statements or ``text()``, no expanding parameters; a list of
+                parameter dicts runs it for each), reads results with ``fetchone``,
+                ``fetchall`` and ``rowcount``, and picks dialect-specific SQL by
+                ``conn.dialect.name``.
                 On a SQLite file it then runs on the bare driver connection of the
                 store's hot path (``BEGIN IMMEDIATE`` ... ``COMMIT`` without SQLAlchemy's
                 per-transaction machinery; a read must be a single statement there,

@@ -151,8 +151,12 @@ _DELETE_THREAD = text(
 
 
 @functools.cache
-def _write_statement(dialect: str, replace: bool) -> Any:
-    """Insert pending writes: replace (special channels) or keep the first (others)."""
+def _write_statement(dialect: str, replace: bool, guarded: bool = False) -> Any:
+    """Insert pending writes: replace (special channels) or keep the first (others).
+
+    ``guarded`` (SQLite): only if the session is the thread's namespace (``:tid``,
+    ``:ns``), so that a put_writes needs no read of the session's state first.
+    """
     value = "CAST(:value AS JSON)" if dialect == "postgresql" else ":value"
     on_conflict = (
         "DO UPDATE SET channel = excluded.channel, value = excluded.value, "
@@ -160,11 +164,17 @@ def _write_statement(dialect: str, replace: bool) -> Any:
         if replace
         else "DO NOTHING"
     )
+    values = f":sid, :cid, :task_id, :idx, :channel, {value}, :task_path"
+    source = (
+        f"SELECT {values} WHERE EXISTS (SELECT 1 FROM langgraph_threads t "
+        "WHERE t.session_id = :sid AND t.thread_id = :tid AND t.checkpoint_ns = :ns)"
+        if guarded
+        else f"VALUES ({values})"
+    )
     return text(
         "INSERT INTO langgraph_writes "
         "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
-        f"VALUES (:sid, :cid, :task_id, :idx, :channel, {value}, :task_path) "
-        f"ON CONFLICT (session_id, checkpoint_id, task_id, idx) {on_conflict}"
+        f"{source} ON CONFLICT (session_id, checkpoint_id, task_id, idx) {on_conflict}"
     )
 
 
@@ -248,6 +258,21 @@ def _state(conn: Any, where: Target, name: str, now: datetime) -> tuple[Any, ...
     return (row[0], row[1], row[2], row[5])
 
 
+#: SQLite's put in the common case, one statement: the next seq (the counter's rule,
+#: core.counters.next_seq) for a session that is this thread's namespace and does not
+#: hold this checkpoint id yet. No row: a new thread, a conflict or a rewrite, which
+#: the full path (:func:`_state`) sorts out. ``BEGIN IMMEDIATE`` holds the write lock.
+_PUT_NEXT = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "SELECT :sid, max(s.base_seq, coalesce((SELECT max(c.seq) FROM checkpoints c "
+    "WHERE c.session_id = :sid), 0)) + 1, :name, :created_at, :data, :metadata "
+    "FROM sessions s JOIN langgraph_threads t ON t.session_id = s.session_id "
+    "WHERE s.session_id = :sid AND t.thread_id = :tid AND t.checkpoint_ns = :ns "
+    "AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.session_id = :sid AND c.name = :name) "
+    "RETURNING seq"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
 def put(
     conn: Any,
     where: Target,
@@ -265,25 +290,45 @@ def put(
     store's bare driver connection.
     """
     sid = where.session_id
-    base_seq, base_count, top, stored = _state(conn, where, checkpoint_id, now)
+    seq = None
+    if not _is_postgres(conn):
+        params = {"sid": sid, "tid": where.thread_id, "ns": where.checkpoint_ns}
+        params.update(name=checkpoint_id, data=data, metadata=metadata, created_at=now)
+        # fetchall: the INSERT ... RETURNING must finish before COMMIT.
+        found = conn.execute(_PUT_NEXT, params).fetchall()
+        seq = found[0][0] if found else None
+    if seq is None:
+        seq = _put_full(conn, where, checkpoint_id, data, metadata, now)
+        if seq is None:
+            return  # rewritten in place: nothing new to trim
+    if keep_last is not None:
+        removed = [row[0] for row in conn.execute(_TRIM, {"sid": sid, "keep": keep_last})]
+        if removed:
+            # A write that is not a plain create: the session's row takes the exact
+            # counter (the trim left exactly keep_last checkpoints).
+            counters.rebase(conn, sid, seq, keep_last, now)
+            for name in removed:  # one by one: a hot operation binds no lists
+                conn.execute(_DELETE_WRITES_OF, {"sid": sid, "cid": name})
+
+
+def _put_full(
+    conn: Any, where: Target, checkpoint_id: str, data: str, metadata: str, now: datetime
+) -> int | None:
+    """A put that reads the session's state first: its new seq, or ``None`` if rewritten."""
+    sid = where.session_id
+    base_seq, _, top, stored = _state(conn, where, checkpoint_id, now)
     if stored is not None:
         conn.execute(_REWRITE, {"sid": sid, "row_seq": stored, "data": data, "meta": metadata})
-        return
+        return None
     # The counter's rule (core.counters.next_seq): one above the base and every seq
     # held; everything above the base is a create since it.
     seq = max(base_seq, top or 0) + 1
-    held = base_count + seq - base_seq
     if _is_postgres(conn):
         repo.insert_checkpoint(conn, sid, seq, checkpoint_id, now, data, metadata)
     else:
         values = {"sid": sid, "seq": seq, "name": checkpoint_id, "data": data}
         conn.execute(_INSERT, {**values, "metadata": metadata, "created_at": now})
-    if keep_last is not None and held > keep_last:
-        removed = [row[0] for row in conn.execute(_TRIM, {"sid": sid, "keep": keep_last})]
-        # A write that is not a plain create: the session's row takes the exact counter.
-        counters.rebase(conn, sid, seq, held - len(removed), now)
-        for name in removed:  # one by one: a hot operation binds no lists
-            conn.execute(_DELETE_WRITES_OF, {"sid": sid, "cid": name})
+    return seq
 
 
 def put_writes(
@@ -298,26 +343,36 @@ def put_writes(
     LangGraph's rule (``WRITES_IDX_MAP``): when every write is to a special channel
     (negative ``idx``) they replace what is stored under the same key; otherwise a
     write already stored under its key stays as it is (a retried task repeats them).
-    A ``hot`` operation of ``store.run``, as :func:`put`.
+    A ``hot`` operation of ``store.run``, as :func:`put`. On SQLite each insert is
+    guarded by the thread's mapping, so the common case needs no read first.
     """
     if not rows:
         return
-    _state(conn, where, checkpoint_id, now)
     replace = all(idx < 0 for _, idx, _, _, _ in rows)
-    statement = _write_statement(conn.dialect.name, replace)
-    for task_id, idx, channel, value, task_path in rows:
-        conn.execute(
-            statement,
-            {
-                "sid": where.session_id,
-                "cid": checkpoint_id,
-                "task_id": task_id,
-                "idx": idx,
-                "channel": channel,
-                "value": value,
-                "task_path": task_path,
-            },
-        )
+    dialect = conn.dialect.name
+    params = [
+        {
+            "sid": where.session_id,
+            "cid": checkpoint_id,
+            "task_id": task_id,
+            "idx": idx,
+            "channel": channel,
+            "value": value,
+            "task_path": task_path,
+        }
+        for task_id, idx, channel, value, task_path in rows
+    ]
+    if dialect == "sqlite":
+        guarded = _write_statement(dialect, replace, guarded=True)
+        mapping = {"tid": where.thread_id, "ns": where.checkpoint_ns}
+        # Fewer rows than writes: no such thread here yet (or not this one), or a
+        # write already stored under its key; the full path below tells them apart
+        # (and repeats the inserts, which changes nothing where they were done).
+        many = [{**one, **mapping} for one in params]
+        if conn.execute(guarded, many).rowcount == len(many):
+            return
+    _state(conn, where, checkpoint_id, now)
+    conn.execute(_write_statement(dialect, replace), params)
 
 
 def _delete_writes(conn: Connection, session_id: str, names: Sequence[str]) -> None:

@@ -20,7 +20,7 @@ from .codec import check_key
 from .core import checks, copying
 from .core import operations as ops
 from .core import repository as repo
-from .core.operations import Operation
+from .core.operations import Attempt, Operation
 from .core.repository import SessionInfo
 from .core.transfer import (
     EXPORT_BATCH,
@@ -176,8 +176,13 @@ class CheckpointStore:
             GATE.exit()
 
     def run(
-        self, operation: Callable[[Connection], T], *, write: bool = False, hot: bool = False
-    ) -> T:
+        self,
+        operation: Callable[[Connection], T],
+        *,
+        write: bool = False,
+        hot: bool = False,
+        attempt: Attempt | None = None,
+    ) -> T | None:
         """Run ``operation(conn)`` in one transaction of this store: the extension seam.
 
         The framework integrations (and any user with tables of their own) write their
@@ -199,8 +204,23 @@ class CheckpointStore:
                 store's hot path (``BEGIN IMMEDIATE`` ... ``COMMIT`` without SQLAlchemy's
                 per-transaction machinery; a read must be a single statement there,
                 which is its own transaction). Elsewhere it gets a ``Connection``.
+            attempt: For a write on PostgreSQL: ``(statements, accept)``, a list of
+                ``(statement, params)`` that the store's hot path sends first as one
+                transaction in one round trip (a pipeline: ``BEGIN``, the statements,
+                ``COMMIT``), and ``accept(rows)`` which gets each statement's rows and
+                says whether they did the whole write. Then ``run`` returns ``None``
+                and ``operation`` is not called; else it runs as usual (so the
+                statements must write nothing that ``operation`` would not write
+                too). Ignored where there is no such hot path (SQLite: ``operation``
+                runs).
         """
-        return self._execute(ops.custom(operation, write=write, hot=hot))
+        op = ops.custom(operation, write=write, hot=hot, attempt=attempt)
+        if attempt is not None and self._pg is not None:
+            self._check_open(write=True)
+            statements, accept = attempt
+            if accept(self._pg.transaction(statements)):
+                return None
+        return self._execute(op)
 
     def _execute(self, op: Operation[T]) -> T:
         """Run one operation in a transaction of its own (the hot path's, if it can)."""

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, bindparam, delete, exists, select, text, upda
 from ..codec import check_key
 from ..core import copying, counters
 from ..core import repository as repo
+from ..core.operations import Attempt
 from ..errors import CheckpointValueError
 from ..schema import UTCDateTime, checkpoints, langgraph_threads, langgraph_writes
 
@@ -151,11 +152,14 @@ _DELETE_THREAD = text(
 
 
 @functools.cache
-def _write_statement(dialect: str, replace: bool, guarded: bool = False) -> Any:
+def _write_statement(
+    dialect: str, replace: bool, guarded: bool = False, returning: bool = False
+) -> Any:
     """Insert pending writes: replace (special channels) or keep the first (others).
 
-    ``guarded`` (SQLite): only if the session is the thread's namespace (``:tid``,
-    ``:ns``), so that a put_writes needs no read of the session's state first.
+    ``guarded``: only if the session is the thread's namespace (``:tid``, ``:ns``), so
+    that a put_writes needs no read of the session's state first. ``returning``: a row
+    for each write done.
     """
     value = "CAST(:value AS JSON)" if dialect == "postgresql" else ":value"
     on_conflict = (
@@ -175,6 +179,7 @@ def _write_statement(dialect: str, replace: bool, guarded: bool = False) -> Any:
         "INSERT INTO langgraph_writes "
         "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
         f"{source} ON CONFLICT (session_id, checkpoint_id, task_id, idx) {on_conflict}"
+        + (" RETURNING idx" if returning else "")
     )
 
 
@@ -373,6 +378,109 @@ def put_writes(
             return
     _state(conn, where, checkpoint_id, now)
     conn.execute(_write_statement(dialect, replace), params)
+
+
+# -- PostgreSQL: a put or put_writes in one round trip ---------------------------------
+
+#: The session's row lock, which orders a session's writers (see core.counters); the
+#: statements after it in the same transaction see what the previous holder committed.
+#: NO KEY UPDATE: it conflicts with every other writer's lock (FOR UPDATE, an UPDATE of
+#: the row) but not with the foreign-key checks of a concurrent put_writes.
+_PG_LOCK = text("SELECT base_seq FROM sessions WHERE session_id = :sid FOR NO KEY UPDATE")
+#: :data:`_PUT_NEXT` for PostgreSQL, after :data:`_PG_LOCK`.
+_PG_PUT_NEXT = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "SELECT :sid, greatest(s.base_seq, coalesce((SELECT max(c.seq) FROM checkpoints c "
+    "WHERE c.session_id = :sid), 0)) + 1, :name, :created_at, CAST(:data AS JSON), "
+    "CAST(:metadata AS JSON) "
+    "FROM sessions s JOIN langgraph_threads t ON t.session_id = s.session_id "
+    "WHERE s.session_id = :sid AND t.thread_id = :tid AND t.checkpoint_ns = :ns "
+    "AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.session_id = :sid AND c.name = :name) "
+    "RETURNING seq"
+)
+
+
+def _all_returned(results: list[list[Any]], first: int = 0) -> bool:
+    return all(len(rows) == 1 for rows in results[first:])
+
+
+def put_attempt(
+    where: Target,
+    checkpoint_id: str,
+    data: str,
+    metadata: str,
+    now: datetime,
+    keep_last: int | None,
+) -> Attempt | None:
+    """:func:`put` as one round trip for PostgreSQL's hot path (``store.run(attempt=)``).
+
+    The session's row lock, then :data:`_PG_PUT_NEXT`: a known thread's new checkpoint.
+    Anything else (a new thread, a rewrite, a conflict: no row returned, nothing
+    written) is left to :func:`put`, as is a put with ``keep_last``.
+    """
+    if keep_last is not None:
+        return None
+    params = {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns}
+    params.update(name=checkpoint_id, data=data, metadata=metadata, created_at=now)
+    statements = [(_PG_LOCK, {"sid": where.session_id}), (_PG_PUT_NEXT, params)]
+    return statements, functools.partial(_all_returned, first=1)
+
+
+def put_writes_attempt(
+    where: Target, checkpoint_id: str, rows: Sequence[tuple[str, int, str, str, str]]
+) -> Attempt | None:
+    """:func:`put_writes` as one round trip for PostgreSQL's hot path.
+
+    Each write's insert guarded by the thread's mapping, ``RETURNING`` a row when it
+    wrote: all of them, or :func:`put_writes` runs (and repeats the ones done, which
+    changes nothing: a kept first write stays, a replaced one is replaced the same).
+    """
+    if not rows:
+        return None
+    replace = all(idx < 0 for _, idx, _, _, _ in rows)
+    base = {
+        "sid": where.session_id,
+        "cid": checkpoint_id,
+        "tid": where.thread_id,
+        "ns": where.checkpoint_ns,
+    }
+    if not replace:
+        # The usual case (a task's channel writes): one statement, its own transaction.
+        params = dict(base)
+        for n, (t, i, c, v, p) in enumerate(rows):
+            params.update({f"t{n}": t, f"i{n}": i, f"c{n}": c, f"v{n}": v, f"p{n}": p})
+        return [(_pg_keep_first(len(rows)), params)], functools.partial(
+            _returned, expected=len(rows)
+        )
+    # Special channels replace: one statement each (a DO UPDATE statement may not
+    # touch a row twice, and two writes of one call may share a key).
+    statement = _write_statement("postgresql", True, guarded=True, returning=True)
+    statements = [
+        (statement, {**base, "task_id": t, "idx": i, "channel": c, "value": v, "task_path": p})
+        for t, i, c, v, p in rows
+    ]
+    return statements, _all_returned
+
+
+def _returned(results: list[list[Any]], expected: int) -> bool:
+    return len(results[0]) == expected
+
+
+@functools.cache
+def _pg_keep_first(n: int) -> Any:
+    """``n`` pending writes that keep what is stored under their keys, in one statement."""
+    values = ", ".join(
+        f"(:t{k}, CAST(:i{k} AS INTEGER), :c{k}, CAST(:v{k} AS JSON), :p{k})" for k in range(n)
+    )
+    return text(
+        "INSERT INTO langgraph_writes "
+        "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
+        "SELECT :sid, :cid, v.task_id, v.idx, v.channel, v.value, v.task_path "
+        f"FROM (VALUES {values}) AS v (task_id, idx, channel, value, task_path) "
+        "WHERE EXISTS (SELECT 1 FROM langgraph_threads t WHERE t.session_id = :sid "
+        "AND t.thread_id = :tid AND t.checkpoint_ns = :ns) "
+        "ON CONFLICT (session_id, checkpoint_id, task_id, idx) DO NOTHING RETURNING idx"
+    )
 
 
 def _delete_writes(conn: Connection, session_id: str, names: Sequence[str]) -> None:

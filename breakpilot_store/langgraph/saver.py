@@ -225,16 +225,22 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _run(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:
+    def _run(
+        self, operation: Any, *, write: bool = False, hot: bool = False, attempt: Any = None
+    ) -> Any:
         store = self.store
         if not write:
             return store.run(operation)
+        if store.engine.dialect.name != "sqlite":
+            # PostgreSQL: a step's put and put_writes overlap on connections of their
+            # own (the put's row lock leaves the writes' foreign-key check alone).
+            return store.run(operation, write=True, hot=hot, attempt=attempt)
         # LangGraph's sync loop sends a step's put and put_writes from pool threads at
         # once. Unserialised, the second one's BEGIN IMMEDIATE met SQLite's write lock
         # and slept in SQLite's busy handler (1, 2, 5, 10... ms): ~1.9x SqliteSaver's
         # time per step, against ~1.1x with this lock (benchmarks/OPTIMISATIONS.md).
         with self._write_lock:
-            return store.run(operation, write=True, hot=hot)
+            return store.run(operation, write=True, hot=hot, attempt=attempt)
 
     async def _arun(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:
         # No lock here: the async store has one writer (SQLite's writer thread, the
@@ -424,7 +430,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     ) -> RunnableConfig:
         """Store a checkpoint (one row; retention in the same transaction)."""
         op, saved = self._put_op(config, checkpoint, metadata)
-        self._run(op, write=True, hot=True)
+        # On PostgreSQL, one round trip in the common case (operations.put_attempt).
+        self._run(op, write=True, hot=True, attempt=ops.put_attempt(**op.keywords))
         return saved
 
     def put_writes(
@@ -435,7 +442,10 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes for the checkpoint ``config`` names."""
-        self._run(self._put_writes_op(config, writes, task_id, task_path), write=True, hot=True)
+        op = self._put_writes_op(config, writes, task_id, task_path)
+        args = op.keywords
+        attempt = ops.put_writes_attempt(args["where"], args["checkpoint_id"], args["rows"])
+        self._run(op, write=True, hot=True, attempt=attempt)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every namespace of a thread: checkpoints, writes and sessions."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, delete, exists, select, text, update
 
 from ..codec import check_key
@@ -102,24 +103,28 @@ _NEWEST = (
     .order_by(_c.name.desc(), _c.seq.desc())
     .limit(1)
 )
-# The same reads as plain SQL for SQLite (see _driver): a
-# get_tuple through Core cost ~10x SqliteSaver's (benchmarks/OPTIMISATIONS.md).
+# SQLite's get_tuple as ONE statement, the checkpoint's pending writes gathered into a
+# JSON array beside it: a hot read (store.run(hot=True)) on a SQLite file is a single
+# statement on the bare driver, its own read transaction, so both parts come from one
+# snapshot. Through Core, a get_tuple cost ~5x SqliteSaver's (benchmarks/OPTIMISATIONS.md).
+# Each write carries its sort key: json_group_array's order is not guaranteed.
 _IS_THREAD_SQL = (
     "EXISTS (SELECT 1 FROM langgraph_threads t WHERE t.session_id = :sid "
     "AND t.thread_id = :tid AND t.checkpoint_ns = :ns)"
 )
-_ONE_SQL = (
-    "SELECT session_id, seq, name, data, metadata FROM checkpoints "
-    f"WHERE session_id = :sid AND name = :name AND {_IS_THREAD_SQL} "
-    "ORDER BY seq DESC LIMIT 1"
+_WITH_WRITES_SQL = (
+    "SELECT c.session_id, c.seq, c.name, c.data, c.metadata, "
+    "(SELECT json_group_array(json_array(w.task_path, w.task_id, w.idx, w.channel, w.value)) "
+    "FROM langgraph_writes w WHERE w.session_id = c.session_id AND w.checkpoint_id = c.name) "
+    "FROM checkpoints c "
 )
-_NEWEST_SQL = (
-    "SELECT session_id, seq, name, data, metadata FROM checkpoints "
-    f"WHERE session_id = :sid AND {_IS_THREAD_SQL} ORDER BY name DESC, seq DESC LIMIT 1"
+_ONE_WITH_WRITES = text(
+    _WITH_WRITES_SQL + f"WHERE c.session_id = :sid AND c.name = :name AND {_IS_THREAD_SQL} "
+    "ORDER BY c.seq DESC LIMIT 1"
 )
-_WRITES_OF_ONE_SQL = (
-    "SELECT task_id, channel, value FROM langgraph_writes "
-    "WHERE session_id = :sid AND checkpoint_id = :cid ORDER BY task_path, task_id, idx"
+_NEWEST_WITH_WRITES = text(
+    _WITH_WRITES_SQL + f"WHERE c.session_id = :sid AND {_IS_THREAD_SQL} "
+    "ORDER BY c.name DESC, c.seq DESC LIMIT 1"
 )
 #: Everything but the newest ``keep`` of a session (retention, prune); their names.
 _TRIM = text(
@@ -535,29 +540,6 @@ def copy_thread(conn: Connection, source: str, dest: str, now: datetime) -> None
 # -- reading ---------------------------------------------------------------------------
 
 
-class _PlainSQL:
-    """SQL text straight to the driver, through ``conn`` (its transaction, its errors).
-
-    ``exec_driver_sql`` skips Core's compilation and type processing; through Core each
-    statement cost ~0.1 ms of Python (benchmarks/OPTIMISATIONS.md). It still runs on
-    the ``Connection`` the seam gives, so the store's error translation applies.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: dict[str, Any]) -> Any:
-        return self._conn.exec_driver_sql(sql, params)
-
-
-def _driver(conn: Connection) -> _PlainSQL | None:
-    """Plain SQL on SQLite (named ``:params`` as the driver takes them), else ``None``.
-
-    PostgreSQL keeps Core: its JSON columns need the casts the column types add.
-    """
-    return _PlainSQL(conn) if conn.dialect.name == "sqlite" else None
-
-
 #: A stored checkpoint: ``(session_id, seq, name, data, metadata)`` as text.
 Row = tuple[str, int, str, str, str]
 #: Its pending writes: ``(task_id, channel, value)`` in LangGraph's order.
@@ -574,23 +556,22 @@ def _writes_of(conn: Connection, session_id: str, names: list[str]) -> dict[str,
     return found
 
 
-def get_tuple(
-    conn: Connection, where: Target, checkpoint_id: str | None
-) -> tuple[Row, Writes] | None:
-    """Return a checkpoint of the thread's namespace (the newest if no id) and its writes."""
+def get_tuple(conn: Any, where: Target, checkpoint_id: str | None) -> tuple[Row, Writes] | None:
+    """Return a checkpoint of the thread's namespace (the newest if no id) and its writes.
+
+    A ``hot`` read of ``store.run``: on SQLite one statement (see ``_ONE_WITH_WRITES``).
+    """
     params = {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns}
-    driver = _driver(conn)
-    if driver is not None:
+    if conn.dialect.name == "sqlite":
         if checkpoint_id is None:
-            found = driver.execute(_NEWEST_SQL, params).fetchone()
+            found = conn.execute(_NEWEST_WITH_WRITES, params).fetchone()
         else:
-            found = driver.execute(_ONE_SQL, {**params, "name": checkpoint_id}).fetchone()
+            found = conn.execute(_ONE_WITH_WRITES, {**params, "name": checkpoint_id}).fetchone()
         if found is None:
             return None
-        writes = driver.execute(
-            _WRITES_OF_ONE_SQL, {"sid": where.session_id, "cid": found[2]}
-        ).fetchall()
-        return found, writes
+        gathered = sorted(orjson.loads(found[5]))  # by task_path, task_id, idx
+        writes = [(task_id, channel, value) for _, task_id, _, channel, value in gathered]
+        return tuple(found[:5]), writes  # type: ignore[return-value]
     if checkpoint_id is None:
         row = conn.execute(_NEWEST, params).first()
     else:

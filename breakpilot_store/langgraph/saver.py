@@ -230,7 +230,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     ) -> Any:
         store = self.store
         if not write:
-            return store.run(operation)
+            return store.run(operation, hot=hot)
         if store.engine.dialect.name != "sqlite":
             # PostgreSQL: a step's put and put_writes overlap on connections of their
             # own (the put's row lock leaves the writes' foreign-key check alone).
@@ -406,7 +406,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Return the checkpoint ``config`` names (the newest without an id), or ``None``."""
         where, op = self._get_op(config)
-        found = self._run(op)
+        found = self._run(op, hot=True)
         return None if found is None else self._tuple(where.thread_id, where.checkpoint_ns, *found)
 
     def list(
@@ -482,7 +482,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async :meth:`get_tuple`."""
         where, op = self._get_op(config)
-        found = await self._arun(op)
+        found = await self._arun(op, hot=True)
         return None if found is None else self._tuple(where.thread_id, where.checkpoint_ns, *found)
 
     async def alist(

@@ -10,7 +10,7 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -226,7 +226,12 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         await self.aclose()
 
     def _run(
-        self, operation: Any, *, write: bool = False, hot: bool = False, attempt: Any = None
+        self,
+        operation: Any,
+        *,
+        write: bool = False,
+        hot: bool = False,
+        attempt: Callable[[], Any] | None = None,
     ) -> Any:
         store = self.store
         if not write:
@@ -234,13 +239,14 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         if store.engine.dialect.name != "sqlite":
             # PostgreSQL: a step's put and put_writes overlap on connections of their
             # own (the put's row lock leaves the writes' foreign-key check alone).
-            return store.run(operation, write=True, hot=hot, attempt=attempt)
+            tried = None if attempt is None else attempt()
+            return store.run(operation, write=True, hot=hot, attempt=tried)
         # LangGraph's sync loop sends a step's put and put_writes from pool threads at
         # once. Unserialised, the second one's BEGIN IMMEDIATE met SQLite's write lock
         # and slept in SQLite's busy handler (1, 2, 5, 10... ms): ~1.9x SqliteSaver's
         # time per step, against ~1.1x with this lock (benchmarks/OPTIMISATIONS.md).
         with self._write_lock:
-            return store.run(operation, write=True, hot=hot, attempt=attempt)
+            return store.run(operation, write=True, hot=hot)
 
     async def _arun(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:
         # No lock here: the async store has one writer (SQLite's writer thread, the
@@ -431,7 +437,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         """Store a checkpoint (one row; retention in the same transaction)."""
         op, saved = self._put_op(config, checkpoint, metadata)
         # On PostgreSQL, one round trip in the common case (operations.put_attempt).
-        self._run(op, write=True, hot=True, attempt=ops.put_attempt(**op.keywords))
+        self._run(op, write=True, hot=True, attempt=lambda: ops.put_attempt(**op.keywords))
         return saved
 
     def put_writes(
@@ -444,8 +450,14 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         """Store a task's pending writes for the checkpoint ``config`` names."""
         op = self._put_writes_op(config, writes, task_id, task_path)
         args = op.keywords
-        attempt = ops.put_writes_attempt(args["where"], args["checkpoint_id"], args["rows"])
-        self._run(op, write=True, hot=True, attempt=attempt)
+        self._run(
+            op,
+            write=True,
+            hot=True,
+            attempt=lambda: ops.put_writes_attempt(
+                args["where"], args["checkpoint_id"], args["rows"]
+            ),
+        )
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every namespace of a thread: checkpoints, writes and sessions."""

@@ -40,7 +40,7 @@ from ..checkpoint import Checkpoint
 from ..core import repository as repo
 from ..sqlite.fastpath import PinnedConnections
 from ..translate import translate_driver
-from .engine import dedicated_engine, per_transaction_statement
+from .engine import hot_path_engine, per_transaction_statement
 
 _DIALECT = PGDialect_psycopg()
 _COMPILED: dict[Any, tuple[str, dict[str, Any]]] = {}
@@ -101,16 +101,19 @@ def _alive(conn: psycopg.Connection[Any]) -> bool:
 class PostgresHotPath:
     """Runs the hot statements of one store, one round trip each, on per-thread connections.
 
-    Each thread that calls the hot path gets a server connection of its own, opened
-    with the engine's settings on first use, kept while the thread lives and closed
-    with the store. They are outside the engine's pool (``pool_size`` bounds the Core
-    paths): checking a connection out of the pool and in again cost more than the
-    statement, and SQLAlchemy's pre-ping one more round trip.
+    Each thread that calls the hot path gets a server connection of its own, taken
+    on first use from a pool of its own (:func:`~.engine.hot_path_engine`: a few idle
+    ones are kept when threads end, for the next threads), held while the thread
+    lives and closed with the store. They are outside the engine's pool (``pool_size``
+    bounds the Core paths): checking a connection out of the pool and in again per
+    call cost more than the statement, and SQLAlchemy's pre-ping one more round trip.
+    A connection taken again keeps what it was set up with (autocommit, prepared
+    statements).
     """
 
     def __init__(self, engine: Engine, where: str) -> None:
         self._where = where
-        self._engine = dedicated_engine(engine)
+        self._engine = hot_path_engine(engine)
         self._pins = PinnedConnections(self._engine, where)
         # PgBouncer mode: the SET LOCAL statement that opens every transaction.
         setting = per_transaction_statement(engine)

@@ -5,6 +5,7 @@ session's row lock orders them), directly and in PgBouncer mode (``SET LOCAL``).
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -90,3 +91,22 @@ def test_a_single_statement_attempt_is_typed_too(pg_url: str, pg_raw: Any) -> No
             store.run(lambda conn: None, write=True, attempt=([(clash, {"v": 1})], bool))
         store.run(lambda conn: None, write=True, attempt=([(clash, {"v": 2})], bool))
     assert pg_raw("SELECT v FROM extra ORDER BY v") == [(1,), (2,)]
+
+
+def test_a_threads_hot_connection_is_taken_again_by_the_next_thread(pg_url: str) -> None:
+    """LangGraph writes from a new thread pool per invoke: server connections are reused."""
+    pids: list[int] = []
+
+    def work(store: CheckpointStore, n: int) -> None:
+        store.create("s", "step", {"n": n})  # the hot path: this thread's connection
+        pids.append(store._pg._pins.get().connection.info.backend_pid)
+
+    with CheckpointStore(pg_url) as store:
+        for n in range(3):
+            thread = threading.Thread(target=work, args=(store, n))
+            thread.start()
+            thread.join()
+            del thread
+            gc.collect()  # the ended thread's holder goes, and its connection back
+        assert [c.id for c in store.list_checkpoints("s")] == ["s:1", "s:2", "s:3"]
+    assert len(pids) == 3 and len(set(pids)) == 1, pids

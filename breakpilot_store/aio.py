@@ -46,7 +46,7 @@ from .checkpoint import Checkpoint
 from .core import checks, copying
 from .core import operations as ops
 from .core.group import outcome
-from .core.operations import Operation
+from .core.operations import Attempt, Operation
 from .core.repository import SessionInfo
 from .engine import resolve_url, sqlite_path
 from .errors import ReadOnlyStoreError, StoreBusyError, StoreClosedError
@@ -226,7 +226,12 @@ class AsyncCheckpointStore:
     # -- running operations ------------------------------------------------------------
 
     async def run(
-        self, operation: Callable[[Connection], T], *, write: bool = False, hot: bool = False
+        self,
+        operation: Callable[[Connection], T],
+        *,
+        write: bool = False,
+        hot: bool = False,
+        attempt: Attempt | None = None,
     ) -> T:
         """Run ``operation(conn)`` in one transaction, off the event loop.
 
@@ -237,9 +242,11 @@ class AsyncCheckpointStore:
         writer thread (SQLite) or through ``AsyncConnection.run_sync`` (PostgreSQL):
         use the ``Connection`` it is given, not the bare driver connection under it.
         ``hot`` as for :meth:`CheckpointStore.run` (a hot write on a SQLite file runs on
-        the writer's bare driver connection, in the group's transaction).
+        the writer's bare driver connection, in the group's transaction). ``attempt`` is
+        accepted as there and not sent: here a write shares its round trips with the
+        others of its group, and ``operation`` runs.
         """
-        return await self._execute(ops.custom(operation, write=write, hot=hot))
+        return await self._execute(ops.custom(operation, write=write, hot=hot, attempt=attempt))
 
     async def _execute(self, op: Operation[T]) -> T:
         store = await self._ready()

@@ -69,3 +69,21 @@ def test_refused_attempt_runs_the_operation(backend_url: str, raw: Any) -> None:
 def test_attempt_is_for_writes(db_path: Any) -> None:
     with CheckpointStore(db_path) as store, pytest.raises(CheckpointValueError):
         store.run(lambda conn: None, attempt=([], bool))
+
+
+def test_the_async_store_takes_attempt_and_runs_the_operation(backend_url: str, raw: Any) -> None:
+    import asyncio
+
+    from breakpilot_store import AsyncCheckpointStore
+
+    async def main() -> Any:
+        async with AsyncCheckpointStore(backend_url) as store:
+            await store.run(lambda conn: conn.execute(_MAKE), write=True)
+            return await store.run(
+                lambda conn: len(conn.execute(_ADD, {"v": 3}).fetchall()),
+                write=True,
+                attempt=([(_ADD, {"v": 4})], lambda rows: True),
+            )
+
+    assert asyncio.run(main()) == 1
+    assert raw().query("SELECT v FROM extra ORDER BY v") == [(3,)]

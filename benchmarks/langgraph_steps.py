@@ -272,6 +272,7 @@ def report(
     reps: int,
     threads: int,
     lookup: list[dict[str, float]] | None = None,
+    load: tuple[float, float] | None = None,
 ) -> str:
     from importlib.metadata import version
 
@@ -283,7 +284,14 @@ def report(
         f"langgraph-checkpoint-sqlite {version('langgraph-checkpoint-sqlite')}, "
         f"langgraph-checkpoint-postgres {version('langgraph-checkpoint-postgres')}",
         f"- {reps} repetitions, contenders interleaved (order reversed every other one); "
-        f"{threads} threads of {STEPS} steps per contender and repetition, fresh databases.",
+        f"{threads} threads of {STEPS} steps per contender and repetition, fresh databases."
+        + (
+            ""
+            if load is None
+            else f" Load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the "
+            "end (2 cores; other work on the machine and the PostgreSQL server moves the "
+            "absolute figures and widens the ranges)."
+        ),
         "- Time per step: a thread's whole `invoke` / 50 (LangGraph's own work included), "
         "median of the threads; figures are the median [min–max] over repetitions, ratios "
         "per repetition. Bytes: the database after `wal_checkpoint(TRUNCATE)` (PostgreSQL: "
@@ -355,6 +363,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("BREAKPILOT_TEST_POSTGRES_URL"))
     parser.add_argument("--update", action="store_true", help="rewrite RESULTS.md's section")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         n = args.threads
@@ -379,7 +388,7 @@ def main() -> None:
             },
             args.reps,
         )
-    section = report(found, pg, args.reps, args.threads, lookup)
+    section = report(found, pg, args.reps, args.threads, lookup, (load_start, os.getloadavg()[0]))
     print(section)
     if args.update:
         update_results(section)

@@ -48,7 +48,7 @@ from .checkpoint import Checkpoint
 from .core import checks, copying
 from .core import operations as ops
 from .core.group import outcome
-from .core.operations import Operation
+from .core.operations import Attempt, Operation
 from .core.repository import SessionInfo
 from .engine import resolve_url, sqlite_path
 from .errors import ReadOnlyStoreError, StoreBusyError, StoreClosedError
@@ -257,7 +257,14 @@ class AsyncCheckpointStore:
 
     # -- running operations ------------------------------------------------------------
 
-    async def run(self, operation: Callable[[Connection], T], *, write: bool = False) -> T:
+    async def run(
+        self,
+        operation: Callable[[Connection], T],
+        *,
+        write: bool = False,
+        hot: bool = False,
+        attempt: Attempt | None = None,
+    ) -> T:
         """Run ``operation(conn)`` in one transaction, off the event loop.
 
         The async twin of :meth:`CheckpointStore.run`, with the same contract. A write
@@ -266,8 +273,12 @@ class AsyncCheckpointStore:
         and an exception from it rolls back its savepoint only. It runs on the store's
         writer thread (SQLite) or through ``AsyncConnection.run_sync`` (PostgreSQL):
         use the ``Connection`` it is given, not the bare driver connection under it.
+        ``hot`` as for :meth:`CheckpointStore.run` (a hot write on a SQLite file runs on
+        the writer's bare driver connection, in the group's transaction). ``attempt`` is
+        accepted as there and not sent: here a write shares its round trips with the
+        others of its group, and ``operation`` runs.
         """
-        return await self._execute(ops.custom(operation, write=write))
+        return await self._execute(ops.custom(operation, write=write, hot=hot, attempt=attempt))
 
     async def _execute(self, op: Operation[T]) -> T:
         store = await self._ready()

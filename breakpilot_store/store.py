@@ -20,7 +20,7 @@ from .codec import check_key
 from .core import checks, copying
 from .core import operations as ops
 from .core import repository as repo
-from .core.operations import Operation
+from .core.operations import Attempt, Operation
 from .core.repository import SessionInfo
 from .core.transfer import (
     EXPORT_BATCH,
@@ -175,7 +175,14 @@ class CheckpointStore:
         finally:
             GATE.exit()
 
-    def run(self, operation: Callable[[Connection], T], *, write: bool = False) -> T:
+    def run(
+        self,
+        operation: Callable[[Connection], T],
+        *,
+        write: bool = False,
+        hot: bool = False,
+        attempt: Attempt | None = None,
+    ) -> T | None:
         """Run ``operation(conn)`` in one transaction of this store: the extension seam.
 
         The framework integrations (and any user with tables of their own) write their
@@ -188,8 +195,32 @@ class CheckpointStore:
             operation: Called once with the transaction's connection; its result is
                 returned.
             write: Whether the operation writes (a read-only store refuses it).
+            hot: Whether ``operation`` only calls ``conn.execute(statement, params)``
+                (Core statements or ``text()``, no expanding parameters; a list of
+                parameter dicts runs it for each), reads results with ``fetchone``,
+                ``fetchall`` and ``rowcount``, and picks dialect-specific SQL by
+                ``conn.dialect.name``.
+                On a SQLite file it then runs on the bare driver connection of the
+                store's hot path (``BEGIN IMMEDIATE`` ... ``COMMIT`` without SQLAlchemy's
+                per-transaction machinery; a read must be a single statement there,
+                which is its own transaction). Elsewhere it gets a ``Connection``.
+            attempt: For a write on PostgreSQL: ``(statements, accept)``, a list of
+                ``(statement, params)`` that the store's hot path sends first as one
+                transaction in one round trip (a pipeline: ``BEGIN``, the statements,
+                ``COMMIT``), and ``accept(rows)`` which gets each statement's rows and
+                says whether they did the whole write. Then ``run`` returns ``None``
+                and ``operation`` is not called; else it runs as usual (so the
+                statements must write nothing that ``operation`` would not write
+                too). Ignored where there is no such hot path (SQLite: ``operation``
+                runs).
         """
-        return self._execute(ops.custom(operation, write=write))
+        op = ops.custom(operation, write=write, hot=hot, attempt=attempt)
+        if attempt is not None and self._pg is not None:
+            self._check_open(write=True)
+            statements, accept = attempt
+            if accept(self._pg.transaction(statements)):
+                return None
+        return self._execute(op)
 
     def _execute(self, op: Operation[T]) -> T:
         """Run one operation in a transaction of its own (the hot path's, if it can)."""

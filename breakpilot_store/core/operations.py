@@ -15,7 +15,8 @@ own, never the connection's transaction.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -66,9 +67,11 @@ class Operation(Generic[T]):
         read: For a point read, its one statement and parameters (a checkpoint row or
             none), so that PostgreSQL's hot path can send it alone, in one round trip
             (:mod:`breakpilot_store.postgres.fastpath`).
+        attempt: For a write, ``(statements, accept)`` that PostgreSQL's hot path may
+            send first as one transaction in one round trip (see ``CheckpointStore.run``).
     """
 
-    __slots__ = ("run", "write", "hot", "create", "read")
+    __slots__ = ("run", "write", "hot", "create", "read", "attempt")
 
     def __init__(
         self,
@@ -78,12 +81,20 @@ class Operation(Generic[T]):
         hot: bool = False,
         create: CreateArgs | None = None,
         read: tuple[Any, dict[str, Any]] | None = None,
+        attempt: Attempt | None = None,
     ) -> None:
         self.run = run
         self.write = write
         self.hot = hot
         self.create = create
         self.read = read
+        self.attempt = attempt
+
+
+#: A write tried first as one transaction on PostgreSQL's hot path: its statements
+#: ``(statement, params)``, and a function of their rows that says whether they did
+#: the whole write (see ``CheckpointStore.run``).
+Attempt = tuple[Sequence[tuple[Any, dict[str, Any]]], Callable[[list[list[Any]]], bool]]
 
 
 class CreateArgs(NamedTuple):
@@ -378,18 +389,42 @@ def import_checkpoints(
     return Operation(run, write=True)
 
 
-def custom(operation: Callable[[Connection], T], *, write: bool) -> Operation[T]:
-    """The extension seam's operation (``store.run(op, write=)``), as given.
+def custom(
+    operation: Callable[[Connection], T],
+    *,
+    write: bool,
+    hot: bool = False,
+    attempt: Attempt | None = None,
+) -> Operation[T]:
+    """The extension seam's operation (``store.run(op, write=, hot=, attempt=)``).
+
+    A ``hot`` write may run on a hot-path connection whose counter cache cannot know
+    what it wrote (it may add checkpoints to a session that cache remembers), so the
+    cache forgets everything after it: the next create reads the counter again.
 
     Raises:
         CheckpointTypeError: ``operation`` is not callable (checked here, before a
             transaction begins, rather than as a bare ``TypeError`` inside it).
+        CheckpointValueError: ``attempt`` for a read.
     """
     if not callable(operation):
         raise CheckpointTypeError(
             f"operation must be a function of a Connection, not {type(operation).__name__}"
         )
-    return Operation(operation, write=bool(write))
+    if attempt is not None and not write:
+        raise CheckpointValueError("attempt= is for writes (write=True)")
+    if hot and write:
+        run = functools.partial(_forgetting, operation)
+        return Operation(run, write=True, hot=True, attempt=attempt)
+    return Operation(operation, write=bool(write), hot=bool(hot), attempt=attempt)
+
+
+def _forgetting(operation: Callable[[Any], T], conn: Any) -> T:
+    result = operation(conn)
+    cache = getattr(conn, "counter_cache", None)
+    if cache is not None:
+        cache.forget()
+    return result
 
 
 # -- reads ------------------------------------------------------------------------------

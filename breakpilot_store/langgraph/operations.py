@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, delete, exists, select, text, update
 
 from ..codec import check_key
 from ..core import copying, counters
 from ..core import repository as repo
+from ..core.operations import Attempt
 from ..errors import CheckpointValueError
-from ..schema import checkpoints, langgraph_threads, langgraph_writes, to_text
+from ..schema import UTCDateTime, checkpoints, langgraph_threads, langgraph_writes
 
 #: Between a thread id and a non-empty namespace in a session id. LangGraph joins the
 #: levels of a nested namespace with the same character, so a subgraph's session reads
@@ -101,24 +103,28 @@ _NEWEST = (
     .order_by(_c.name.desc(), _c.seq.desc())
     .limit(1)
 )
-# The same reads as plain SQL for SQLite (see _driver): a
-# get_tuple through Core cost ~10x SqliteSaver's (benchmarks/OPTIMISATIONS.md).
+# SQLite's get_tuple as ONE statement, the checkpoint's pending writes gathered into a
+# JSON array beside it: a hot read (store.run(hot=True)) on a SQLite file is a single
+# statement on the bare driver, its own read transaction, so both parts come from one
+# snapshot. Through Core, a get_tuple cost ~5x SqliteSaver's (benchmarks/OPTIMISATIONS.md).
+# Each write carries its sort key: json_group_array's order is not guaranteed.
 _IS_THREAD_SQL = (
     "EXISTS (SELECT 1 FROM langgraph_threads t WHERE t.session_id = :sid "
     "AND t.thread_id = :tid AND t.checkpoint_ns = :ns)"
 )
-_ONE_SQL = (
-    "SELECT session_id, seq, name, data, metadata FROM checkpoints "
-    f"WHERE session_id = :sid AND name = :name AND {_IS_THREAD_SQL} "
-    "ORDER BY seq DESC LIMIT 1"
+_WITH_WRITES_SQL = (
+    "SELECT c.session_id, c.seq, c.name, c.data, c.metadata, "
+    "(SELECT json_group_array(json_array(w.task_path, w.task_id, w.idx, w.channel, w.value)) "
+    "FROM langgraph_writes w WHERE w.session_id = c.session_id AND w.checkpoint_id = c.name) "
+    "FROM checkpoints c "
 )
-_NEWEST_SQL = (
-    "SELECT session_id, seq, name, data, metadata FROM checkpoints "
-    f"WHERE session_id = :sid AND {_IS_THREAD_SQL} ORDER BY name DESC, seq DESC LIMIT 1"
+_ONE_WITH_WRITES = text(
+    _WITH_WRITES_SQL + f"WHERE c.session_id = :sid AND c.name = :name AND {_IS_THREAD_SQL} "
+    "ORDER BY c.seq DESC LIMIT 1"
 )
-_WRITES_OF_ONE_SQL = (
-    "SELECT task_id, channel, value FROM langgraph_writes "
-    "WHERE session_id = :sid AND checkpoint_id = :cid ORDER BY task_path, task_id, idx"
+_NEWEST_WITH_WRITES = text(
+    _WITH_WRITES_SQL + f"WHERE c.session_id = :sid AND {_IS_THREAD_SQL} "
+    "ORDER BY c.name DESC, c.seq DESC LIMIT 1"
 )
 #: Everything but the newest ``keep`` of a session (retention, prune); their names.
 _TRIM = text(
@@ -151,8 +157,15 @@ _DELETE_THREAD = text(
 
 
 @functools.cache
-def _write_statement(dialect: str, replace: bool) -> Any:
-    """Insert pending writes: replace (special channels) or keep the first (others)."""
+def _write_statement(
+    dialect: str, replace: bool, guarded: bool = False, returning: bool = False
+) -> Any:
+    """Insert pending writes: replace (special channels) or keep the first (others).
+
+    ``guarded``: only if the session is the thread's namespace (``:tid``, ``:ns``), so
+    that a put_writes needs no read of the session's state first. ``returning``: a row
+    for each write done.
+    """
     value = "CAST(:value AS JSON)" if dialect == "postgresql" else ":value"
     on_conflict = (
         "DO UPDATE SET channel = excluded.channel, value = excluded.value, "
@@ -160,11 +173,18 @@ def _write_statement(dialect: str, replace: bool) -> Any:
         if replace
         else "DO NOTHING"
     )
+    values = f":sid, :cid, :task_id, :idx, :channel, {value}, :task_path"
+    source = (
+        f"SELECT {values} WHERE EXISTS (SELECT 1 FROM langgraph_threads t "
+        "WHERE t.session_id = :sid AND t.thread_id = :tid AND t.checkpoint_ns = :ns)"
+        if guarded
+        else f"VALUES ({values})"
+    )
     return text(
         "INSERT INTO langgraph_writes "
         "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
-        f"VALUES (:sid, :cid, :task_id, :idx, :channel, {value}, :task_path) "
-        f"ON CONFLICT (session_id, checkpoint_id, task_id, idx) {on_conflict}"
+        f"{source} ON CONFLICT (session_id, checkpoint_id, task_id, idx) {on_conflict}"
+        + (" RETURNING idx" if returning else "")
     )
 
 
@@ -187,7 +207,7 @@ def _runs_statement(dialect: str) -> Any:
 
 #: All a put needs to know, in one statement: the session's counter base and top seq,
 #: its LangGraph mapping, and the seq already holding this checkpoint id (if any).
-_STATE_SQL = (
+_STATE = text(
     "SELECT s.base_seq, s.base_count, "
     "(SELECT max(c.seq) FROM checkpoints c WHERE c.session_id = :sid), "
     "t.thread_id, t.checkpoint_ns, "
@@ -196,41 +216,21 @@ _STATE_SQL = (
     "FROM sessions s LEFT JOIN langgraph_threads t ON t.session_id = s.session_id "
     "WHERE s.session_id = :sid"
 )
-_STATE = text(_STATE_SQL)
-_INSERT_SQL = (
+#: A checkpoint's row on SQLite (PostgreSQL's JSON columns take the repository's insert).
+_INSERT = text(
     "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
     "VALUES (:sid, :seq, :name, :created_at, :data, :metadata)"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+_DELETE_WRITES_OF = text(
+    "DELETE FROM langgraph_writes WHERE session_id = :sid AND checkpoint_id = :cid"
 )
 
 
-class _PlainSQL:
-    """SQL text straight to the driver, through ``conn`` (its transaction, its errors).
-
-    ``exec_driver_sql`` skips Core's compilation and type processing; through Core each
-    statement cost ~0.1 ms of Python, most of a put's CPU after the fsync
-    (benchmarks/OPTIMISATIONS.md). It still runs on the ``Connection`` the seam gives,
-    so a group commit's savepoint and the store's error translation apply.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: dict[str, Any]) -> Any:
-        return self._conn.exec_driver_sql(sql, params)
-
-    def executemany(self, sql: str, params: list[dict[str, Any]]) -> Any:
-        return self._conn.exec_driver_sql(sql, params)
+def _is_postgres(conn: Any) -> bool:
+    return conn.dialect.name == "postgresql"
 
 
-def _driver(conn: Connection) -> _PlainSQL | None:
-    """Plain SQL on SQLite (named ``:params`` as the driver takes them), else ``None``.
-
-    PostgreSQL keeps Core: its JSON columns need the casts the column types add.
-    """
-    return _PlainSQL(conn) if conn.dialect.name == "sqlite" else None
-
-
-def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[Any, ...]:
+def _state(conn: Any, where: Target, name: str, now: datetime) -> tuple[Any, ...]:
     """The thread's session as ``(base_seq, base_count, top, stored_seq)``, made if new.
 
     One statement on SQLite, whose ``BEGIN IMMEDIATE`` already holds the write lock. On
@@ -242,12 +242,9 @@ def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[A
             that is not a LangGraph thread (nothing is written).
     """
     params = {"sid": where.session_id, "name": name}
-    driver = _driver(conn)
-    if driver is not None:
-        row = driver.execute(_STATE_SQL, params).fetchone()
-    else:
+    if _is_postgres(conn):
         counters.lock(conn, where.session_id)
-        row = conn.execute(_STATE, params).first()
+    row = conn.execute(_STATE, params).fetchone()
     if row is None:
         counters.add_session(conn, where.session_id, now)
         added = conn.execute(
@@ -257,7 +254,7 @@ def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[A
         if added == 1:
             return (0, 0, None, None)
         # PostgreSQL: another transaction made the session first and ours waited for it.
-        row = conn.execute(_STATE, params).first()
+        row = conn.execute(_STATE, params).fetchone()
     if row[3] is None:
         raise ThreadConflictError(
             f"session {where.session_id!r} exists and is not a LangGraph thread; "
@@ -271,8 +268,23 @@ def _state(conn: Connection, where: Target, name: str, now: datetime) -> tuple[A
     return (row[0], row[1], row[2], row[5])
 
 
+#: SQLite's put in the common case, one statement: the next seq (the counter's rule,
+#: core.counters.next_seq) for a session that is this thread's namespace and does not
+#: hold this checkpoint id yet. No row: a new thread, a conflict or a rewrite, which
+#: the full path (:func:`_state`) sorts out. ``BEGIN IMMEDIATE`` holds the write lock.
+_PUT_NEXT = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "SELECT :sid, max(s.base_seq, coalesce((SELECT max(c.seq) FROM checkpoints c "
+    "WHERE c.session_id = :sid), 0)) + 1, :name, :created_at, :data, :metadata "
+    "FROM sessions s JOIN langgraph_threads t ON t.session_id = s.session_id "
+    "WHERE s.session_id = :sid AND t.thread_id = :tid AND t.checkpoint_ns = :ns "
+    "AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.session_id = :sid AND c.name = :name) "
+    "RETURNING seq"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
 def put(
-    conn: Connection,
+    conn: Any,
     where: Target,
     checkpoint_id: str,
     data: str,
@@ -284,31 +296,53 @@ def put(
 
     With ``keep_last``, the thread's namespace then keeps its ``keep_last`` newest
     checkpoints; the others go, with their pending writes, in this transaction.
+    A ``hot`` operation of ``store.run`` (see there): on a SQLite file it runs on the
+    store's bare driver connection.
     """
     sid = where.session_id
-    base_seq, base_count, top, stored = _state(conn, where, checkpoint_id, now)
+    seq = None
+    if not _is_postgres(conn):
+        params = {"sid": sid, "tid": where.thread_id, "ns": where.checkpoint_ns}
+        params.update(name=checkpoint_id, data=data, metadata=metadata, created_at=now)
+        # fetchall: the INSERT ... RETURNING must finish before COMMIT.
+        found = conn.execute(_PUT_NEXT, params).fetchall()
+        seq = found[0][0] if found else None
+    if seq is None:
+        seq = _put_full(conn, where, checkpoint_id, data, metadata, now)
+        if seq is None:
+            return  # rewritten in place: nothing new to trim
+    if keep_last is not None:
+        removed = [row[0] for row in conn.execute(_TRIM, {"sid": sid, "keep": keep_last})]
+        if removed:
+            # A write that is not a plain create: the session's row takes the exact
+            # counter (the trim left exactly keep_last checkpoints).
+            counters.rebase(conn, sid, seq, keep_last, now)
+            for name in removed:  # one by one: a hot operation binds no lists
+                conn.execute(_DELETE_WRITES_OF, {"sid": sid, "cid": name})
+
+
+def _put_full(
+    conn: Any, where: Target, checkpoint_id: str, data: str, metadata: str, now: datetime
+) -> int | None:
+    """A put that reads the session's state first: its new seq, or ``None`` if rewritten."""
+    sid = where.session_id
+    base_seq, _, top, stored = _state(conn, where, checkpoint_id, now)
     if stored is not None:
         conn.execute(_REWRITE, {"sid": sid, "row_seq": stored, "data": data, "meta": metadata})
-        return
+        return None
     # The counter's rule (core.counters.next_seq): one above the base and every seq
     # held; everything above the base is a create since it.
     seq = max(base_seq, top or 0) + 1
-    held = base_count + seq - base_seq
-    driver = _driver(conn)
-    if driver is not None:
-        values = {"sid": sid, "seq": seq, "name": checkpoint_id, "data": data, "metadata": metadata}
-        driver.execute(_INSERT_SQL, {**values, "created_at": to_text(now)})
-    else:
+    if _is_postgres(conn):
         repo.insert_checkpoint(conn, sid, seq, checkpoint_id, now, data, metadata)
-    if keep_last is not None and held > keep_last:
-        removed = conn.execute(_TRIM, {"sid": sid, "keep": keep_last}).scalars().all()
-        # A write that is not a plain create: the session's row takes the exact counter.
-        counters.rebase(conn, sid, seq, held - len(removed), now)
-        _delete_writes(conn, sid, removed)
+    else:
+        values = {"sid": sid, "seq": seq, "name": checkpoint_id, "data": data}
+        conn.execute(_INSERT, {**values, "metadata": metadata, "created_at": now})
+    return seq
 
 
 def put_writes(
-    conn: Connection,
+    conn: Any,
     where: Target,
     checkpoint_id: str,
     rows: Sequence[tuple[str, int, str, str, str]],
@@ -319,28 +353,138 @@ def put_writes(
     LangGraph's rule (``WRITES_IDX_MAP``): when every write is to a special channel
     (negative ``idx``) they replace what is stored under the same key; otherwise a
     write already stored under its key stays as it is (a retried task repeats them).
+    A ``hot`` operation of ``store.run``, as :func:`put`. On SQLite each insert is
+    guarded by the thread's mapping, so the common case needs no read first.
     """
     if not rows:
         return
-    _state(conn, where, checkpoint_id, now)
     replace = all(idx < 0 for _, idx, _, _, _ in rows)
-    statement = _write_statement(conn.dialect.name, replace)
-    driver = _driver(conn)
-    execute = conn.execute if driver is None else driver.executemany
-    execute(
-        statement if driver is None else statement.text,
-        [
-            {
-                "sid": where.session_id,
-                "cid": checkpoint_id,
-                "task_id": task_id,
-                "idx": idx,
-                "channel": channel,
-                "value": value,
-                "task_path": task_path,
-            }
-            for task_id, idx, channel, value, task_path in rows
-        ],
+    dialect = conn.dialect.name
+    params = [
+        {
+            "sid": where.session_id,
+            "cid": checkpoint_id,
+            "task_id": task_id,
+            "idx": idx,
+            "channel": channel,
+            "value": value,
+            "task_path": task_path,
+        }
+        for task_id, idx, channel, value, task_path in rows
+    ]
+    if dialect == "sqlite":
+        guarded = _write_statement(dialect, replace, guarded=True)
+        mapping = {"tid": where.thread_id, "ns": where.checkpoint_ns}
+        # Fewer rows than writes: no such thread here yet (or not this one), or a
+        # write already stored under its key; the full path below tells them apart
+        # (and repeats the inserts, which changes nothing where they were done).
+        many = [{**one, **mapping} for one in params]
+        if conn.execute(guarded, many).rowcount == len(many):
+            return
+    _state(conn, where, checkpoint_id, now)
+    conn.execute(_write_statement(dialect, replace), params)
+
+
+# -- PostgreSQL: a put or put_writes in one round trip ---------------------------------
+
+#: The session's row lock, which orders a session's writers (see core.counters); the
+#: statements after it in the same transaction see what the previous holder committed.
+#: NO KEY UPDATE: it conflicts with every other writer's lock (FOR UPDATE, an UPDATE of
+#: the row) but not with the foreign-key checks of a concurrent put_writes.
+_PG_LOCK = text("SELECT base_seq FROM sessions WHERE session_id = :sid FOR NO KEY UPDATE")
+#: :data:`_PUT_NEXT` for PostgreSQL, after :data:`_PG_LOCK`.
+_PG_PUT_NEXT = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "SELECT :sid, greatest(s.base_seq, coalesce((SELECT max(c.seq) FROM checkpoints c "
+    "WHERE c.session_id = :sid), 0)) + 1, :name, :created_at, CAST(:data AS JSON), "
+    "CAST(:metadata AS JSON) "
+    "FROM sessions s JOIN langgraph_threads t ON t.session_id = s.session_id "
+    "WHERE s.session_id = :sid AND t.thread_id = :tid AND t.checkpoint_ns = :ns "
+    "AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.session_id = :sid AND c.name = :name) "
+    "RETURNING seq"
+)
+
+
+def _all_returned(results: list[list[Any]], first: int = 0) -> bool:
+    return all(len(rows) == 1 for rows in results[first:])
+
+
+def put_attempt(
+    where: Target,
+    checkpoint_id: str,
+    data: str,
+    metadata: str,
+    now: datetime,
+    keep_last: int | None,
+) -> Attempt | None:
+    """:func:`put` as one round trip for PostgreSQL's hot path (``store.run(attempt=)``).
+
+    The session's row lock, then :data:`_PG_PUT_NEXT`: a known thread's new checkpoint.
+    Anything else (a new thread, a rewrite, a conflict: no row returned, nothing
+    written) is left to :func:`put`, as is a put with ``keep_last``.
+    """
+    if keep_last is not None:
+        return None
+    params = {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns}
+    params.update(name=checkpoint_id, data=data, metadata=metadata, created_at=now)
+    statements = [(_PG_LOCK, {"sid": where.session_id}), (_PG_PUT_NEXT, params)]
+    return statements, functools.partial(_all_returned, first=1)
+
+
+def put_writes_attempt(
+    where: Target, checkpoint_id: str, rows: Sequence[tuple[str, int, str, str, str]]
+) -> Attempt | None:
+    """:func:`put_writes` as one round trip for PostgreSQL's hot path.
+
+    Each write's insert guarded by the thread's mapping, ``RETURNING`` a row when it
+    wrote: all of them, or :func:`put_writes` runs (and repeats the ones done, which
+    changes nothing: a kept first write stays, a replaced one is replaced the same).
+    """
+    if not rows:
+        return None
+    replace = all(idx < 0 for _, idx, _, _, _ in rows)
+    base = {
+        "sid": where.session_id,
+        "cid": checkpoint_id,
+        "tid": where.thread_id,
+        "ns": where.checkpoint_ns,
+    }
+    if not replace:
+        # The usual case (a task's channel writes): one statement, its own transaction.
+        params = dict(base)
+        for n, (t, i, c, v, p) in enumerate(rows):
+            params.update({f"t{n}": t, f"i{n}": i, f"c{n}": c, f"v{n}": v, f"p{n}": p})
+        return [(_pg_keep_first(len(rows)), params)], functools.partial(
+            _returned, expected=len(rows)
+        )
+    # Special channels replace: one statement each (a DO UPDATE statement may not
+    # touch a row twice, and two writes of one call may share a key).
+    statement = _write_statement("postgresql", True, guarded=True, returning=True)
+    statements = [
+        (statement, {**base, "task_id": t, "idx": i, "channel": c, "value": v, "task_path": p})
+        for t, i, c, v, p in rows
+    ]
+    return statements, _all_returned
+
+
+def _returned(results: list[list[Any]], expected: int) -> bool:
+    return len(results[0]) == expected
+
+
+@functools.cache
+def _pg_keep_first(n: int) -> Any:
+    """``n`` pending writes that keep what is stored under their keys, in one statement."""
+    values = ", ".join(
+        f"(:t{k}, CAST(:i{k} AS INTEGER), :c{k}, CAST(:v{k} AS JSON), :p{k})" for k in range(n)
+    )
+    return text(
+        "INSERT INTO langgraph_writes "
+        "(session_id, checkpoint_id, task_id, idx, channel, value, task_path) "
+        "SELECT :sid, :cid, v.task_id, v.idx, v.channel, v.value, v.task_path "
+        f"FROM (VALUES {values}) AS v (task_id, idx, channel, value, task_path) "
+        "WHERE EXISTS (SELECT 1 FROM langgraph_threads t WHERE t.session_id = :sid "
+        "AND t.thread_id = :tid AND t.checkpoint_ns = :ns) "
+        "ON CONFLICT (session_id, checkpoint_id, task_id, idx) DO NOTHING RETURNING idx"
     )
 
 
@@ -395,6 +539,7 @@ def copy_thread(conn: Connection, source: str, dest: str, now: datetime) -> None
 
 # -- reading ---------------------------------------------------------------------------
 
+
 #: A stored checkpoint: ``(session_id, seq, name, data, metadata)`` as text.
 Row = tuple[str, int, str, str, str]
 #: Its pending writes: ``(task_id, channel, value)`` in LangGraph's order.
@@ -411,23 +556,22 @@ def _writes_of(conn: Connection, session_id: str, names: list[str]) -> dict[str,
     return found
 
 
-def get_tuple(
-    conn: Connection, where: Target, checkpoint_id: str | None
-) -> tuple[Row, Writes] | None:
-    """Return a checkpoint of the thread's namespace (the newest if no id) and its writes."""
+def get_tuple(conn: Any, where: Target, checkpoint_id: str | None) -> tuple[Row, Writes] | None:
+    """Return a checkpoint of the thread's namespace (the newest if no id) and its writes.
+
+    A ``hot`` read of ``store.run``: on SQLite one statement (see ``_ONE_WITH_WRITES``).
+    """
     params = {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns}
-    driver = _driver(conn)
-    if driver is not None:
+    if conn.dialect.name == "sqlite":
         if checkpoint_id is None:
-            found = driver.execute(_NEWEST_SQL, params).fetchone()
+            found = conn.execute(_NEWEST_WITH_WRITES, params).fetchone()
         else:
-            found = driver.execute(_ONE_SQL, {**params, "name": checkpoint_id}).fetchone()
+            found = conn.execute(_ONE_WITH_WRITES, {**params, "name": checkpoint_id}).fetchone()
         if found is None:
             return None
-        writes = driver.execute(
-            _WRITES_OF_ONE_SQL, {"sid": where.session_id, "cid": found[2]}
-        ).fetchall()
-        return found, writes
+        gathered = sorted(orjson.loads(found[5]))  # by task_path, task_id, idx
+        writes = [(task_id, channel, value) for _, task_id, _, channel, value in gathered]
+        return tuple(found[:5]), writes  # type: ignore[return-value]
     if checkpoint_id is None:
         row = conn.execute(_NEWEST, params).first()
     else:

@@ -10,7 +10,7 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -226,22 +226,34 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _run(self, operation: Any, *, write: bool = False) -> Any:
+    def _run(
+        self,
+        operation: Any,
+        *,
+        write: bool = False,
+        hot: bool = False,
+        attempt: Callable[[], Any] | None = None,
+    ) -> Any:
         store = self.store
         if not write:
-            return store.run(operation)
+            return store.run(operation, hot=hot)
+        if store.engine.dialect.name != "sqlite":
+            # PostgreSQL: a step's put and put_writes overlap on connections of their
+            # own (the put's row lock leaves the writes' foreign-key check alone).
+            tried = None if attempt is None else attempt()
+            return store.run(operation, write=True, hot=hot, attempt=tried)
         # LangGraph's sync loop sends a step's put and put_writes from pool threads at
         # once. Unserialised, the second one's BEGIN IMMEDIATE met SQLite's write lock
         # and slept in SQLite's busy handler (1, 2, 5, 10... ms): ~1.9x SqliteSaver's
         # time per step, against ~1.1x with this lock (benchmarks/OPTIMISATIONS.md).
         with self._write_lock:
-            return store.run(operation, write=True)
+            return store.run(operation, write=True, hot=hot)
 
-    async def _arun(self, operation: Any, *, write: bool = False) -> Any:
+    async def _arun(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:
         # No lock here: the async store has one writer (SQLite's writer thread, the
         # PostgreSQL writer), so a step's put and put_writes queue there, and may share
         # one commit (group commit).
-        return await (await self._front()).run(operation, write=write)
+        return await (await self._front()).run(operation, write=write, hot=hot)
 
     # -- values ------------------------------------------------------------------------
 
@@ -415,7 +427,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Return the checkpoint ``config`` names (the newest without an id), or ``None``."""
         where, op = self._get_op(config)
-        found = self._run(op)
+        found = self._run(op, hot=True)
         return None if found is None else self._tuple(where.thread_id, where.checkpoint_ns, *found)
 
     def list(
@@ -439,7 +451,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     ) -> RunnableConfig:
         """Store a checkpoint (one row; retention in the same transaction)."""
         op, saved = self._put_op(config, checkpoint, metadata)
-        self._run(op, write=True)
+        # On PostgreSQL, one round trip in the common case (operations.put_attempt).
+        self._run(op, write=True, hot=True, attempt=lambda: ops.put_attempt(**op.keywords))
         return saved
 
     def put_writes(
@@ -450,7 +463,16 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes for the checkpoint ``config`` names."""
-        self._run(self._put_writes_op(config, writes, task_id, task_path), write=True)
+        op = self._put_writes_op(config, writes, task_id, task_path)
+        args = op.keywords
+        self._run(
+            op,
+            write=True,
+            hot=True,
+            attempt=lambda: ops.put_writes_attempt(
+                args["where"], args["checkpoint_id"], args["rows"]
+            ),
+        )
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every namespace of a thread: checkpoints, writes and sessions."""
@@ -489,7 +511,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async :meth:`get_tuple`."""
         where, op = self._get_op(config)
-        found = await self._arun(op)
+        found = await self._arun(op, hot=True)
         return None if found is None else self._tuple(where.thread_id, where.checkpoint_ns, *found)
 
     async def alist(
@@ -513,7 +535,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
     ) -> RunnableConfig:
         """Async :meth:`put`."""
         op, saved = self._put_op(config, checkpoint, metadata)
-        await self._arun(op, write=True)
+        await self._arun(op, write=True, hot=True)
         return saved
 
     async def aput_writes(
@@ -524,7 +546,9 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         task_path: str = "",
     ) -> None:
         """Async :meth:`put_writes`."""
-        await self._arun(self._put_writes_op(config, writes, task_id, task_path), write=True)
+        await self._arun(
+            self._put_writes_op(config, writes, task_id, task_path), write=True, hot=True
+        )
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Async :meth:`delete_thread`."""

@@ -26,6 +26,7 @@ PgBouncer does not forward the startup options that carry the settings otherwise
 from __future__ import annotations
 
 import select
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,7 +40,7 @@ from ..checkpoint import Checkpoint
 from ..core import repository as repo
 from ..sqlite.fastpath import PinnedConnections
 from ..translate import translate_driver
-from .engine import dedicated_engine, per_transaction_statement
+from .engine import hot_path_engine, per_transaction_statement
 
 _DIALECT = PGDialect_psycopg()
 _COMPILED: dict[Any, tuple[str, dict[str, Any]]] = {}
@@ -100,16 +101,19 @@ def _alive(conn: psycopg.Connection[Any]) -> bool:
 class PostgresHotPath:
     """Runs the hot statements of one store, one round trip each, on per-thread connections.
 
-    Each thread that calls the hot path gets a server connection of its own, opened
-    with the engine's settings on first use, kept while the thread lives and closed
-    with the store. They are outside the engine's pool (``pool_size`` bounds the Core
-    paths): checking a connection out of the pool and in again cost more than the
-    statement, and SQLAlchemy's pre-ping one more round trip.
+    Each thread that calls the hot path gets a server connection of its own, taken
+    on first use from a pool of its own (:func:`~.engine.hot_path_engine`: a few idle
+    ones are kept when threads end, for the next threads), held while the thread
+    lives and closed with the store. They are outside the engine's pool (``pool_size``
+    bounds the Core paths): checking a connection out of the pool and in again per
+    call cost more than the statement, and SQLAlchemy's pre-ping one more round trip.
+    A connection taken again keeps what it was set up with (autocommit, prepared
+    statements).
     """
 
     def __init__(self, engine: Engine, where: str) -> None:
         self._where = where
-        self._engine = dedicated_engine(engine)
+        self._engine = hot_path_engine(engine)
         self._pins = PinnedConnections(self._engine, where)
         # PgBouncer mode: the SET LOCAL statement that opens every transaction.
         setting = per_transaction_statement(engine)
@@ -187,6 +191,45 @@ class PostgresHotPath:
                     self._pins.drop()
             if isinstance(exc, psycopg.errors.UniqueViolation):
                 raise
+            raise translate_driver(exc, self._where) from exc
+
+    def transaction(self, statements: Sequence[tuple[Any, dict[str, Any]]]) -> list[list[Any]]:
+        """Run ``statements`` as one transaction in one round trip; each one's rows.
+
+        A psycopg pipeline: ``BEGIN`` (and the settings, behind PgBouncer), the
+        statements, ``COMMIT``, sent together; the results are read after the commit.
+        In READ COMMITTED each statement sees what committed before it started, so one
+        that follows a row lock sees everything the lock's previous holder wrote. A
+        single statement on a direct connection is sent alone, in autocommit mode (its
+        own transaction): a pipeline costs ~100 µs more Python.
+        """
+        if len(statements) == 1 and self._settings is None:
+            try:
+                cursor = self._run(*statements[0])
+            except psycopg.errors.UniqueViolation as exc:  # _run leaves it for append
+                raise translate_driver(exc, self._where) from exc
+            return [cursor.fetchall() if cursor.description else []]
+        queries = [_params(statement, params) for statement, params in statements]
+        try:
+            conn = self._connection()
+        except psycopg.Error as exc:
+            raise translate_driver(exc, self._where) from exc
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                if self._settings is not None:
+                    conn.execute(*self._settings)
+                cursors = [conn.execute(*query) for query in queries]
+                conn.execute("COMMIT")
+            return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+        except psycopg.Error as exc:
+            if conn.closed or conn.broken:
+                self._pins.drop()
+            elif conn.info.transaction_status != 0:  # not idle: roll the rest back
+                try:
+                    conn.execute("ROLLBACK")
+                except psycopg.Error:
+                    self._pins.drop()
             raise translate_driver(exc, self._where) from exc
 
     def append(

@@ -243,6 +243,10 @@ class DriverConnection:
 
     __slots__ = ("_conn", "_where", "_stamp", "counter_cache")
 
+    #: SQLite's dialect, as a ``Connection`` has one: code written for both (``hot``
+    #: operations of ``store.run``) picks its SQL by ``conn.dialect.name``.
+    dialect = sqlite.dialect()
+
     def __init__(
         self, conn: sqlite3.Connection, where: str, counter_cache: CounterCache | None = None
     ) -> None:
@@ -251,8 +255,16 @@ class DriverConnection:
         self._stamp: tuple[Any, str] = (None, "")
         self.counter_cache = counter_cache
 
-    def execute(self, statement: Any, params: dict[str, Any]) -> sqlite3.Cursor:
-        """Execute a Core statement with ``params``; driver errors are translated."""
+    def execute(
+        self, statement: Any, params: dict[str, Any] | list[dict[str, Any]]
+    ) -> sqlite3.Cursor:
+        """Execute a Core statement with ``params``; driver errors are translated.
+
+        A list of parameter dicts runs the statement once for each (``executemany``,
+        as ``Connection.execute`` does with a list); its ``rowcount`` is their total.
+        """
+        if type(params) is list:
+            return self._executemany(statement, params)
         sql, fixed, stamps = _compile(statement)
         if fixed:
             params = {**fixed, **params}
@@ -265,6 +277,19 @@ class DriverConnection:
                 params[key] = self._stamp[1]
         try:
             return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate_driver(exc, self._where) from exc
+
+    def _executemany(self, statement: Any, many: list[dict[str, Any]]) -> sqlite3.Cursor:
+        sql, fixed, stamps = _compile(statement)
+        if fixed or stamps:
+            many = [{**fixed, **params} for params in many]
+            for params in many:
+                for key in stamps:
+                    if params[key] is not None:
+                        params[key] = to_text(params[key])
+        try:
+            return self._conn.executemany(sql, many)
         except sqlite3.Error as exc:
             raise translate_driver(exc, self._where) from exc
 

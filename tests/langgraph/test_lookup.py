@@ -20,10 +20,13 @@ def test_get_tuple_by_id_and_newest_use_the_name_index(tmp_path: Path) -> None:
     raw = sqlite3.connect(db)
     try:
         values = {"sid": "t", "tid": "t", "ns": "", "name": "x"}
-        for sql in (operations._ONE_SQL, operations._NEWEST_SQL):
-            plan = " ".join(row[-1] for row in raw.execute(f"EXPLAIN QUERY PLAN {sql}", values))
+        for statement in (operations._ONE_WITH_WRITES, operations._NEWEST_WITH_WRITES):
+            sql = f"EXPLAIN QUERY PLAN {statement.text}"
+            plan = " ".join(row[-1] for row in raw.execute(sql, values))
             assert "USING INDEX ix_checkpoints_session_id_name_seq" in plan, plan
-            assert "SCAN checkpoints" not in plan, plan
+            assert "SCAN c" not in plan, plan
+            # The pending writes beside it: found through their primary key.
+            assert "SEARCH w USING" in plan and "SCAN w" not in plan, plan
     finally:
         raw.close()
 

@@ -1,0 +1,101 @@
+"""``store.run(op, write=True, hot=True)``: the seam's hot-path transactions.
+
+A hot operation on a SQLite file runs on the bare driver connection the store's own
+hot path pins to the calling thread. These tests check what a caller relies on: it
+commits, it rolls back whole on an error (typed, database unchanged), it works the same
+on every backend and through the async store, and the store's own creates on that same
+connection stay gapless after it wrote checkpoints behind the counter cache's back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import bindparam, text
+
+from breakpilot_store import AsyncCheckpointStore, CheckpointStore
+from breakpilot_store.errors import BreakpilotStoreError
+from breakpilot_store.schema import UTCDateTime
+
+_ADD = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "VALUES (:sid, :seq, 'by-hand', :created_at, '{}', '{}')"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
+
+def _insert_next(conn, sid: str) -> int:
+    """A hot write: the next seq of ``sid`` by hand (one statement per call, no lists)."""
+    top = conn.execute(
+        text("SELECT coalesce(max(seq), 0) FROM checkpoints WHERE session_id = :sid"),
+        {"sid": sid},
+    ).fetchone()[0]
+    conn.execute(_ADD, {"sid": sid, "seq": top + 1, "created_at": datetime.now(timezone.utc)})
+    return top + 1
+
+
+def test_hot_write_commits_and_creates_stay_gapless_after_it(backend_url, raw):
+    with CheckpointStore(backend_url) as store:
+        store.create("s", "a", {"i": 1})
+        store.create("s", "a", {"i": 2})  # the thread's counter cache now knows "s"
+        assert store.run(lambda conn: _insert_next(conn, "s"), write=True, hot=True) == 3
+        # Without the cache forgetting, this create would reuse seq 3 on the
+        # one-statement path (the hot write was this connection's own commit).
+        assert store.create("s", "a", {"i": 4}).id == "s:4"
+        assert store.create("s", "a", {"i": 5}).id == "s:5"
+    assert [r[0] for r in raw().query("SELECT seq FROM checkpoints ORDER BY seq")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+
+
+def test_hot_write_error_rolls_back_whole_and_is_typed(backend_url, raw):
+    def half_then_fail(conn):
+        _insert_next(conn, "s")
+        conn.execute(text("INSERT INTO no_such_table VALUES (1)"), {})
+
+    with CheckpointStore(backend_url) as store:
+        store.create("s", "a", {"i": 1})
+        with pytest.raises(BreakpilotStoreError):
+            store.run(half_then_fail, write=True, hot=True)
+        assert store.create("s", "a", {"i": 2}).id == "s:2"
+    assert raw().query("SELECT seq, name FROM checkpoints ORDER BY seq") == [(1, "a"), (2, "a")]
+
+
+def test_hot_write_through_the_async_store_in_groups(backend_url, raw):
+    async def main():
+        async with AsyncCheckpointStore(backend_url) as store:
+            await store.create("s", "a", {"i": 0})
+            seqs = await asyncio.gather(
+                *(
+                    store.run(lambda conn: _insert_next(conn, "s"), write=True, hot=True)
+                    for _ in range(10)
+                )
+            )
+            created = await store.create("s", "a", {"i": 99})
+            return sorted(seqs), created.id
+
+    seqs, created = asyncio.run(main())
+    assert seqs == list(range(2, 12))
+    assert created == "s:12"
+    assert raw().scalar("SELECT count(*) FROM checkpoints") == 12
+
+
+def test_hot_read_is_a_single_statement_on_a_sqlite_file(db_path):
+    with CheckpointStore(db_path) as store:
+        store.create("s", "a", {"i": 1})
+        seen = store.run(
+            lambda conn: conn.execute(
+                text("SELECT count(*) FROM checkpoints WHERE session_id = :sid"), {"sid": "s"}
+            ).fetchone()[0],
+            hot=True,
+        )
+        kind = store.run(lambda conn: type(conn).__name__, hot=True)
+    assert seen == 1
+    assert kind == "DriverConnection"  # the bare driver, not SQLAlchemy's Connection
+    assert sqlite3.connect(db_path).execute("SELECT count(*) FROM checkpoints").fetchone() == (1,)

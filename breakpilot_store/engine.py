@@ -125,6 +125,10 @@ def resolve_url(target: str | os.PathLike[str] | URL | None) -> URL:
                     f"database URL contains a lone surrogate: {target!r}"
                 ) from None
         return url
+    if target == ":memory:":
+        # sqlite3's (and LangGraph's SqliteSaver's) spelling of an in-memory database:
+        # the same as "sqlite://", never a file named ":memory:" in the current directory.
+        return make_url("sqlite://")
     return URL.create("sqlite", database=str(Path(target).expanduser().absolute()))
 
 

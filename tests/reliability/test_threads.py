@@ -94,6 +94,26 @@ def test_in_memory_store_is_one_database_for_every_thread() -> None:
     store.close()
 
 
+def test_memory_spelled_as_sqlite3_does_is_in_memory_not_a_file(tmp_path, monkeypatch) -> None:
+    # Found while merging: CheckpointStore(":memory:") (sqlite3's spelling, and what
+    # LangGraph users pass to SqliteSaver.from_conn_string) made a file named ":memory:"
+    # (and ":memory:.lock") in the current directory.
+    monkeypatch.chdir(tmp_path)
+    store = CheckpointStore(":memory:")
+    assert str(store.url) == "sqlite://"
+    store.create("s", "main", {"n": 0})
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(store.count("s")))
+    thread.start()
+    thread.join(SAFETY)
+    assert seen == [1]
+    store.close()
+    other = CheckpointStore(":memory:")  # a new, empty database, as sqlite3 gives
+    assert other.count("s") == 0
+    other.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_in_memory_store_waits_for_another_threads_transaction() -> None:
     store = CheckpointStore("sqlite://", busy_timeout=0.3)
     for i in range(3):

@@ -24,6 +24,7 @@ Contenders (keys in the table):
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 import uuid
@@ -68,6 +69,11 @@ async def _measure(k: int, per_task: int, make: Callable[[int], Create]) -> dict
             await create(i, step, payloads[i][step - 1])
             latencies.append(time.perf_counter_ns() - t0)
 
+    # The payloads just built (K x per_task nested dicts) would otherwise push the
+    # collector into a full collection inside the timed window (40-120 ms on this
+    # process's heap, one stall charged to whichever contender runs): collect now, as
+    # every contender's setup is done.
+    gc.collect()
     tick = asyncio.create_task(ticker())
     await asyncio.sleep(0.01)  # the ticker is running
     lags.clear()

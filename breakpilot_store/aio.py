@@ -216,7 +216,7 @@ class AsyncCheckpointStore:
         if store.engine.dialect.name == "postgresql":
             from .postgres.aio import AsyncPostgres
 
-            self._postgres = AsyncPostgres(store.engine, store._where)
+            self._postgres = AsyncPostgres(store.engine, store._where, store._execute_hot_write)
             self._readers = ThreadPoolExecutor(2, thread_name_prefix="breakpilot-store-bulk")
             return
         from .sqlite.writer import GroupWriter

@@ -236,17 +236,39 @@ class CheckpointStore:
     def _execute_hot_write(self, op: Operation[T]) -> T:
         """Run a hot write alone, as this thread's sync calls would.
 
-        For the async writer's lone writes: a create whose counter this thread's
-        connection knows is one guarded ``INSERT``; anything else one ``BEGIN
-        IMMEDIATE`` transaction on the bare driver.
+        For the async writer's lone writes: on SQLite a create whose counter this
+        thread's connection knows is one guarded ``INSERT``, anything else one ``BEGIN
+        IMMEDIATE`` transaction on the bare driver; on PostgreSQL a create is one
+        statement on this thread's own connection (as :meth:`create`'s), anything else
+        its transaction.
         """
         args = op.create
+        seq = None
         if args is not None and self._pins is not None and not self._closed and not self.readonly:
             seq = append(self._pins.get(), self._where, *args)
-            if seq is not None:
-                return ops.created(  # type: ignore[return-value]  # a create's result
-                    args.session_id, seq, args.name, args.now, args.data, args.metadata
+        elif args is not None and self._pg is not None:
+            fence = args.fence
+            if fence is None or not fence.renewal_due():  # a due renewal: the transaction
+                self._check_open(write=True)
+                seq = self._pg.append(
+                    args.session_id,
+                    args.name,
+                    args.now,
+                    args.data.encode(),
+                    args.metadata,
+                    args.compress_after,
+                    args.max_checkpoints,
+                    None if fence is None else fence.token,
                 )
+        if seq is not None:
+            return ops.created(  # type: ignore[return-value]  # a create's result
+                args.session_id,  # type: ignore[union-attr]
+                seq,
+                args.name,  # type: ignore[union-attr]
+                args.now,  # type: ignore[union-attr]
+                args.data,  # type: ignore[union-attr]
+                args.metadata,  # type: ignore[union-attr]
+            )
         return self._execute(op)
 
     def _hot(self, write: bool) -> Any:

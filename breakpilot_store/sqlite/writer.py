@@ -44,8 +44,11 @@ _STOP = object()
 class GroupWriter:
     """A thread that commits queued writes in groups (see the module docstring).
 
+    On SQLite; :class:`~breakpilot_store.postgres.aio.PostgresGroupWriter` is the same
+    thread on a PostgreSQL connection.
+
     Args:
-        engine: The store's SQLite engine (its connections carry the PRAGMAs).
+        engine: The store's engine (a SQLite engine's connections carry the PRAGMAs).
         where: How errors name the database.
         hot: Run hot operations on the bare driver connection of the same transaction
             (a SQLite file's hot path).
@@ -155,7 +158,7 @@ class GroupWriter:
             item.result = self._alone(item.op)  # type: ignore[misc]
             self.commits += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            item.error = typed(exc, self._where, sqlite3.Error)
+            item.error = typed(exc, self._where, self.driver_error)
         _resolve([item], None)
 
     def _commit_group(self, conn: Connection, group: list[Pending]) -> None:
@@ -166,41 +169,48 @@ class GroupWriter:
 
     def _commit_group_gated(self, conn: Connection, group: list[Pending]) -> None:
         try:
-            transaction = conn.begin()  # BEGIN IMMEDIATE (the engine's begin event)
+            transaction = conn.begin()  # BEGIN IMMEDIATE on SQLite (the engine's begin event)
         except BaseException as exc:  # noqa: BLE001 - every caller gets it
-            _resolve(group, typed(exc, self._where, sqlite3.Error))
+            _resolve(group, typed(exc, self._where, self.driver_error))
             return
-        driver = conn.connection.driver_connection
         try:
-            keep = run_group(
-                conn,
-                group,
-                sql=driver.execute,
-                hot=DriverConnection(driver, self._where) if self._hot else None,
-                in_transaction=lambda: driver.in_transaction,
-                where=self._where,
-                driver_error=sqlite3.Error,
-                bulk=functools.partial(write_creates, driver=driver),
-            )
+            keep = self._run_group(conn, group)
             if keep:
                 transaction.commit()
                 self.commits += 1
             else:
                 transaction.rollback()
         except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing is kept
-            error = typed(exc, self._where, sqlite3.Error)
-            _rollback_quietly(transaction)
+            error = typed(exc, self._where, self.driver_error)
+            _rollback_quietly(transaction, self.driver_error)
             _resolve(group, error)
             return
         _resolve(group, None)
 
+    #: The bare driver's exception class (translated like SQLAlchemy's).
+    driver_error: type[BaseException] = sqlite3.Error
 
-def _rollback_quietly(transaction: Any) -> None:
+    def _run_group(self, conn: Connection, group: list[Pending]) -> bool:
+        """Run the group in the open transaction (:func:`run_group`); whether to commit."""
+        driver = conn.connection.driver_connection
+        return run_group(
+            conn,
+            group,
+            sql=driver.execute,
+            hot=DriverConnection(driver, self._where) if self._hot else None,
+            in_transaction=lambda: driver.in_transaction,
+            where=self._where,
+            driver_error=sqlite3.Error,
+            bulk=functools.partial(write_creates, driver=driver),
+        )
+
+
+def _rollback_quietly(transaction: Any, driver_error: type[BaseException]) -> None:
     try:
         # Even an inactive one (its COMMIT failed): until rolled back, it stays the
         # connection's transaction and the next begin() is refused.
         transaction.rollback()
-    except (SQLAlchemyError, sqlite3.Error):
+    except (SQLAlchemyError, driver_error):
         pass  # the connection is invalidated and replaced on the next group
 
 

@@ -60,11 +60,13 @@ class Pending:
 WAKE_SLICE = 16
 
 
-def wake(items: Sequence[Pending], start: int = 0) -> None:
+def wake(
+    items: Sequence[Pending], start: int = 0, done: Callable[[], object] | None = None
+) -> None:
     """Hand their outcomes to the callers waiting on the event loop, a slice per turn.
 
     Runs on the loop (``loop.call_soon_threadsafe(wake, items)`` from a writer thread);
-    schedules itself for the next slice.
+    schedules itself for the next slice. ``done`` is called after the last slice.
     """
     end = min(start + WAKE_SLICE, len(items))
     for item in items[start:end]:
@@ -77,7 +79,9 @@ def wake(items: Sequence[Pending], start: int = 0) -> None:
         else:
             waiter.set_result(item.result)
     if end < len(items):
-        items[end].waiter.get_loop().call_soon(wake, items, end)
+        items[end].waiter.get_loop().call_soon(wake, items, end, done)
+    elif done is not None:
+        done()
 
 
 async def outcome(item: Pending, drop: Callable[[Pending], bool]) -> Any:

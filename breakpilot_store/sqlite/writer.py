@@ -9,7 +9,9 @@ commits form the next group, so the groups grow exactly as fast as writes pile u
 
 Each caller waits on a future of its event loop, resolved only after the commit returned
 (durable at the store's ``durability``), a slice of callers per turn of the loop
-(:func:`~breakpilot_store.core.group.wake`). Cancellation: a write dropped before the
+(:func:`~breakpilot_store.core.group.wake`); after a group of more callers than one
+slice, the thread lets their loop wake them all before it takes up the next group
+(:data:`DELIVERY_WAIT`). Cancellation: a write dropped before the
 thread takes it up is skipped (nothing is written); once taken up it commits or fails as
 a whole with its group (:func:`~breakpilot_store.core.group.outcome`).
 """
@@ -27,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.group import DROPPED, QUEUED, TAKEN, Pending, run_group, typed, wake
+from ..core.group import DROPPED, QUEUED, TAKEN, WAKE_SLICE, Pending, run_group, typed, wake
 from ..core.group_create import write_creates
 from ..core.operations import Operation
 from ..engine import WRITE
@@ -37,6 +39,16 @@ from .fastpath import DriverConnection
 
 #: Most writes one transaction takes: bounds how long the first of them waits.
 MAX_GROUP = 1000
+
+#: How long (seconds) the writer waits, after a group of more callers than one turn of
+#: their loop wakes, for the loop to wake them all before it takes up the next group.
+#: Waking them is the loop's busiest time (each woken task runs its next step); the
+#: next group's Python work on this thread would make every turn of it wait for the
+#: GIL as well (the convoy: this thread takes the GIL back after each short driver
+#: call before the loop's thread, woken, can). Meanwhile the woken callers' next writes
+#: queue up and form the next group. The wait is bounded: a loop kept busy elsewhere
+#: must not hold up other loops' writes.
+DELIVERY_WAIT = 0.02
 
 _STOP = object()
 
@@ -71,6 +83,7 @@ class GroupWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
+        self._delivering: threading.Event | None = None
         #: Transactions committed (a test counts them to see the grouping).
         self.commits = 0
         self._thread = threading.Thread(
@@ -116,6 +129,9 @@ class GroupWriter:
         conn: Connection | None = None
         try:
             while True:
+                if self._delivering is not None:  # see DELIVERY_WAIT
+                    self._delivering.wait(DELIVERY_WAIT)
+                    self._delivering = None
                 first = self._queue.get()
                 batch = [first]
                 while len(batch) < MAX_GROUP:
@@ -183,9 +199,9 @@ class GroupWriter:
         except BaseException as exc:  # noqa: BLE001 - the commit failed: nothing is kept
             error = typed(exc, self._where, self.driver_error)
             _rollback_quietly(transaction, self.driver_error)
-            _resolve(group, error)
+            self._delivering = _resolve(group, error)
             return
-        _resolve(group, None)
+        self._delivering = _resolve(group, None)
 
     #: The bare driver's exception class (translated like SQLAlchemy's).
     driver_error: type[BaseException] = sqlite3.Error
@@ -214,14 +230,23 @@ def _rollback_quietly(transaction: Any, driver_error: type[BaseException]) -> No
         pass  # the connection is invalidated and replaced on the next group
 
 
-def _resolve(group: list[Pending], error: BaseException | None) -> None:
+def _resolve(group: list[Pending], error: BaseException | None) -> threading.Event | None:
+    """Hand the group's outcomes to their event loops; an event set once all are handed.
+
+    The event (``None`` when every caller is woken in one turn of its loop) is what the
+    writer waits on before it takes up the next group: see :data:`DELIVERY_WAIT`.
+    """
     loops: dict[Any, list[Pending]] = {}
     for item in group:
         if error is not None:
             item.error = error
         loops.setdefault(item.waiter.get_loop(), []).append(item)
+    delivered = None
+    if len(loops) == 1 and len(group) > WAKE_SLICE:
+        delivered = threading.Event()
     for loop, items in loops.items():
         try:
-            loop.call_soon_threadsafe(wake, items)
+            loop.call_soon_threadsafe(wake, items, 0, None if delivered is None else delivered.set)
         except RuntimeError:  # that loop is closed: nobody is waiting any more
-            pass
+            delivered = None
+    return delivered

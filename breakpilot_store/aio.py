@@ -9,15 +9,20 @@ on I/O or on a lock:
   moment in one transaction, each in its own savepoint
   (:mod:`breakpilot_store.sqlite.writer`); reads run on a few reader threads of the
   store's own, each with its pinned connection (the sync store's hot path).
-* PostgreSQL: psycopg 3's async connections through SQLAlchemy's asyncio extension, with
-  the same group commit in a writer task (:mod:`breakpilot_store.postgres.aio`).
+* PostgreSQL: writes go to the same kind of writer thread, on a sync psycopg connection
+  (a lone create is the sync hot path's one statement); reads use psycopg 3's async
+  connections through SQLAlchemy's asyncio extension (:mod:`breakpilot_store.postgres.aio`).
   Imports and whole-session exports, which use the driver's bulk paths (``COPY``), run
   the sync store's code on a worker thread.
 
-Argument checks and the encoding of a create's values run on the calling task, when the
-call is made: that keeps the sync API's snapshot rule (what ``data`` holds at the call is
-what is stored), and moving them to a thread would not free the loop anyway, since
-encoding holds the GIL (see benchmarks/OPTIMISATIONS.md for the measurement).
+Where the CPU work runs (decided by measurement, benchmarks/OPTIMISATIONS.md, the async
+API): argument checks and the encoding of a create's values run on the calling task,
+when the call is made (~10 µs for a 1 KB state): that keeps the sync API's snapshot rule
+(what ``data`` holds at the call is what is stored), and moving them to a thread would
+not free the loop anyway, since encoding holds the GIL. Everything after the encoding,
+SQL, binds, rows and the result's construction, runs on the writer thread, on both
+backends; the loop only queues the write and wakes its caller (in slices of
+:data:`~breakpilot_store.core.group.WAKE_SLICE` callers per turn).
 
 Cancellation: a write whose caller is cancelled before the writer took it up is not
 written; once taken up it commits (or fails) as a whole with its group, and the
@@ -101,6 +106,8 @@ class AsyncCheckpointStore:
         self._writer: Any = None  # GroupWriter (SQLite) or AsyncPostgres
         self._postgres: Any = None
         self._memory = False
+        #: Opened and not closed: the every-call path skips :meth:`_ready`.
+        self._live = False
         _FRONTS.add(self)
 
     def _after_fork_in_child(self) -> None:
@@ -114,6 +121,7 @@ class AsyncCheckpointStore:
         """
         if self._closed:
             return
+        self._live = False  # the create's fast path must not reach the parent's writer
         _INHERITED.append((self._writer, self._readers, self._postgres))
         if self._memory:
             # The child's copy of the database is its own (the sync store keeps it);
@@ -200,6 +208,7 @@ class AsyncCheckpointStore:
             raise
         if self._store is None:  # closed meanwhile
             raise StoreClosedError(f"store {self._url!s} is closed")
+        self._live = not self._closed
         return self._store
 
     def _start(self) -> None:
@@ -217,6 +226,8 @@ class AsyncCheckpointStore:
             from .postgres.aio import AsyncPostgres
 
             self._postgres = AsyncPostgres(store.engine, store._where, store._execute_hot_write)
+            if not store.readonly:
+                self._writer = self._postgres.writer  # the same writer thread as SQLite's
             self._readers = ThreadPoolExecutor(2, thread_name_prefix="breakpilot-store-bulk")
             return
         from .sqlite.writer import GroupWriter
@@ -236,6 +247,7 @@ class AsyncCheckpointStore:
         if self._closed:
             return
         self._closed = True
+        self._live = False
         if self._opened is not None and not self._opened.done():
             with contextlib.suppress(BaseException):
                 await asyncio.shield(asyncio.wrap_future(self._opened))
@@ -271,8 +283,8 @@ class AsyncCheckpointStore:
         runs in its own savepoint of a transaction shared with the other writes waiting
         at that moment (group commit): it must not commit or roll back the connection,
         and an exception from it rolls back its savepoint only. It runs on the store's
-        writer thread (SQLite) or through ``AsyncConnection.run_sync`` (PostgreSQL):
-        use the ``Connection`` it is given, not the bare driver connection under it.
+        writer thread (a sync connection on both backends): use the ``Connection`` it
+        is given, not the bare driver connection under it.
         ``hot`` as for :meth:`CheckpointStore.run` (a hot write on a SQLite file runs on
         the writer's bare driver connection, in the group's transaction). ``attempt`` is
         accepted as there and not sent: here a write shares its round trips with the
@@ -292,8 +304,6 @@ class AsyncCheckpointStore:
                 )
             if store.readonly:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
-            if self._postgres is not None:
-                return await self._postgres.write(op)
             if self._memory:
                 return await self._on_thread(store._execute, op)
             item = self._writer.submit(op, asyncio.get_running_loop().create_future())
@@ -366,7 +376,7 @@ class AsyncCheckpointStore:
 
         ``fence``: a lease holder's (see :mod:`breakpilot_store.aio_leasing`).
         """
-        store = await self._ready()
+        store = self._store if self._live else await self._ready()
         op = ops.create(
             session_id,
             name,
@@ -374,9 +384,13 @@ class AsyncCheckpointStore:
             metadata,
             compress_after,
             max_checkpoints,
-            row_lock=store._row_lock,
+            row_lock=store._row_lock,  # type: ignore[union-attr]
             fence=fence,
         )
+        writer = self._writer
+        if writer is not None and self._live:  # every agent's step: straight to the writer
+            item = writer.submit(op, asyncio.get_running_loop().create_future())
+            return await outcome(item, writer.drop)
         return await self._execute(op)
 
     async def compress(

@@ -149,7 +149,7 @@ class AsyncCheckpointManager:
             CheckpointTypeError: A value JSON cannot carry exactly (path named).
             CheckpointValueError: A bad name or value (NaN, ...). Nothing is written.
         """
-        fence = await self._fence()
+        fence = None if self._lease is None else await self._fence()
         try:
             checkpoint = await self.store._create(
                 self.session_id,

@@ -1,15 +1,15 @@
 """Group commit: many writes in one transaction, each in a savepoint of its own.
 
-The async store's writer (a thread on SQLite, a task on PostgreSQL) takes every write
+The async store's writer thread (on either backend) takes every write
 waiting at that moment and runs them here, inside one transaction that it then commits
 once (one fsync on SQLite). Each write runs in its own ``SAVEPOINT``: one that fails
 (a refused value, a conflict, a retention error) is rolled back to its savepoint and
 fails alone; the writes before and after it are kept. A write alone in its group needs
 no savepoint: the transaction is its own.
 
-The same function runs on both backends: called directly with a SQLAlchemy
-``Connection`` on SQLite's writer thread, and through ``AsyncConnection.run_sync`` on
-PostgreSQL (SQLAlchemy then runs these sync calls over the async driver).
+The same function runs on both backends, on the writer thread
+(:class:`~breakpilot_store.sqlite.writer.GroupWriter`) with a sync SQLAlchemy
+``Connection``: SQLite's, or PostgreSQL's over sync psycopg.
 """
 
 from __future__ import annotations

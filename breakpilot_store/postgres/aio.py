@@ -30,10 +30,9 @@ import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.group import Pending, outcome, run_group, typed
+from ..core.group import Pending, run_group, typed
 from ..core.group_create import write_creates
 from ..core.operations import Operation
-from ..errors import StoreClosedError
 from ..sqlite.writer import GroupWriter
 from .engine import async_twin
 
@@ -68,13 +67,13 @@ class AsyncPostgres:
     def __init__(self, engine: Engine, where: str, alone: Any) -> None:
         self._engine = async_twin(engine)
         self._where = where
-        self._writer = PostgresGroupWriter(engine, where, hot=False, alone=alone)
-        self._closed = False
+        #: The writer thread; the async store submits its writes here.
+        self.writer = PostgresGroupWriter(engine, where, hot=False, alone=alone)
 
     @property
     def commits(self) -> int:
         """Transactions committed by the writer (a test counts them)."""
-        return self._writer.commits
+        return self.writer.commits
 
     async def read(self, op: Operation[Any]) -> Any:
         """Run a read operation in a read transaction of its own."""
@@ -84,20 +83,7 @@ class AsyncPostgres:
         except (SQLAlchemyError, psycopg.Error) as exc:
             raise typed(exc, self._where, psycopg.Error) from exc
 
-    async def write(self, op: Operation[Any]) -> Any:
-        """Queue a write for the next group; its result once the group committed.
-
-        A caller cancelled before the writer took its write up leaves nothing written;
-        once taken up, the write commits (or fails) with its group, and the cancellation
-        waits for that before it proceeds.
-        """
-        if self._closed:
-            raise StoreClosedError(f"store {self._where} is closed")
-        item = self._writer.submit(op, asyncio.get_running_loop().create_future())
-        return await outcome(item, self._writer.drop)
-
     async def close(self) -> None:
         """Refuse new writes, let the queued ones commit, then close the connections."""
-        self._closed = True
-        await asyncio.to_thread(self._writer.close)
+        await asyncio.to_thread(self.writer.close)
         await self._engine.dispose()

@@ -199,6 +199,11 @@ def add_session(conn: Any, session_id: str, now: datetime) -> None:
     conn.execute(_ADD, {"sid": session_id, "now": now})
 
 
+def add_sessions(conn: Any, session_ids: list[str], now: datetime) -> None:
+    """:func:`add_session` for many sessions in one ``executemany`` (a group's new ones)."""
+    conn.execute(_ADD, [{"sid": sid, "now": now} for sid in session_ids])
+
+
 def lock(conn: Connection, session_id: str) -> bool:
     """Lock the session's row until commit (PostgreSQL; SQLite's write lock covers it).
 

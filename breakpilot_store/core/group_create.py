@@ -73,7 +73,11 @@ def write_creates(
     creates, rest = group[:head], list(group[head:])
     ids = sorted({item.op.create.session_id for item in creates})  # type: ignore[union-attr]
     now = creates[0].op.create.now  # type: ignore[union-attr]
-    read = _bases_tops if driver is None else functools.partial(_bases_tops_sqlite, driver)
+    if driver is None:
+        read, add = _bases_tops, counters.add_sessions
+    else:
+        read = functools.partial(_bases_tops_sqlite, driver)
+        add = functools.partial(_add_sessions_sqlite, driver)
     found = read(conn, ids)
     for _ in range(counters.RACES):
         missing = [sid for sid in ids if sid not in found]
@@ -82,8 +86,7 @@ def write_creates(
         # A session new to the store has no row yet; and on PostgreSQL a delete may
         # commit between the insert (no lock on a row that exists) and the lock: then
         # the session is new again (see counters).
-        for sid in missing:
-            counters.add_session(conn, sid, now)
+        add(conn, missing, now)  # all at once: a thousand agents start together
         found.update(read(conn, missing))
     else:
         missing = [sid for sid in ids if sid not in found]
@@ -178,6 +181,16 @@ def _bases_tops_sqlite(
     return found
 
 
+def _add_sessions_sqlite(driver: Any, conn: Connection, ids: list[str], now: Any) -> None:
+    """:func:`counters.add_sessions` on SQLite's bare driver (the group's write lock held)."""
+    at = to_text(now)
+    driver.executemany(_SQLITE_ADD, [(sid, at) for sid in ids])
+
+
+_SQLITE_ADD = (
+    "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at) "
+    "VALUES (?1, 0, 0, ?2, ?2) ON CONFLICT (session_id) DO NOTHING"
+)
 _SQLITE_BASES_TOPS = (
     "SELECT s.session_id, s.base_seq, s.base_count, "
     "(SELECT max(c.seq) FROM checkpoints AS c WHERE c.session_id = s.session_id) "

@@ -388,7 +388,9 @@ class AsyncCheckpointStore:
             fence=fence,
         )
         writer = self._writer
-        if writer is not None and self._live:  # every agent's step: straight to the writer
+        # Every agent's step: straight to the writer (the rare cases, such as a write
+        # from inside an import's own async iterable, take _execute and its checks).
+        if writer is not None and self._live and _READING.get() is None:
             item = writer.submit(op, asyncio.get_running_loop().create_future())
             return await outcome(item, writer.drop)
         return await self._execute(op)

@@ -17,9 +17,10 @@ on I/O or on a lock:
 
 Where the CPU work runs (decided by measurement, benchmarks/OPTIMISATIONS.md, the async
 API): argument checks and the encoding of a create's values run on the calling task,
-when the call is made (~10 µs for a 1 KB state): that keeps the sync API's snapshot rule
-(what ``data`` holds at the call is what is stored), and moving them to a thread would
-not free the loop anyway, since encoding holds the GIL. Everything after the encoding,
+when the call is made (~5 µs for the 1 KB benchmark state, ~0.8 ms per MB): that keeps
+the sync API's snapshot rule (what ``data`` holds at the call is what is stored), and
+moving them to a thread would not free the loop anyway, since encoding holds the GIL
+(the loop would wait for the GIL instead). Everything after the encoding,
 SQL, binds, rows and the result's construction, runs on the writer thread, on both
 backends; the loop only queues the write and wakes its caller (in slices of
 :data:`~breakpilot_store.core.group.WAKE_SLICE` callers per turn).

@@ -122,7 +122,7 @@ def write_creates(
             continue
         seq_of[sid] = seq
         planned.append((item, seq))
-    batch = [(item, seq) for item, seq in planned if item.op.create.session_id not in slow]  # type: ignore[union-attr]
+    batch = [pair for pair in planned if pair[0].op.create.session_id not in slow]  # type: ignore[union-attr]
     if batch:
         if driver is not None:
             # On SQLite's bare driver, as many rows per statement as its parameter limit

@@ -64,7 +64,7 @@ def yield_gil() -> None:
     rarely wins it back in those (it is woken, but the writer takes the GIL again
     first), so it waits for the 5 ms switch interval: event-loop lag. A sleep long
     enough for a woken thread to take the GIL (~0.1 ms) every :data:`YIELD_EVERY`
-    creates bounds that wait at ~1 ms; a group of 1,000 pays ~3 ms in a transaction of
+    creates shortens that wait; a group of 1,000 pays ~3 ms in a transaction of
     ~50 ms. Measured in benchmarks/OPTIMISATIONS.md (the async API).
     """
     time.sleep(0.0001)

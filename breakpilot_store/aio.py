@@ -307,6 +307,8 @@ class AsyncCheckpointStore:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
             if self._memory:
                 return await self._on_thread(store._execute, op)
+            if self._postgres is not None:
+                self._postgres.check_loop()
             item = self._writer.submit(op, asyncio.get_running_loop().create_future())
             return await outcome(item, self._writer.drop)
         if self._postgres is not None:
@@ -392,6 +394,8 @@ class AsyncCheckpointStore:
         # Every agent's step: straight to the writer (the rare cases, such as a write
         # from inside an import's own async iterable, take _execute and its checks).
         if writer is not None and self._live and _READING.get() is None:
+            if self._postgres is not None:
+                self._postgres.check_loop()
             item = writer.submit(op, asyncio.get_running_loop().create_future())
             return await outcome(item, writer.drop)
         return await self._execute(op)

@@ -24,6 +24,7 @@ SQLAlchemy's asyncio extension, on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import psycopg
@@ -33,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..core.group import Pending, run_group, typed
 from ..core.group_create import write_creates
 from ..core.operations import Operation
+from ..errors import StoreUnavailableError
 from ..sqlite.writer import GroupWriter
 from .engine import async_twin
 
@@ -69,6 +71,7 @@ class AsyncPostgres:
         self._where = where
         #: The writer thread; the async store submits its writes here.
         self.writer = PostgresGroupWriter(engine, where, hot=False, alone=alone)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one it belongs to
 
     @property
     def commits(self) -> int:
@@ -77,13 +80,41 @@ class AsyncPostgres:
 
     async def read(self, op: Operation[Any]) -> Any:
         """Run a read operation in a read transaction of its own."""
+        self.check_loop()
         try:
             async with self._engine.connect() as conn, conn.begin():
                 return await conn.run_sync(op.run)
         except (SQLAlchemyError, psycopg.Error) as exc:
             raise typed(exc, self._where, psycopg.Error) from exc
 
+    def check_loop(self) -> None:
+        """Refuse a call from another event loop than the first one's (typed, at once).
+
+        The pooled async connections of the reads live on the first loop; from another
+        (a second ``asyncio.run``) a read waited for a connection of a closed loop and
+        hung. Writes (on the writer thread) are refused the same way, so that a store
+        keeps one rule: one ``AsyncCheckpointStore`` per event loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is None:
+            self._loop = loop
+            return
+        raise StoreUnavailableError(
+            f"store {self._where} belongs to the event loop that first used it; on "
+            "PostgreSQL make one AsyncCheckpointStore per event loop"
+        )
+
     async def close(self) -> None:
-        """Refuse new writes, let the queued ones commit, then close the connections."""
+        """Refuse new writes, let the queued ones commit, then close the connections.
+
+        Works from any event loop: the writer is a thread; the first loop's pooled
+        connections are closed from here if that loop has ended.
+        """
         await asyncio.to_thread(self.writer.close)
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._engine.dispose(), 10)
+            return
         await self._engine.dispose()

@@ -26,7 +26,7 @@ def main() -> None:
     url, role, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     print("ready", flush=True)
     sys.stdin.readline()
-    calls, typed, untyped = 0, {}, []
+    calls, typed, untyped, messages = 0, {}, [], []
     with CheckpointStore(url, busy_timeout=20) as store:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -42,9 +42,11 @@ def main() -> None:
                     store.prune_sessions(timedelta(microseconds=1), prefix="s")
             except BreakpilotStoreError as exc:
                 typed[type(exc).__name__] = typed.get(type(exc).__name__, 0) + 1
+                messages.append(f"{type(exc).__name__}: {exc}")
             except Exception:  # noqa: BLE001 - reported to the test
                 untyped.append(traceback.format_exc())
-    print(json.dumps({"calls": calls, "typed": typed, "untyped": untyped[:3]}), flush=True)
+    result = {"calls": calls, "typed": typed, "untyped": untyped[:3], "messages": messages[:3]}
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,10 @@ class AsyncCheckpointStore:
         self._memory = False
         #: Opened and not closed: the every-call path skips :meth:`_ready`.
         self._live = False
+        #: Callers still waiting for the open to be delivered to them: while any is,
+        #: no later call may skip the wait and overtake them (concurrent calls keep
+        #: their order: ``gather(create(a), create(b))`` gives ``a`` the lower seq).
+        self._waiting = 0
         _FRONTS.add(self)
 
     def _after_fork_in_child(self) -> None:
@@ -188,7 +192,12 @@ class AsyncCheckpointStore:
         if self._closed:
             raise StoreClosedError(f"store {self._url!s} is closed")
         opened = self._opened
-        if opened is not None and opened.done() and opened.exception() is None:
+        if (
+            opened is not None
+            and opened.done()
+            and opened.exception() is None
+            and not self._waiting
+        ):
             return self._store  # type: ignore[return-value]  # the every-call path
         with self._open_lock:
             if self._opened is None:
@@ -196,6 +205,10 @@ class AsyncCheckpointStore:
                 # cancelled meanwhile leaves the open to complete for the others.
                 self._opened = _in_thread(self._start)
             opened = self._opened
+        # The open is delivered to each waiter in the order they came (the thread's
+        # future calls its callbacks in that order, each through call_soon_threadsafe);
+        # one that comes after the open finished queues behind those not yet woken.
+        self._waiting += 1
         try:
             await asyncio.shield(asyncio.wrap_future(opened))
         except BaseException:
@@ -207,9 +220,11 @@ class AsyncCheckpointStore:
                     if self._opened is opened:
                         self._opened = None
             raise
+        finally:
+            self._waiting -= 1
         if self._store is None:  # closed meanwhile
             raise StoreClosedError(f"store {self._url!s} is closed")
-        self._live = not self._closed
+        self._live = not self._closed and not self._waiting
         return self._store
 
     def _start(self) -> None:

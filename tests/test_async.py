@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -552,6 +553,30 @@ def test_a_write_from_an_imports_own_async_iterable_is_refused_not_a_hang(backen
         ("after",),
     ]
     assert db.query("SELECT count(*) FROM checkpoints WHERE session_id = 'dst'") == [(3,)]
+
+
+def test_calls_made_while_the_store_opens_keep_their_order(db_path):
+    """Found flaky in the differential test: the first of concurrent creates got the last
+    seq when the open (on a thread) finished before the later calls began: they skipped
+    the wait and overtook the callers still waiting to be woken."""
+
+    async def main():
+        store = AsyncCheckpointStore(db_path)
+        first = asyncio.create_task(store.create("s", "first", {}))
+        await asyncio.sleep(0)  # the first call starts the open and waits for it
+        deadline = time.monotonic() + 30
+        # Hold the loop until the open has finished on its thread: the first caller is
+        # not woken yet when the second call comes.
+        while not (store._opened is not None and store._opened.done()):
+            if time.monotonic() > deadline:
+                raise AssertionError("the store never opened")
+            time.sleep(0.01)
+        second = await store.create("s", "second", {})
+        made = [await first, second]
+        await store.close()
+        return [(c.name, c.seq) for c in made]
+
+    assert asyncio.run(main()) == [("first", 1), ("second", 2)]
 
 
 def test_run_seam_reads_and_writes_in_a_group(db_path):

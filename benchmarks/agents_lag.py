@@ -26,6 +26,7 @@ from typing import Any
 
 from benchmarks.payload import name_for, payload_for
 from benchmarks.stats import percentile
+from benchmarks.workloads.agents import _pg_schema
 
 
 def _schedstat() -> tuple[int, int]:
@@ -88,12 +89,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", default="1,10,100,1000", help="comma-separated K values")
     parser.add_argument("--per-task", type=int, help="creates per task (default by K)")
-    parser.add_argument("--url", help="a postgresql+psycopg:// URL (default: a SQLite file)")
+    parser.add_argument(
+        "--url",
+        help="a postgresql:// server URL: each case runs in a fresh schema there, dropped "
+        "after it (default: a SQLite file)",
+    )
     args = parser.parse_args()
     per = {1: 400, 10: 100, 100: 60, 1000: 20}
     for k in (int(x) for x in args.k.split(",")):
-        url = args.url or os.path.join(tempfile.mkdtemp(), "agents.db")
-        figures = asyncio.run(_run(url, k, args.per_task or per.get(k, 20)))
+        drop = None
+        if args.url:
+            # Never the server's default schema: a store's tables left there would be
+            # found by every later user of that database (the test suite included).
+            base = args.url.replace("postgresql+psycopg://", "postgresql://", 1)
+            _, url, drop = _pg_schema(base)
+        else:
+            url = os.path.join(tempfile.mkdtemp(), "agents.db")
+        try:
+            figures = asyncio.run(_run(url, k, args.per_task or per.get(k, 20)))
+        finally:
+            if drop is not None:
+                drop()
         shown = ", ".join(
             f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
             for key, value in figures.items()

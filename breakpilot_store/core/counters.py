@@ -76,12 +76,15 @@ _LOCK = select(_s.base_seq, _s.base_count).where(_s.session_id == _sid).with_for
 _TOP = select(func.max(_c.seq)).where(_c.session_id == _sid)
 # Plain SQL that both backends speak (a dialect-specific insert construct would import
 # SQLAlchemy's PostgreSQL dialect on every cold start).
+#: The token of the lease held on the session ``{sid}`` names (NULL while none is held):
+#: what ``sessions.lease_token`` mirrors, written once for every statement that sets or
+#: checks the mirror (``str.format`` it with ``sid``: a parameter or a column).
+HELD_TOKEN_SQL = "(SELECT l.token FROM leases l WHERE l.session_id = {sid} AND l.owner IS NOT NULL)"
 # A new row carries the token of a lease still held on the session (a session deleted
 # and made again while leased keeps its lease: see ``sessions.lease_token``).
 _ADD = text(
     "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at, lease_token) "
-    "SELECT :sid, 0, 0, :now, :now, (SELECT l.token FROM leases l "
-    "WHERE l.session_id = :sid AND l.owner IS NOT NULL) "
+    f"SELECT :sid, 0, 0, :now, :now, {HELD_TOKEN_SQL.format(sid=':sid')} "
     "WHERE true ON CONFLICT (session_id) DO NOTHING"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 _FOLD = (

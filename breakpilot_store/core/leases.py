@@ -332,9 +332,8 @@ def refusal(conn: Any, session_id: str, fence: Any, now: datetime) -> Exception:
 
 
 _MIRROR_OFF = text(
-    "SELECT count(*) FROM sessions s WHERE coalesce(s.lease_token, -1) <> coalesce("
-    "(SELECT l.token FROM leases l WHERE l.session_id = s.session_id "
-    "AND l.owner IS NOT NULL), -1)"
+    "SELECT count(*) FROM sessions s WHERE coalesce(s.lease_token, -1) <> "
+    f"coalesce({counters.HELD_TOKEN_SQL.format(sid='s.session_id')}, -1)"
 )
 
 

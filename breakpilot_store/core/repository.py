@@ -335,8 +335,8 @@ _PG_CREATE_SQL = (
     # The proposed row carries the top seq held + 1 (a new session's first seq).
     "SELECT :sid, coalesce((SELECT max(c.seq) FROM checkpoints c "
     "WHERE c.session_id = :sid), 0) + 1, 1, :now, :now, "
-    "(SELECT l.token FROM leases l WHERE l.session_id = :sid AND l.owner IS NOT NULL) "
-    "WHERE {guard} "
+    + counters.HELD_TOKEN_SQL.format(sid=":sid")
+    + " WHERE {guard} "
     "ON CONFLICT (session_id) DO UPDATE SET "
     "base_seq = greatest(s.base_seq + 1, excluded.base_seq), "
     "base_count = s.base_count + greatest(s.base_seq + 1, excluded.base_seq) - s.base_seq, "

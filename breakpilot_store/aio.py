@@ -42,7 +42,14 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -322,13 +329,22 @@ class AsyncCheckpointStore:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
             if self._memory:
                 return await self._on_thread(store._execute, op)
-            if self._postgres is not None:
-                self._postgres.check_loop()
-            item = self._writer.submit(op, asyncio.get_running_loop().create_future())
-            return await outcome(item, self._writer.drop)
+            return await self._submit(op)
         if self._postgres is not None:
             return await self._postgres.read(op)
         return await self._on_thread(store._execute, op)
+
+    def _submit(self, op: Operation[T]) -> Coroutine[Any, Any, T]:
+        """Queue a write on the group-commit writer; the caller awaits its outcome.
+
+        A plain function returning the waiting coroutine: no frame of its own on the
+        every-create path. On PostgreSQL the caller's loop must be the store's.
+        """
+        if self._postgres is not None:
+            self._postgres.check_loop()
+        writer = self._writer
+        item = writer.submit(op, asyncio.get_running_loop().create_future())
+        return outcome(item, writer.drop)
 
     async def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, function, *args)
@@ -405,14 +421,10 @@ class AsyncCheckpointStore:
             row_lock=store._row_lock,  # type: ignore[union-attr]
             fence=fence,
         )
-        writer = self._writer
         # Every agent's step: straight to the writer (the rare cases, such as a write
         # from inside an import's own async iterable, take _execute and its checks).
-        if writer is not None and self._live and _READING.get() is None:
-            if self._postgres is not None:
-                self._postgres.check_loop()
-            item = writer.submit(op, asyncio.get_running_loop().create_future())
-            return await outcome(item, writer.drop)
+        if self._writer is not None and self._live and _READING.get() is None:
+            return await self._submit(op)
         return await self._execute(op)
 
     async def compress(

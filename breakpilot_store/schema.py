@@ -202,8 +202,9 @@ checkpoints = Table(
 #: One row per session that was ever leased (revision 0003). Kept when the lease is
 #: released (``owner`` and ``expires_at`` go NULL) and when the session is deleted, so the
 #: fencing token only ever grows: a holder that lost the lease can never see its token
-#: become current again. Separate from ``sessions`` so that checking a lease never
-#: writes the counter's base row (creates do not write it, see ``core/counters.py``).
+#: become current again. Separate from ``sessions`` so that checking or renewing a lease
+#: never writes the counter's base row (creates do not write it, see
+#: ``core/counters.py``); only acquisition and release do, to set its ``lease_token``.
 leases = Table(
     "leases",
     metadata,

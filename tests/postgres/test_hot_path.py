@@ -168,6 +168,31 @@ def test_prepared_only_on_direct_connections(pg_base_url, pg_schema) -> None:
                 assert prepared == 0
 
 
+def test_the_create_is_prepared_again_when_the_server_forgot_it(pg_url) -> None:
+    # The create runs below psycopg's cursor (postgres/direct.py), prepared under a name
+    # of its own; psycopg deallocates ALL of a connection's statements after some
+    # commands (a ROLLBACK once it prepared any), and an operator may too.
+    with CheckpointStore(pg_url) as store:
+        mgr = CheckpointManager("dealloc", store=store)
+        assert mgr.create("a", {"x": 1}).id == "dealloc:1"
+        conn = store._pg._connection()
+        names = "SELECT name FROM pg_prepared_statements WHERE name LIKE '\\_bp\\_%'"
+        assert conn.execute(names).fetchall()  # the create's own statement
+        conn.execute("DEALLOCATE ALL")
+        assert mgr.create("b", {"x": 2}).id == "dealloc:2"
+        assert store._pg._connection() is conn  # the same connection, prepared again
+        assert conn.execute(names).fetchall()
+        assert [c.data for c in mgr.get_all()] == [{"x": 1}, {"x": 2}]
+
+
+def test_direct_statements_number_each_name_once() -> None:
+    from breakpilot_store.postgres.direct import DirectStatement
+
+    statement = DirectStatement("SELECT %(a)s, %(b)s, 100%% WHERE x = %(a)s")
+    assert statement.query == b"SELECT $1, $2, 100% WHERE x = $1"
+    assert statement.params == ("a", "b")
+
+
 def test_readonly_and_closed(pg_url) -> None:
     with CheckpointStore(pg_url) as store:
         CheckpointManager("o", store=store).create("a", {"v": 1})

@@ -25,8 +25,19 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import generators
 from psycopg.pq import ExecStatus
+
+try:
+    # Not psycopg's documented API (the cursor uses them): if a release moves them, the
+    # store sends the create through the cursor as before, rather than failing.
+    from psycopg import generators
+
+    AVAILABLE = callable(getattr(generators, "execute", None)) and callable(
+        getattr(psycopg.Connection, "wait", None)
+    )
+except ImportError:  # pragma: no cover - depends on the installed psycopg
+    generators = None  # type: ignore[assignment]
+    AVAILABLE = False
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 

@@ -44,6 +44,7 @@ from ..checkpoint import Checkpoint
 from ..core import repository as repo
 from ..sqlite.fastpath import PinnedConnections
 from ..translate import translate_driver
+from . import direct
 from .direct import DirectStatement
 from .engine import hot_path_engine, per_transaction_statement
 
@@ -162,7 +163,7 @@ class PostgresHotPath:
                 # where each transaction may land on another server connection.
                 conn.prepare_threshold = 0
                 # The create goes below the cursor (direct.py), its text as UTF-8.
-                conn._bp_direct = conn.info.encoding == "utf-8"  # type: ignore[attr-defined]
+                conn._bp_direct = direct.AVAILABLE and conn.info.encoding == "utf-8"  # type: ignore[attr-defined]
                 # Large states: TOAST compresses a value over ~2 kB, and pglz (the
                 # default) was most of a 100 kB create's time in the server (2.7-3.2
                 # against 0.7-1.1 ms with lz4, measured). Only this connection's own

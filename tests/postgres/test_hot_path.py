@@ -185,6 +185,27 @@ def test_the_create_is_prepared_again_when_the_server_forgot_it(pg_url) -> None:
         assert [c.data for c in mgr.get_all()] == [{"x": 1}, {"x": 2}]
 
 
+def test_the_cursor_serves_the_create_when_psycopg_lacks_the_direct_parts(
+    pg_url, monkeypatch
+) -> None:
+    # direct.py uses psycopg's generators and Connection.wait, which psycopg does not
+    # document; if a release moves them, the create must go through the cursor instead.
+    from breakpilot_store.postgres import direct
+
+    sent: list[object] = []
+    monkeypatch.setattr(direct, "AVAILABLE", False)
+    monkeypatch.setattr(direct.DirectStatement, "execute", lambda *a: sent.append(a))
+    with CheckpointStore(pg_url) as store:
+        mgr = CheckpointManager("nodirect", store=store)
+        assert [mgr.create(f"c{i}", {"i": i}).id for i in range(3)] == [
+            "nodirect:1",
+            "nodirect:2",
+            "nodirect:3",
+        ]
+        assert [c.data for c in mgr.get_all()] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert sent == []
+
+
 def test_direct_statements_number_each_name_once() -> None:
     from breakpilot_store.postgres.direct import DirectStatement
 

@@ -39,17 +39,20 @@ class Pending:
 
     ``error`` is set when the write failed (the database holds none of it); otherwise
     ``result`` is the operation's result, valid once the group's transaction commits.
-    ``waiter`` is the caller's future on its event loop; ``state`` one of ``QUEUED``,
-    ``TAKEN``, ``DROPPED``, ``DELIVERED`` (changed under the writer's lock, if it has one).
+    ``waiter`` is the caller's future on its event loop; ``waker`` that loop's
+    :class:`~breakpilot_store.core.loopwake.LoopWaker` (``None``: wake it with
+    ``call_soon_threadsafe``); ``state`` one of ``QUEUED``, ``TAKEN``, ``DROPPED``,
+    ``DELIVERED`` (changed under the writer's lock, if it has one).
     """
 
-    __slots__ = ("op", "result", "error", "waiter", "state")
+    __slots__ = ("op", "result", "error", "waiter", "waker", "state")
 
-    def __init__(self, op: Operation[Any], waiter: Any = None) -> None:
+    def __init__(self, op: Operation[Any], waiter: Any = None, waker: Any = None) -> None:
         self.op = op
         self.result: Any = None
         self.error: BaseException | None = None
         self.waiter = waiter
+        self.waker = waker
         self.state = QUEUED
 
 
@@ -65,7 +68,8 @@ def wake(
 ) -> None:
     """Hand their outcomes to the callers waiting on the event loop, a slice per turn.
 
-    Runs on the loop (``loop.call_soon_threadsafe(wake, items)`` from a writer thread);
+    Runs on the loop (posted by a writer thread through the loop's
+    :class:`~breakpilot_store.core.loopwake.LoopWaker`, or ``call_soon_threadsafe``);
     schedules itself for the next slice. ``done`` is called after the last slice.
     """
     end = min(start + WAKE_SLICE, len(items))

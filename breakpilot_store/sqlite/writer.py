@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.group import DROPPED, QUEUED, TAKEN, WAKE_SLICE, Pending, run_group, typed, wake
 from ..core.group_create import write_creates
+from ..core.loopwake import waker_for
 from ..core.operations import Operation
 from ..engine import WRITE
 from ..errors import StoreClosedError
@@ -100,7 +101,7 @@ class GroupWriter:
         Raises:
             StoreClosedError: :meth:`close` was called.
         """
-        item = Pending(op, waiter)
+        item = Pending(op, waiter, waker_for(waiter.get_loop()))
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self._where} is closed")
@@ -151,6 +152,10 @@ class GroupWriter:
                 elif group:
                     conn = self._connection(conn)
                     self._commit_group(conn, group)
+                # Not kept until the next write arrives: the finished group's results
+                # (states of any size) and its callers' event loops (each loop's waker
+                # holds a descriptor, core/loopwake).
+                del first, batch, group, item
                 if stop and self._queue.empty():
                     return
         finally:
@@ -175,7 +180,10 @@ class GroupWriter:
             self.commits += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             item.error = typed(exc, self._where, self.driver_error)
-        _resolve([item], None)
+        if item.waker is not None:  # the caller waits for this alone: straight to its loop
+            item.waker.post((item,), None)
+        else:
+            _resolve([item], None)
 
     def _commit_group(self, conn: Connection, group: list[Pending]) -> None:
         # No fork while this thread holds the write lock (see forkgate): a child would
@@ -245,8 +253,15 @@ def _resolve(group: list[Pending], error: BaseException | None) -> threading.Eve
     if len(loops) == 1 and len(group) > WAKE_SLICE:
         delivered = threading.Event()
     for loop, items in loops.items():
-        try:
-            loop.call_soon_threadsafe(wake, items, 0, None if delivered is None else delivered.set)
-        except RuntimeError:  # that loop is closed: nobody is waiting any more
+        done = None if delivered is None else delivered.set
+        waker = items[0].waker  # (one per loop)
+        if loop.is_closed():  # nobody is waiting any more
             delivered = None
+        elif waker is not None:
+            waker.post(items, done)
+        else:
+            try:
+                loop.call_soon_threadsafe(wake, items, 0, done)
+            except RuntimeError:  # closed meanwhile
+                delivered = None
     return delivered

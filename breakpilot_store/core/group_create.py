@@ -25,27 +25,27 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, insert, text
 
-from ..schema import checkpoints, sessions, to_text
+from ..schema import checkpoints, to_text
 from . import counters, leases
 from .group import Pending
 from .operations import created
 from .repository import _insert_values_sql, _row, _rows_per_statement
 from .retention import retention_params
 
-_c = checkpoints.c
-_s = sessions.c
-_LOCK_MANY = (
-    select(_s.session_id, _s.base_seq, _s.base_count)
-    .where(_s.session_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_s.session_id)
-    .with_for_update()
+# A group's sessions bound as one array, not one parameter each: a group of 1,000
+# creates rendered 1,000 placeholders into each statement (SQLAlchemy's expanding
+# ``IN``), which psycopg then parsed back, uncached, per call: ~60% of the writer's
+# GIL-holding time at K = 1,000, in stretches of 10-20 ms that the event loop's thread
+# waited behind (benchmarks/OPTIMISATIONS.md, the async API, third round). PostgreSQL
+# only (SQLite's group reads run on the bare driver, _bases_tops_sqlite).
+_LOCK_MANY = text(
+    "SELECT session_id, base_seq, base_count FROM sessions "
+    "WHERE session_id = ANY(:ids) ORDER BY session_id FOR UPDATE"
 )
-_TOPS = (
-    select(_c.session_id, func.max(_c.seq))
-    .where(_c.session_id.in_(bindparam("ids", expanding=True)))
-    .group_by(_c.session_id)
+_TOPS = text(
+    "SELECT session_id, max(seq) FROM checkpoints WHERE session_id = ANY(:ids) GROUP BY session_id"
 )
 _INSERT = insert(checkpoints)
 

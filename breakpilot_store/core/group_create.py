@@ -25,13 +25,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, text
 
-from ..schema import checkpoints, to_text
+from ..schema import to_text
 from . import counters, leases
 from .group import Pending
 from .operations import created
-from .repository import _insert_values_sql, _row, _rows_per_statement
+from .repository import _insert_values_sql, _rows_per_statement
 from .retention import retention_params
 
 # A group's sessions bound as one array, not one parameter each: a group of 1,000
@@ -47,7 +47,11 @@ _LOCK_MANY = text(
 _TOPS = text(
     "SELECT session_id, max(seq) FROM checkpoints WHERE session_id = ANY(:ids) GROUP BY session_id"
 )
-_INSERT = insert(checkpoints)
+_PG_INSERT_MANY = (
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::timestamptz[], "
+    "%b::text[]::json[], %b::text[]::json[])"
+)
 
 #: Below this many creates the one-by-one path is as fast.
 MIN_CREATES = 4
@@ -162,11 +166,7 @@ def write_creates(
                     params += (a.session_id, seq, a.name, to_text(a.now), a.data, a.metadata, None)  # type: ignore[union-attr]
                 driver.execute(_insert_values_sql(len(chunk)), params)
         else:
-            rows = []
-            for item, seq in batch:
-                a = item.op.create
-                rows.append(_row(a.session_id, seq, a.name, a.now, a.data, a.metadata))  # type: ignore[union-attr]
-            conn.execute(_INSERT, rows)
+            _insert_many_postgres(conn, batch)
         for n, (item, seq) in enumerate(batch, 1):
             if n % YIELD_EVERY == 0:
                 yield_gil()
@@ -174,6 +174,29 @@ def write_creates(
             item.result = created(a.session_id, seq, a.name, a.now, a.data, a.metadata)  # type: ignore[union-attr]
     # The sessions whose retention came due: all of their creates, one by one, in order.
     return [item for item in creates if item.op.create.session_id in slow] + rest  # type: ignore[union-attr]
+
+
+def _insert_many_postgres(conn: Connection, batch: list[tuple[Pending, int]]) -> None:
+    """The group's rows in one statement: six arrays, bound in binary, unnested.
+
+    An ``executemany`` of the rows (SQLAlchemy's binds, then psycopg's pipelined
+    statement per row) was ~2/3 of the writer's GIL-holding time at K = 1,000, in one
+    call the event loop's thread waited behind: 10-15 ms of CPU per 1,000 rows against
+    3-6 ms here. Binary, because psycopg's text form of an array escapes every JSON
+    document in Python (slower still). On the bare driver, in the group's transaction.
+    """
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    sids, seqs, names, ats, datas, metas = columns
+    for item, seq in batch:
+        a = item.op.create
+        sids.append(a.session_id)  # type: ignore[union-attr]
+        seqs.append(seq)
+        names.append(a.name)  # type: ignore[union-attr]
+        ats.append(a.now)  # type: ignore[union-attr]
+        datas.append(a.data)  # type: ignore[union-attr]
+        metas.append(a.metadata)  # type: ignore[union-attr]
+    with conn.connection.driver_connection.cursor() as cursor:
+        cursor.execute(_PG_INSERT_MANY, columns)
 
 
 def _bases_tops(conn: Connection, ids: list[str]) -> dict[str, tuple[int, int, int | None]]:

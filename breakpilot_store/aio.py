@@ -45,6 +45,7 @@ import weakref
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Coroutine,
     Iterable,
@@ -344,7 +345,7 @@ class AsyncCheckpointStore:
             self._postgres.check_loop()
         writer = self._writer
         item = writer.submit(op, asyncio.get_running_loop().create_future())
-        return outcome(item, writer.drop)
+        return outcome(item, writer)
 
     async def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, function, *args)
@@ -396,7 +397,7 @@ class AsyncCheckpointStore:
         )
         return await self._create(session_id, name, data, metadata, compress_after, max_checkpoints)
 
-    async def _create(
+    def _create(
         self,
         session_id: str,
         name: str,
@@ -405,12 +406,44 @@ class AsyncCheckpointStore:
         compress_after: int | None,
         max_checkpoints: int | None,
         fence: Any = None,
-    ) -> Checkpoint:
+    ) -> Awaitable[Checkpoint]:
         """:meth:`create` for a caller that has checked the session id and the limits.
 
-        ``fence``: a lease holder's (see :mod:`breakpilot_store.aio_leasing`).
+        ``fence``: a lease holder's (see :mod:`breakpilot_store.aio_leasing`). A plain
+        function returning what the caller awaits: on every agent's step (the store
+        open, a writer, not inside an import's own async iterable) the write goes
+        straight to the writer, with no coroutine of its own in flight (at 1,000 agents
+        each one more object in every young garbage collection, benchmarks/
+        OPTIMISATIONS.md, the async API, third round). The values are encoded now.
         """
-        store = self._store if self._live else await self._ready()
+        if self._live and self._writer is not None and _READING.get() is None:
+            op = ops.create(
+                session_id,
+                name,
+                data,
+                metadata,
+                compress_after,
+                max_checkpoints,
+                row_lock=self._store._row_lock,  # type: ignore[union-attr]
+                fence=fence,
+            )
+            return self._submit(op)
+        return self._create_slowly(
+            session_id, name, data, metadata, compress_after, max_checkpoints, fence
+        )
+
+    async def _create_slowly(
+        self,
+        session_id: str,
+        name: str,
+        data: Any,
+        metadata: Any,
+        compress_after: int | None,
+        max_checkpoints: int | None,
+        fence: Any,
+    ) -> Checkpoint:
+        """:meth:`_create` while the store opens, or by way of :meth:`_execute`'s checks."""
+        store = await self._ready()
         op = ops.create(
             session_id,
             name,
@@ -418,11 +451,9 @@ class AsyncCheckpointStore:
             metadata,
             compress_after,
             max_checkpoints,
-            row_lock=store._row_lock,  # type: ignore[union-attr]
+            row_lock=store._row_lock,
             fence=fence,
         )
-        # Every agent's step: straight to the writer (the rare cases, such as a write
-        # from inside an import's own async iterable, take _execute and its checks).
         if self._writer is not None and self._live and _READING.get() is None:
             return await self._submit(op)
         return await self._execute(op)

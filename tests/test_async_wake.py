@@ -8,7 +8,9 @@ outcome, on every loop, on both backends.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
+import inspect
 import os
 import threading
 
@@ -127,3 +129,86 @@ def test_a_loops_eventfd_is_closed_once_the_loop_is_gone(db_path):
     assert open_fds() <= before
     assert len(loopwake._WAKERS) <= 1
     asyncio.run(store.close())
+
+
+def test_a_create_waiting_for_the_writer_holds_one_coroutine_of_the_store(db_path):
+    """Per create in flight: the outcome's wait only (no ``_create`` frame, no bound drop).
+
+    At 1,000 agents every object a create keeps alive while it waits is in every young
+    garbage collection (benchmarks/OPTIMISATIONS.md, the async API, third round).
+    """
+    from breakpilot_store.sqlite.writer import GroupWriter
+
+    release = threading.Event()
+
+    async def main() -> tuple[collections.Counter[str], int, list[int]]:
+        async with AsyncCheckpointStore(db_path) as store:
+            managers = [AsyncCheckpointManager(f"a{i}", store=store) for i in range(100)]
+            await store.create("warm", "n", {})
+            blocker = asyncio.ensure_future(store.run(lambda conn: release.wait(10), write=True))
+            await asyncio.sleep(0.05)  # the writer is inside it: the creates queue up
+            tasks = [asyncio.ensure_future(m.create("s", {"i": 1})) for m in managers]
+            await asyncio.sleep(0.05)
+            objects = gc.get_objects()
+            frames = collections.Counter(
+                o.cr_code.co_name for o in objects if inspect.iscoroutine(o)
+            )
+            drops = sum(
+                1
+                for o in objects
+                if inspect.ismethod(o) and getattr(o, "__func__", None) is GroupWriter.drop
+            )
+            release.set()
+            await blocker
+            made = await asyncio.gather(*tasks)
+            return frames, drops, [c.seq for c in made]
+
+    frames, drops, seqs = asyncio.run(main())
+    assert seqs == [1] * 100
+    assert frames["outcome"] == 101  # the creates' and the blocking write's
+    assert frames["_create"] == 0
+    assert drops == 0
+
+
+AWKWARD = [
+    {"text": 'quotes " and \\ backslashes, {braces} and commas, ', "n": -0.0},
+    {"nul": "a\u0000b", "emoji": "\U0001f600", "big": 2**63 - 1, "tiny": 5e-324},
+    {"nested": [{"a": [1, 2, {"b": None}]}, [], {}], "bool": True, "esc": "\n\t\r"},
+    {"unicode key é": "ü", "": "empty key", "null": None},
+]
+
+
+def test_a_groups_rows_are_stored_exactly_as_one_by_one_creates_store_them(backend_url, raw):
+    """A group written in one statement (PostgreSQL: arrays unnested) keeps every byte.
+
+    Data, metadata, names and timestamps of creates written together read back (through
+    the store and at the driver, as an operator sees them) exactly as those written one
+    at a time.
+    """
+
+    async def main() -> tuple[list, list]:
+        async with AsyncCheckpointStore(backend_url) as store:
+            alone = [
+                await store.create("alone", f"n{i}", data, {"m": data})
+                for i, data in enumerate(AWKWARD)
+            ]
+            together = await asyncio.gather(
+                *(
+                    store.create(f"g{i}", f"n{i}", data, {"m": data})
+                    for i, data in enumerate(AWKWARD * 10)
+                )
+            )
+            assert store.commits < len(AWKWARD) + 10  # shared commits: the group path
+            read = [await store.get(c.id) for c in together]
+            return alone, list(zip(together, read, strict=True))
+
+    alone, pairs = asyncio.run(main())
+    for i, (made, read) in enumerate(pairs):
+        data = AWKWARD[i % len(AWKWARD)]
+        assert made.data == read.data == data == alone[i % len(AWKWARD)].data
+        assert read.metadata == {"m": data}
+        assert (read.name, read.timestamp) == (made.name, made.timestamp)
+    text = "CAST(data AS TEXT)" if raw().kind == "postgres" else "data"
+    stored = dict(raw().query(f"SELECT session_id || '/' || name, {text} FROM checkpoints"))
+    for i in range(len(AWKWARD) * 10):
+        assert stored[f"g{i}/n{i}"] == stored[f"alone/n{i % len(AWKWARD)}"]

@@ -88,17 +88,19 @@ def wake(
         done()
 
 
-async def outcome(item: Pending, drop: Callable[[Pending], bool]) -> Any:
+async def outcome(item: Pending, writer: Any) -> Any:
     """Wait for a submitted write's outcome; what a cancellation of the wait does.
 
-    A write still queued is dropped (``drop(item)`` is true: nothing is written). One
-    the writer has taken up commits or fails as a whole; the cancellation then waits
-    for that before it proceeds, so that the caller's next read sees the outcome.
+    A write still queued is dropped (``writer.drop(item)`` is true: nothing is
+    written). One the writer has taken up commits or fails as a whole; the
+    cancellation then waits for that before it proceeds, so that the caller's next
+    read sees the outcome. (The writer, not its bound ``drop``: one object fewer per
+    write in flight.)
     """
     try:
         return await item.waiter
     except asyncio.CancelledError:
-        if item.state != DELIVERED and not drop(item):
+        if item.state != DELIVERED and not writer.drop(item):
             item.waiter = item.waiter.get_loop().create_future()
             with contextlib.suppress(BaseException):
                 await item.waiter

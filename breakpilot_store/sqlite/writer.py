@@ -135,18 +135,17 @@ class GroupWriter:
                     self._delivering = None
                 first = self._queue.get()
                 batch = [first]
-                while len(batch) < MAX_GROUP:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
+                # This thread alone takes from the queue: not empty, get_nowait succeeds
+                # (no queue.Empty raised and caught on every lone write's way in).
+                while len(batch) < MAX_GROUP and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
                 group: list[Pending] = []
                 with self._lock:  # taken up: from here on the write commits or fails
                     for item in batch:
                         if isinstance(item, Pending) and item.state == QUEUED:
                             item.state = TAKEN
                             group.append(item)
-                stop = any(item is _STOP for item in batch)
+                stop = _STOP in batch  # (Pending compares by identity)
                 if len(group) == 1 and group[0].op.hot and self._alone is not None:
                     self._run_alone(group[0])
                 elif group:

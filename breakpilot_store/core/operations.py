@@ -169,14 +169,35 @@ def create(
         max_checkpoints,
         fence,
     )
-    renew = fence is not None and fence.renewal_due()
-    # A partial over the values, not a closure: a closure's ten cells are ten more
-    # objects for the garbage collector per create, and with a thousand agents in
-    # flight those survive into the oldest generation and bring on its 50-100 ms
-    # full collections sooner (benchmarks/OPTIMISATIONS.md, the async API).
-    return Operation(
-        functools.partial(_run_create, args, row_lock, renew), write=True, hot=True, create=args
-    )
+    return CreateOperation(args, row_lock, fence is not None and fence.renewal_due())
+
+
+class CreateOperation(Operation[Checkpoint]):
+    """A create's :class:`Operation`: its ``run`` made only when something runs it.
+
+    Not a closure (ten cells), nor a ``functools.partial`` per create: the async
+    store's group path writes creates from ``create`` alone, and with a thousand
+    agents in flight every object a waiting create holds is in every young garbage
+    collection, and those that survive bring on the 50-100 ms full collections sooner
+    (benchmarks/OPTIMISATIONS.md, the async API, second and third rounds).
+    """
+
+    __slots__ = ("row_lock", "renew")
+
+    def __init__(self, args: CreateArgs, row_lock: bool, renew: bool) -> None:
+        # (Operation.__init__ would assign ``run``, a property here.)
+        self.write = True
+        self.hot = True
+        self.create = args
+        self.read = None
+        self.attempt = None
+        self.row_lock = row_lock
+        self.renew = renew
+
+    @property  # type: ignore[override]
+    def run(self) -> Callable[[Any], Checkpoint]:
+        """``run(conn)``: the create's statements on ``conn`` (see :func:`create`)."""
+        return functools.partial(_run_create, self.create, self.row_lock, self.renew)
 
 
 def _run_create(args: CreateArgs, row_lock: bool, renew: bool, conn: Any) -> Checkpoint:

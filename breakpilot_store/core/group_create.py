@@ -7,8 +7,9 @@ release of the GIL that the event loop's thread then waits to get back. Here the
 creates at the head of a group are written together: one read of every session's
 base (``SELECT ... FOR UPDATE`` on PostgreSQL, in id order, the order every writer
 locks in, so two groups never deadlock; SQLite's write lock is already held), one read
-of every top seq, and one ``executemany`` of the rows (psycopg sends it as a pipeline,
-SQLite steps one prepared statement). The seqs are the ones the creates would get one
+of every top seq, and one insert of the rows (SQLite: one multi-row ``INSERT`` on the
+bare driver; PostgreSQL: ``INSERT ... SELECT FROM unnest`` of six binary arrays, the
+session ids bound as one array in the reads too). The seqs are the ones the creates would get one
 by one, in the order of the calls. A session whose retention rule comes due in the group
 is left to the one-by-one path (its DELETE and counter rebase), as are any writes after
 the first that is not a plain create, so the order of the calls is kept. So is a session

@@ -9,7 +9,8 @@ commits form the next group, so the groups grow exactly as fast as writes pile u
 
 Each caller waits on a future of its event loop, resolved only after the commit returned
 (durable at the store's ``durability``), a slice of callers per turn of the loop
-(:func:`~breakpilot_store.core.group.wake`); after a group of more callers than one
+(:func:`~breakpilot_store.core.group.wake`, reached through the loop's own eventfd:
+:mod:`~breakpilot_store.core.loopwake`); after a group of more callers than one
 slice, the thread lets their loop wake them all before it takes up the next group
 (:data:`DELIVERY_WAIT`). Cancellation: a write dropped before the
 thread takes it up is skipped (nothing is written); once taken up it commits or fails as

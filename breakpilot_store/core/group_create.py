@@ -9,13 +9,13 @@ base (``SELECT ... FOR UPDATE`` on PostgreSQL, in id order, the order every writ
 locks in, so two groups never deadlock; SQLite's write lock is already held), one read
 of every top seq, and one insert of the rows (SQLite: one multi-row ``INSERT`` on the
 bare driver; PostgreSQL: ``INSERT ... SELECT FROM unnest`` of six binary arrays, the
-session ids bound as one array in the reads too). The seqs are the ones the creates would get one
-by one, in the order of the calls. A session whose retention rule comes due in the group
-is left to the one-by-one path (its DELETE and counter rebase), as are any writes after
-the first that is not a plain create, so the order of the calls is kept. So is a session
-whose lease refuses one of its creates, or whose holder's renewal is due: the one-by-one
-create's guarded ``INSERT`` raises the typed error (or renews); the lease rows are read
-once for the group, after the session rows are locked.
+session ids bound as one array in the reads too). The seqs are the ones the creates
+would get one by one, in the order of the calls. A session whose retention rule comes
+due in the group is left to the one-by-one path (its DELETE and counter rebase), as are
+any writes after the first that is not a plain create, so the order of the calls is
+kept. So is a session whose lease refuses one of its creates, or whose holder's renewal
+is due: the one-by-one create's guarded ``INSERT`` raises the typed error (or renews);
+the lease rows are read once for the group, after the session rows are locked.
 """
 
 from __future__ import annotations

@@ -417,17 +417,18 @@ class AsyncCheckpointStore:
         OPTIMISATIONS.md, the async API, third round). The values are encoded now.
         """
         if self._live and self._writer is not None and _READING.get() is None:
-            op = ops.create(
-                session_id,
-                name,
-                data,
-                metadata,
-                compress_after,
-                max_checkpoints,
-                row_lock=self._store._row_lock,  # type: ignore[union-attr]
-                fence=fence,
+            return self._submit(
+                _create_op(
+                    self._store,
+                    session_id,
+                    name,
+                    data,
+                    metadata,
+                    compress_after,
+                    max_checkpoints,
+                    fence,
+                )
             )
-            return self._submit(op)
         return self._create_slowly(
             session_id, name, data, metadata, compress_after, max_checkpoints, fence
         )
@@ -444,15 +445,8 @@ class AsyncCheckpointStore:
     ) -> Checkpoint:
         """:meth:`_create` while the store opens, or by way of :meth:`_execute`'s checks."""
         store = await self._ready()
-        op = ops.create(
-            session_id,
-            name,
-            data,
-            metadata,
-            compress_after,
-            max_checkpoints,
-            row_lock=store._row_lock,
-            fence=fence,
+        op = _create_op(
+            store, session_id, name, data, metadata, compress_after, max_checkpoints, fence
         )
         if self._writer is not None and self._live and _READING.get() is None:
             return await self._submit(op)
@@ -682,6 +676,29 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _create_op(
+    store: Any,
+    session_id: str,
+    name: Any,
+    data: Any,
+    metadata: Any,
+    compress_after: int | None,
+    max_checkpoints: int | None,
+    fence: Any,
+) -> Operation[Checkpoint]:
+    """A create's operation (its values encoded now) for ``store``'s backend."""
+    return ops.create(
+        session_id,
+        name,
+        data,
+        metadata,
+        compress_after,
+        max_checkpoints,
+        row_lock=store._row_lock,
+        fence=fence,
+    )
 
 
 def _in_thread(function: Callable[[], None]) -> concurrent.futures.Future[None]:

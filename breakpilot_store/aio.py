@@ -300,6 +300,7 @@ class AsyncCheckpointStore:
         write: bool = False,
         hot: bool = False,
         attempt: Attempt | None = None,
+        serial: bool = False,
     ) -> T:
         """Run ``operation(conn)`` in one transaction, off the event loop.
 
@@ -312,7 +313,9 @@ class AsyncCheckpointStore:
         ``hot`` as for :meth:`CheckpointStore.run` (a hot write on a SQLite file runs on
         the writer's bare driver connection, in the group's transaction). ``attempt`` is
         accepted as there and not sent: here a write shares its round trips with the
-        others of its group, and ``operation`` runs.
+        others of its group, and ``operation`` runs. ``serial`` is accepted as there and
+        changes nothing: every write here already queues for the one writer thread and
+        its one connection.
         """
         return await self._execute(ops.custom(operation, write=write, hot=hot, attempt=attempt))
 

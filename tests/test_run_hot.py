@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -99,3 +101,84 @@ def test_hot_read_is_a_single_statement_on_a_sqlite_file(db_path):
     assert seen == 1
     assert kind == "DriverConnection"  # the bare driver, not SQLAlchemy's Connection
     assert sqlite3.connect(db_path).execute("SELECT count(*) FROM checkpoints").fetchone() == (1,)
+
+
+# -- serial=True: writes from many threads queue on one lock and share one connection ----
+
+_MARK = text("CREATE TEMP TABLE IF NOT EXISTS marks (n INTEGER)")
+_ADD_MARK = text("INSERT INTO marks VALUES (1)")
+_MARKS = text("SELECT count(*) FROM marks")
+
+
+def _mark(conn) -> int:
+    """A hot write that counts its calls in a TEMP table: one per connection."""
+    conn.execute(_MARK, {})
+    conn.execute(_ADD_MARK, {})
+    return conn.execute(_MARKS, {}).fetchone()[0]
+
+
+def _on_live_threads(call, count: int) -> list:
+    """``call()`` on ``count`` threads in turn, all alive until the last one is done.
+
+    (A thread that ended gives its pinned connection back to the pool, where the next
+    thread would find it.)
+    """
+    found: list = []
+    turns = [threading.Event() for _ in range(count + 1)]
+
+    def worker(n: int) -> None:
+        turns[n].wait(timeout=60)
+        try:
+            found.append(call())
+        except BaseException as exc:  # noqa: BLE001 - returned for the assertion
+            found.append(exc)
+        finally:
+            turns[n + 1].set()
+        turns[count].wait(timeout=60)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    turns[0].set()
+    for thread in threads:
+        thread.join()
+    return found
+
+
+def test_serial_hot_writes_from_many_threads_share_one_connection(db_path):
+    with CheckpointStore(db_path) as store:
+        serial = _on_live_threads(lambda: store.run(_mark, write=True, hot=True, serial=True), 3)
+        # Without serial each thread writes on its own pinned connection (own TEMP table).
+        alone = _on_live_threads(lambda: store.run(_mark, write=True, hot=True), 2)
+    assert serial == [1, 2, 3]
+    assert alone == [1, 1]
+
+
+@pytest.mark.parametrize("hot", [True, False])
+def test_serial_writes_queue_on_the_lock_rather_than_fail_busy(db_path, hot):
+    """busy_timeout=0: two writers that meet SQLite's lock fail; serial ones wait their turn."""
+    writers = 4
+    meet = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def slow_insert(conn) -> int:
+        seq = _insert_next(conn, "s")
+        time.sleep(0.05)  # hold the transaction while the others try to begin theirs
+        return seq
+
+    def write() -> None:
+        meet.wait()
+        try:
+            store.run(slow_insert, write=True, hot=hot, serial=True)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    with CheckpointStore(db_path, busy_timeout=0) as store:
+        store.create("s", "a", {"i": 0})
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert [cp.seq for cp in store.list_checkpoints("s")] == [1, 2, 3, 4, 5]

@@ -108,7 +108,6 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         self.keep_last = keep_last
         self._custom_serde = serde is not None
         self._codec = ValueCodec(allowed_types)
-        self._write_lock = threading.Lock()
         self._owns = not isinstance(store, (CheckpointStore, AsyncCheckpointStore))
         # The async store is bound to the event loop it starts on (its writer, and on
         # PostgreSQL its async engine), while LangGraph users call asyncio.run() more
@@ -242,12 +241,13 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
             # own (the put's row lock leaves the writes' foreign-key check alone).
             tried = None if attempt is None else attempt()
             return store.run(operation, write=True, hot=hot, attempt=tried)
-        # LangGraph's sync loop sends a step's put and put_writes from pool threads at
-        # once. Unserialised, the second one's BEGIN IMMEDIATE met SQLite's write lock
-        # and slept in SQLite's busy handler (1, 2, 5, 10... ms): ~1.9x SqliteSaver's
-        # time per step, against ~1.1x with this lock (benchmarks/OPTIMISATIONS.md).
-        with self._write_lock:
-            return store.run(operation, write=True, hot=hot)
+        # LangGraph's sync loop sends a step's put and put_writes from its pool threads
+        # (six, taking turns), often at once. serial: they queue on the store's lock
+        # rather than sleep in SQLite's busy handler (1, 2, 5, 10... ms: ~1.9x
+        # SqliteSaver's time per step), and share one connection, whose page cache a
+        # write on another connection would have emptied: each write on its own
+        # thread's connection read its pages again (benchmarks/OPTIMISATIONS.md).
+        return store.run(operation, write=True, hot=hot, serial=True)
 
     async def _arun(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:
         # No lock here: the async store has one writer (SQLite's writer thread, the

@@ -59,7 +59,8 @@ class _Pin:
 class PinnedConnections:
     """One pooled driver connection per thread, checked out on first use.
 
-    Used by both hot paths (this one, and PostgreSQL's over a pool-less engine).
+    Used by both hot paths (this one, and PostgreSQL's over a pool-less engine). Besides
+    them, one connection that is no thread's (:meth:`shared`).
     """
 
     def __init__(self, engine: Engine, where: str) -> None:
@@ -68,12 +69,32 @@ class PinnedConnections:
         self._local = threading.local()
         self._finalizers: list[weakref.finalize] = []
         self._lock = threading.Lock()
+        self._shared: _Pin | None = None
 
     def get(self) -> _Pin:
         """Return the calling thread's connection holder, checking one out if needed."""
         pin: _Pin | None = getattr(self._local, "pin", None)
         if pin is not None:
             return pin
+        pin = self._local.pin = self._checkout()
+        return pin
+
+    def shared(self) -> _Pin:
+        """Return the connection holder that is no thread's, checking one out if needed.
+
+        For writes that many threads serialise among themselves (the caller holds their
+        lock, so one thread at a time uses it): in WAL mode a connection's page cache
+        survives its own commits only, so writes taking turns on one connection find
+        their pages cached, where each on its own thread's connection first read them
+        again (``CheckpointStore.run(serial=True)``).
+        """
+        pin = self._shared
+        if pin is None:
+            pin = self._shared = self._checkout()
+        return pin
+
+    def _checkout(self) -> _Pin:
+        """Check a connection out of the pool; it goes back when its holder is collected."""
         try:
             with GATE:  # opening runs SQLite code: not while a fork copies the process
                 proxied = self._engine.raw_connection()
@@ -84,7 +105,6 @@ class PinnedConnections:
         with self._lock:
             self._finalizers = [f for f in self._finalizers if f.alive]
             self._finalizers.append(finalizer)
-        self._local.pin = pin
         return pin
 
     def drop(self) -> None:
@@ -110,6 +130,7 @@ class PinnedConnections:
         for finalizer in finalizers:
             finalizer()
         self._local = threading.local()
+        self._shared = None
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's connections without touching them."""
@@ -118,6 +139,7 @@ class PinnedConnections:
         self._finalizers = []
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._shared = None
 
 
 def _give_back(proxied: Any) -> None:

@@ -9,11 +9,14 @@ the counter and the store's own creates in the same session through a raw connec
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
+from sqlalchemy import event
 
 from breakpilot_store import CheckpointStore
 from breakpilot_store.langgraph import BreakpilotSaver, ThreadConflictError
@@ -76,3 +79,38 @@ def test_put_writes_turned_away_by_the_guard(backend_url: str, raw: Any) -> None
         [(0, "a", "1"), (1, "b", "2"), (2, "c", "30")],
         [(0, "a", 1), (1, "b", 2), (2, "c", 30)],  # PostgreSQL's JSON column, decoded
     )
+
+
+def test_writes_from_many_threads_share_one_connection(db_path: Any) -> None:
+    # LangGraph's sync loop writes from its pool threads in turn. Each write on its own
+    # thread's connection found its page cache emptied by the others' commits (WAL) and
+    # read its pages again: the saver's writes go to the store's shared connection
+    # (store.run(serial=True)), so no thread checks a connection out of the pool.
+    with CheckpointStore(db_path) as store, BreakpilotSaver(store) as saver:
+        config: dict[str, Any] = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        config = saver.put(config, _checkpoint(0), {}, {})
+        checkouts: list[int] = []
+        event.listen(store.engine, "checkout", lambda *args: checkouts.append(1))
+        done = threading.Event()
+        configs = [config]
+
+        def write(step: int) -> None:
+            config = configs[-1]
+            configs.append(saver.put(config, _checkpoint(step), {}, {}))
+            saver.put_writes(configs[-1], [("ch", step)], f"task-{step}")
+
+        threads = []
+        for step in range(1, 5):  # one after another, each on a thread that stays alive
+            thread = threading.Thread(target=lambda s=step: (write(s), done.wait(60)))
+            thread.start()
+            threads.append(thread)
+            while len(configs) <= step and thread.is_alive():
+                time.sleep(0.001)
+        done.set()
+        for thread in threads:
+            thread.join()
+        assert len(configs) == 5
+        assert checkouts == []
+        newest = saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
+        assert newest is not None and newest.checkpoint["channel_values"] == {"step": 4}
+        assert newest.pending_writes == [("task-4", "ch", 4)]

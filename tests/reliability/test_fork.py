@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import threading
 import time
 import traceback
@@ -12,6 +13,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
 
 from breakpilot_store import CheckpointManager, CheckpointStore
 
@@ -332,3 +335,46 @@ def test_an_inherited_in_memory_async_store_works_in_the_child() -> None:
     assert _wait(*_fork(_async_child(store))) == ["child:1", "child:2", "1"]
     assert asyncio.run(store.count("child")) == 0  # the parent's copy never saw it
     asyncio.run(store.close())
+
+
+_SERIAL_ADD = text(
+    "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
+    "SELECT :sid, coalesce(max(seq), 0) + 1, 'serial', '2026-01-01T00:00:00.000000+00:00', "
+    "'{}', '{}' FROM checkpoints WHERE session_id = :sid"
+)
+
+
+def _serial_add(store: CheckpointStore, session_id: str) -> None:
+    store.run(
+        lambda conn: conn.execute(_SERIAL_ADD, {"sid": session_id}),
+        write=True,
+        hot=True,
+        serial=True,
+    )
+
+
+def test_a_serial_write_in_the_child_while_the_parent_held_the_lock(db_path: Path) -> None:
+    # store.run(serial=True) queues on a lock of the store: a thread of the parent that
+    # held it when the process forked never releases the child's copy. The child starts
+    # with a lock of its own (and without the parent's shared connection).
+    store = CheckpointStore(db_path)
+    _warm(store)
+    _serial_add(store, "parent")  # the parent's shared connection is open
+    store._serial.acquire()  # as a thread about to begin a serial write holds it
+
+    def child() -> int:
+        signal.alarm(SAFETY)  # a child stuck on the inherited lock dies, and fails
+        store.create("child", "c", {})
+        for _ in range(3):
+            _serial_add(store, "child")
+        return store.count("child")
+
+    try:
+        pid, reader = _fork(child)
+        assert _wait(pid, reader) == 4
+    finally:
+        store._serial.release()
+    _serial_add(store, "parent")
+    assert store.count("parent") == 4
+    store.close()
+    assert integrity(db_path) == "ok"

@@ -8,7 +8,6 @@ store registers here while open, and a forked child forgets their pooled connect
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 from typing import Any
 
@@ -31,9 +30,9 @@ def _after_fork_in_child() -> None:
 
     for store in list(_LIVE_STORES):
         if store._serial is not None:
-            # Another thread may have held it when the process forked: no one will
-            # release the child's copy.
-            store._serial = threading.Lock()
+            # Another thread may have held the turn when the process forked: no one
+            # would release the child's copy.
+            store._serial.forget_after_fork()
         if store._engine.dialect.name == "sqlite" and store._pins is None:
             continue  # in memory: the child's copy of the database is its own
         if store._pins is not None:

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import io
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -42,6 +41,7 @@ from .migrate import describe
 from .opening import open_engine
 from .sqlite.fastpath import DriverTransaction, PinnedConnections, append
 from .sqlite.maintenance import wal_checkpoint
+from .sqlite.serial import SerialWrites
 from .translate import translate, translate_driver
 
 T = TypeVar("T")
@@ -117,8 +117,8 @@ class CheckpointStore:
             from .postgres.fastpath import PostgresHotPath
 
             self._pg = PostgresHotPath(self._engine, self._where)
-        # Queues run(serial=True)'s writes (SQLite's: PostgreSQL's row locks order them).
-        self._serial = None if self._row_lock else threading.Lock()
+        # run(serial=True)'s turn and queue (SQLite's: PostgreSQL's row locks order writers).
+        self._serial = None if self._row_lock else SerialWrites(self._pins, self._where)
         # Whether a connection may pass to an import's writer thread (see pipeline):
         # not an in-memory SQLite database, which lives on the thread that made it.
         self._threads_ok = self._row_lock or self._pins is not None
@@ -221,12 +221,14 @@ class CheckpointStore:
                 writes in this process on a lock, not in SQLite's busy handler (which
                 sleeps 1, 2, 5, 10... ms between tries), and with ``hot`` on a file
                 run on the one driver connection those writes share, not on the
-                calling thread's. For writes that arrive from many threads at once
-                (LangGraph's pool threads): in WAL mode a connection's page cache
-                survives only its own commits, so each write on its own thread's
-                connection began by reading its pages again. ``operation`` must not
-                call the store (the lock is not re-entrant). Ignored on PostgreSQL,
-                whose row locks order writers.
+                calling thread's, in one commit with the hot ``serial`` writes queued
+                at that moment (each in a savepoint: one that fails fails alone; see
+                :mod:`breakpilot_store.sqlite.serial`). For writes that arrive from
+                many threads at once (LangGraph's pool threads): in WAL mode a
+                connection's page cache survives only its own commits, so each write
+                on its own thread's connection began by reading its pages again.
+                ``operation`` must not call the store (the turn is not re-entrant).
+                Ignored on PostgreSQL, whose row locks order writers.
         """
         op = ops.custom(operation, write=write, hot=hot, attempt=attempt)
         if attempt is not None and self._pg is not None:
@@ -235,12 +237,8 @@ class CheckpointStore:
             if accept(self._pg.transaction(statements)):
                 return None
         if serial and write and self._serial is not None:
-            with self._serial:
-                if op.hot and self._pins is not None:
-                    self._check_open(write=True)
-                    with DriverTransaction(self._pins.shared(), self._where, True) as conn:
-                        return op.run(conn)
-                return self._execute(op)
+            self._check_open(write=True)
+            return self._serial.run(op, self._execute)
         return self._execute(op)
 
     def _execute(self, op: Operation[T]) -> T:

@@ -182,3 +182,57 @@ def test_serial_writes_queue_on_the_lock_rather_than_fail_busy(db_path, hot):
             thread.join()
         assert errors == []
         assert [cp.seq for cp in store.list_checkpoints("s")] == [1, 2, 3, 4, 5]
+
+
+def test_serial_hot_writes_queued_during_a_commit_share_the_next_one(db_path):
+    """The writes waiting when a turn ends commit together; one that fails fails alone."""
+    inside, release = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def first(conn) -> int:
+        seq = _insert_next(conn, "s")
+        inside.set()
+        release.wait(60)  # the others queue meanwhile
+        return seq
+
+    def failing(conn) -> int:
+        _insert_next(conn, "s")
+        raise ValueError("refused after its insert")
+
+    def call(name, op) -> None:
+        try:
+            outcomes[name] = store.run(op, write=True, hot=True, serial=True)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertions
+            outcomes[name] = exc
+
+    with CheckpointStore(db_path) as store:
+        store.create("s", "a", {"i": 0})
+        statements: list[str] = []
+        store._pins.shared().connection.set_trace_callback(statements.append)
+        leader = threading.Thread(target=call, args=("first", first))
+        leader.start()
+        assert inside.wait(60)
+        queued = [
+            threading.Thread(target=call, args=(name, op))
+            for name, op in (
+                ("second", lambda conn: _insert_next(conn, "s")),
+                ("failing", failing),
+                ("third", lambda conn: _insert_next(conn, "s")),
+            )
+        ]
+        for thread in queued:
+            thread.start()
+            # One at a time, so that they queue in this order.
+            while thread.is_alive() and len(store._serial._queue) < queued.index(thread) + 1:
+                time.sleep(0.001)
+        release.set()
+        for thread in (leader, *queued):
+            thread.join()
+        commits = [s for s in statements if s.strip().upper() == "COMMIT"]
+        seqs = [cp.seq for cp in store.list_checkpoints("s")]
+    assert outcomes["first"] == 2
+    assert outcomes["second"] == 3
+    assert isinstance(outcomes["failing"], ValueError)
+    assert outcomes["third"] == 4  # the failed write's row was rolled back with it
+    assert seqs == [1, 2, 3, 4]
+    assert len(commits) == 2  # the first write's, then one for the three queued

@@ -360,7 +360,7 @@ def test_a_serial_write_in_the_child_while_the_parent_held_the_lock(db_path: Pat
     store = CheckpointStore(db_path)
     _warm(store)
     _serial_add(store, "parent")  # the parent's shared connection is open
-    store._serial.acquire()  # as a thread about to begin a serial write holds it
+    store._serial._turn.acquire()  # as a thread about to begin a serial write holds it
 
     def child() -> int:
         signal.alarm(SAFETY)  # a child stuck on the inherited lock dies, and fails
@@ -373,7 +373,7 @@ def test_a_serial_write_in_the_child_while_the_parent_held_the_lock(db_path: Pat
         pid, reader = _fork(child)
         assert _wait(pid, reader) == 4
     finally:
-        store._serial.release()
+        store._serial._turn.release()
     _serial_add(store, "parent")
     assert store.count("parent") == 4
     store.close()

@@ -244,9 +244,10 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         # LangGraph's sync loop sends a step's put and put_writes from its pool threads
         # (six, taking turns), often at once. serial: they queue on the store's lock
         # rather than sleep in SQLite's busy handler (1, 2, 5, 10... ms: ~1.9x
-        # SqliteSaver's time per step), and share one connection, whose page cache a
-        # write on another connection would have emptied: each write on its own
-        # thread's connection read its pages again (benchmarks/OPTIMISATIONS.md).
+        # SqliteSaver's time per step); they share one connection, whose page cache a
+        # write on another connection would have emptied (each write on its own
+        # thread's connection read its pages again); and those that queue share the
+        # next commit (benchmarks/OPTIMISATIONS.md, LangGraph round 3).
         return store.run(operation, write=True, hot=hot, serial=True)
 
     async def _arun(self, operation: Any, *, write: bool = False, hot: bool = False) -> Any:

@@ -120,7 +120,6 @@ class ValueCodec:
                     f"allowed_types takes classes or 'module:QualName' strings, not {item!r}"
                 )
         self._classes: dict[str, type] = {}
-        self._defaults: dict[type, dict[str, Any]] = {}
         self._encoders: dict[type, Callable[[Any], Any]] = {}
 
     def allows(self, key: str) -> bool:
@@ -210,8 +209,7 @@ class ValueCodec:
             if kind is maker:
                 return lambda v, name=name: {TAG: name, "items": [self.to_json(i) for i in v]}
         if hasattr(kind, "model_fields") and hasattr(kind, "model_dump"):
-            key = self._allowed_key(kind)
-            return lambda v: self._object(key, self._pydantic_fields(v))
+            return self._pydantic_encoder(kind)
         if dataclasses.is_dataclass(kind):
             key = self._allowed_key(kind)
             names = [f.name for f in dataclasses.fields(kind)]
@@ -237,30 +235,42 @@ class ValueCodec:
             out[name] = to_json(item)
         return out
 
-    def _pydantic_fields(self, value: Any) -> dict[str, Any]:
-        """The fields of a pydantic model that differ from their defaults (and extras)."""
-        cls = type(value)
-        defaults = self._defaults.get(cls)
-        if defaults is None:
-            defaults = {}
-            for name, field in cls.model_fields.items():
-                if field.is_required():
-                    continue
-                try:
-                    defaults[name] = field.get_default(call_default_factory=True)
-                except Exception:  # noqa: BLE001 - a factory that needs arguments: keep the field
-                    continue
-            self._defaults[cls] = defaults
-        fields = {}
-        # pydantic v2 keeps a model's fields in its __dict__, in declaration order.
-        for name, item in value.__dict__.items():
-            default = defaults.get(name, _MISSING)
-            if default is _MISSING or type(item) is not type(default) or item != default:
-                fields[name] = item
-        extra = getattr(value, "__pydantic_extra__", None)
-        if extra:
-            fields.update(extra)
-        return fields
+    def _pydantic_encoder(self, cls: type) -> Callable[[Any], Any]:
+        """The encoder of a pydantic model class: its fields that differ from their defaults.
+
+        One function per class, the defaults computed once: a chat history is the same
+        few message classes over and over, re-encoded in every checkpoint of its thread.
+        Text, ``None`` and bools are stored as they are without a call to :meth:`to_json`.
+        """
+        key = self._allowed_key(cls)
+        defaults: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():  # type: ignore[attr-defined]
+            if field.is_required():
+                continue
+            try:
+                defaults[name] = field.get_default(call_default_factory=True)
+            except Exception:  # noqa: BLE001 - a factory that needs arguments: keep the field
+                continue
+        to_json = self.to_json
+        get = defaults.get
+
+        def encode(value: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {TAG: key}
+            # pydantic v2 keeps a model's fields in its __dict__, in declaration order.
+            for name, item in value.__dict__.items():
+                default = get(name, _MISSING)
+                kind = type(item)
+                if default is _MISSING or kind is not type(default) or item != default:
+                    out[name] = (
+                        item if kind is str or item is None or kind is bool else to_json(item)
+                    )
+            extra = getattr(value, "__pydantic_extra__", None)
+            if extra:
+                for name, item in extra.items():
+                    out[name] = to_json(item)
+            return out
+
+        return encode
 
     def _allowed_key(self, cls: type) -> str:
         key = class_key(cls)

@@ -266,3 +266,28 @@ def test_a_row_edited_into_bad_json_is_a_typed_error(tmp_path: Path) -> None:
     raw.close()
     with BreakpilotSaver(str(db)) as saver, pytest.raises(BreakpilotStoreError, match="t:1"):
         saver.get_tuple(config)
+
+
+def test_a_messages_fields_keep_their_tags_in_every_position() -> None:
+    # A model's encoder stores text, None and bools as they are and passes everything
+    # else through the tags: a field, a nested value or a pydantic extra.
+    import datetime as dt
+
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    codec = ValueCodec()
+    message = AIMessage(
+        content="x",
+        id=None,
+        name="n",
+        example=True,
+        additional_kwargs={"at": at, "n": 2**70},
+        seen_at=at,  # an extra (messages allow them)
+    )
+    text = codec.dumps(message)
+    back = codec.loads(text)
+    assert back == message and back.additional_kwargs["at"] == at
+    assert back.seen_at == at  # type: ignore[attr-defined]
+    plain = orjson.loads(text)
+    assert plain["example"] is True and plain["name"] == "n" and "id" not in plain
+    assert plain["additional_kwargs"]["at"] == {"$type": "datetime", "iso": at.isoformat()}
+    assert plain["seen_at"] == {"$type": "datetime", "iso": at.isoformat()}

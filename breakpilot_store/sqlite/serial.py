@@ -52,7 +52,8 @@ class SerialWrites:
 
     def run(self, op: Operation[T], alone: Callable[[Operation[T]], T]) -> T:
         """Run a write in its turn: a hot one in a group, any other with ``alone(op)``."""
-        if not op.hot or self._pins is None:
+        pins = self._pins
+        if not op.hot or pins is None:
             with self._turn:
                 return alone(op)
         item = Pending(op)
@@ -63,15 +64,14 @@ class SerialWrites:
             if item.state != DELIVERED:
                 with self._queue_lock:
                     group, self._queue = self._queue, []
-                self._commit(group)
+                self._commit(pins, group)
         if item.error is not None:
             raise item.error
         return item.result  # type: ignore[no-any-return]
 
-    def _commit(self, group: list[Pending]) -> None:
+    def _commit(self, pins: PinnedConnections, group: list[Pending]) -> None:
         """Run ``group`` in one transaction on the shared connection; set each outcome."""
-        assert self._pins is not None
-        pin = self._pins.shared()
+        pin = pins.shared()
         driver = pin.connection
         try:
             with DriverTransaction(pin, self._where, True) as conn:

@@ -258,6 +258,9 @@ langgraph_writes = Table(
     Column("channel", KEY, nullable=False),
     Column("value", JSONText, nullable=False),
     Column("task_path", KEY, nullable=False, server_default=""),
+    # Revision 0007: on SQLite the primary key's B-tree is the table (one B-tree per
+    # write instead of two).
+    sqlite_with_rowid=False,
 )
 
 #: The views the migrations create for people at the sqlite3/psql prompt.

@@ -60,6 +60,7 @@ from .format import (
     safe,
     seq_ranges,
 )
+from .output_file import check_output_path, open_output
 from .waiting import lock_wait_notice
 
 #: Seconds a command waits for another connection's lock (tests lower it).
@@ -365,71 +366,23 @@ def export(opts: Options, session: str, out_path: str | None, force: bool) -> No
             stream.flush()
             return
         target = Path(out_path)
-        temp = target.with_name(f".{target.name}.{os.getpid()}.part")
         written = 0
-        try:
-            with (
-                temp.open("wb") as f,
-                out.progress(f"export {session}", info.checkpoints) as advance,
-            ):
+        with (
+            open_output(target) as f,
+            out.progress(f"export {session}", info.checkpoints) as advance,
+        ):
 
-                def counted(batch: int) -> None:
-                    nonlocal written
-                    written += batch
-                    advance(step=batch)
+            def counted(batch: int) -> None:
+                nonlocal written
+                written += batch
+                advance(step=batch)
 
-                for piece in store.export_bytes(session, on_batch=counted):
-                    f.write(piece)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, target)
-        finally:
-            temp.unlink(missing_ok=True)
+            for piece in store.export_bytes(session, on_batch=counted):
+                f.write(piece)
     if opts.json:
         out.json({"session_id": session, "exported": written, "file": str(target)})
         return
     out.note(f"exported {plural(written, 'checkpoint')} of session {session!r} to {target}")
-
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def check_output_path(target: Path, source: URL, *, force: bool) -> None:
-    """Refuse to replace the database being read (or its companions), or any database.
-
-    ``export -o agents.db`` once renamed the JSON over the database it read. The file
-    itself, its ``-wal``/``-shm``/``-journal`` and the ``.lock`` sidecar are never
-    replaced; another SQLite database only with ``--force``.
-
-    Raises:
-        CheckpointValueError: Naming the file and why.
-    """
-    db = sqlite_path(source)
-    if db is not None:
-        companions = [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
-        companions.append(db.with_name(db.name + ".lock"))
-        for path in companions:
-            if _same_file(target, path):
-                raise CheckpointValueError(
-                    f"--output {target} is the database being exported ({path}); "
-                    "choose another file"
-                )
-    try:
-        with open(target, "rb") as file:
-            head = file.read(len(_SQLITE_MAGIC))
-    except OSError:
-        return  # missing (or unreadable: the write reports it)
-    if head == _SQLITE_MAGIC and not force:
-        raise CheckpointValueError(
-            f"--output {target} is an SQLite database; refusing to replace it (--force replaces it)"
-        )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one does not exist: compare where they would be
-        return os.path.abspath(a) == os.path.abspath(b)
 
 
 class PieceStream(io.RawIOBase):

@@ -174,3 +174,48 @@ def test_export_replaces_another_database_only_with_force(run, db, tmp_path):
     plain.write_text("[]")
     assert run("--db", db, "export", "alpha", "-o", plain).exit_code == 0
     assert '"alpha:5"' in plain.read_text()
+
+
+def _export_process(db: Path, *args: object) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "BREAKPILOT_STORE_URL"}
+    command = [str(SCRIPT), "--db", str(db), "export", "alpha", *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def test_export_into_a_fifo_writes_through_it(db, tmp_path):
+    # `export -o FIFO` (or a shell's `-o >(gzip > a.gz)`, a /dev/fd/N pipe) read the
+    # target first to see whether it was a database: opening a FIFO to read waits for a
+    # writer, so the export hung for good. (As root, `-o /dev/full` then renamed a
+    # regular file over the device node.) A pipe or device is now written through.
+    expected = subprocess.run(
+        [str(SCRIPT), "--db", str(db), "export", "alpha"], capture_output=True, timeout=60
+    ).stdout
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    export = _export_process(db, "-o", fifo)
+    try:
+        _, err = export.communicate(timeout=30)  # a safety bound: it hung forever
+        received, _ = reader.communicate(timeout=30)
+    finally:
+        for proc in (export, reader):
+            proc.kill()
+            proc.wait()
+    assert export.returncode == 0, err
+    assert received == expected and b'"alpha:5"' in received
+    assert fifo.is_fifo()  # still the pipe, not a file renamed over it
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_export_through_a_symlink_replaces_the_file_it_names(run, db, tmp_path):
+    # The export replaced the link itself with a regular file: a `latest.json` link
+    # into a backups directory stopped being a link, and the backup kept its old content.
+    (tmp_path / "backups").mkdir()
+    real = tmp_path / "backups" / "alpha-1.json"
+    real.write_text("[]")
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    assert run("--db", db, "export", "alpha", "-o", link).exit_code == 0
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert '"alpha:5"' in real.read_text()
+    assert not [p for p in tmp_path.rglob("*.part")]

@@ -35,8 +35,9 @@ class AsyncCheckpointManager:
 
     Args:
         session_id: The session this manager belongs to.
-        max_checkpoints: Hard cap on the checkpoints the session holds.
-        compress_after: Compress when the session holds more than this many.
+        max_checkpoints: Hard cap on the checkpoints the session holds (``None``: no cap).
+        compress_after: Compress when the session holds more than this many (``None``:
+            never).
         store: An :class:`AsyncCheckpointStore`; a :class:`CheckpointStore` (run through
             an async front that leaves it open); a path or URL (a store is opened for
             this manager and closed by :meth:`close`); or ``None`` for the default store.
@@ -54,8 +55,8 @@ class AsyncCheckpointManager:
     def __init__(
         self,
         session_id: str,
-        max_checkpoints: int = 100,
-        compress_after: int = 50,
+        max_checkpoints: int | None = 100,
+        compress_after: int | None = 50,
         store: AsyncCheckpointStore | CheckpointStore | str | os.PathLike[str] | URL | None = None,
         *,
         lease: float | None = None,
@@ -64,8 +65,9 @@ class AsyncCheckpointManager:
         owner: str | None = None,
     ) -> None:
         self.session_id = check_key(session_id, "session_id")
-        self.max_checkpoints = checks.positive_int(max_checkpoints, "max_checkpoints")
-        self.compress_after = checks.positive_int(compress_after, "compress_after")
+        # None turns either step off, as in ``CheckpointStore.create`` (README: the API).
+        self.max_checkpoints = checks.optional_limit(max_checkpoints, "max_checkpoints")
+        self.compress_after = checks.optional_limit(compress_after, "compress_after")
         self._owns_store = not isinstance(store, AsyncCheckpointStore | CheckpointStore)
         if isinstance(store, AsyncCheckpointStore):
             self.store = store

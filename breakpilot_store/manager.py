@@ -12,10 +12,11 @@ from sqlalchemy.engine import URL
 
 from .checkpoint import Checkpoint, split_id
 from .codec import check_key
+from .core.checks import optional_limit
 from .core.document import parse_document
 from .errors import CheckpointTypeError, CheckpointValueError, LeaseLostError
 from .leasing import LeaseHolder
-from .store import CheckpointStore, _positive_int, aware
+from .store import CheckpointStore, aware
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,9 @@ class CheckpointManager:
 
     Args:
         session_id: The session this manager belongs to.
-        max_checkpoints: Hard cap on the checkpoints the session holds.
-        compress_after: Compress when the session holds more than this many.
+        max_checkpoints: Hard cap on the checkpoints the session holds (``None``: no cap).
+        compress_after: Compress when the session holds more than this many (``None``:
+            never).
         store: A :class:`CheckpointStore`, a path or URL (a store is opened for this
             manager and closed by :meth:`close`), or ``None`` for the default store.
         lease: Hold the session's lease, for this many seconds after each renewal
@@ -64,8 +66,8 @@ class CheckpointManager:
     def __init__(
         self,
         session_id: str,
-        max_checkpoints: int = 100,
-        compress_after: int = 50,
+        max_checkpoints: int | None = 100,
+        compress_after: int | None = 50,
         store: CheckpointStore | str | os.PathLike[str] | URL | None = None,
         *,
         lease: float | None = None,
@@ -74,8 +76,9 @@ class CheckpointManager:
         owner: str | None = None,
     ) -> None:
         self.session_id = check_key(session_id, "session_id")
-        self.max_checkpoints = _positive_int(max_checkpoints, "max_checkpoints")
-        self.compress_after = _positive_int(compress_after, "compress_after")
+        # None turns either step off, as in ``CheckpointStore.create`` (README: the API).
+        self.max_checkpoints = optional_limit(max_checkpoints, "max_checkpoints")
+        self.compress_after = optional_limit(compress_after, "compress_after")
         self._owns_store = not isinstance(store, CheckpointStore)
         self.store: CheckpointStore = (
             store if isinstance(store, CheckpointStore) else CheckpointStore(store)

@@ -11,6 +11,7 @@ takes each hostile value in each argument position: it returns, or raises a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from breakpilot_store import (
+    AsyncCheckpointManager,
     BreakpilotStoreError,
     CheckpointManager,
     CheckpointStore,
@@ -245,3 +247,33 @@ def test_hostile_constructor_arguments(tmp_path: Any, args: tuple, options: dict
     with pytest.raises(BreakpilotStoreError):
         CheckpointStore(target, **options)
     assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_manager_limits_of_none_turn_retention_off(tmp_path: Any) -> None:
+    # README (the API): "`None` turns either off". The managers refused None with
+    # CheckpointTypeError, so the documented way to keep a whole history did not work.
+    with CheckpointStore(tmp_path / "s.db") as store:
+        for kw, expected in (
+            ({"max_checkpoints": None, "compress_after": 150}, 130),  # no cap of 100
+            ({"compress_after": None}, 100),  # no compression; the cap still holds
+            ({"max_checkpoints": None, "compress_after": None}, 130),
+        ):
+            session = "s" + "".join(f"{k}{v}" for k, v in sorted(kw.items()))
+            manager = CheckpointManager(session, store=store, **kw)
+            for i in range(130):
+                manager.create(f"n{i % 5}", {"i": i})
+            assert len(manager) == expected, kw
+        unbounded = CheckpointManager("long", store=store, max_checkpoints=None)
+        assert unbounded.max_checkpoints is None
+
+        async def run() -> int:
+            # A store of its own, closed here: an async front left open keeps its
+            # writer thread (later tests count those threads).
+            async with AsyncCheckpointManager(
+                "async", store=tmp_path / "a.db", max_checkpoints=None, compress_after=None
+            ) as manager:
+                for i in range(120):
+                    await manager.create("n", {"i": i})
+                return await manager.count()
+
+        assert asyncio.run(run()) == 120

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import traceback
 import weakref
 from pathlib import Path
 from typing import Any, Literal
@@ -64,6 +65,39 @@ def close_inherited_connections() -> None:
         except sqlite3.Error:
             pass
     _SQLITE_RECORDS.clear()
+
+
+def release_interrupted(exc: BaseException) -> BaseException | None:
+    """Let go of what an interrupted statement holds: its cursor, and so the file's locks.
+
+    A ``KeyboardInterrupt`` (or another exception that is not an ``Exception``) raised
+    while a statement runs makes SQLAlchemy invalidate the connection, closing it. But
+    SQLite defers closing a connection while one of its statements is unfinalized, and
+    the cursor is held by the frames of the interrupt's own traceback, a reference
+    cycle: the zombie connection kept its transaction, and the file's write lock, until
+    the cyclic garbage collector happened to run. Every writer in every process waited
+    ``busy_timeout`` and failed meanwhile. Clearing the finished frames' locals drops
+    the cursor now (the traceback still shows where it happened).
+
+    Args:
+        exc: An exception leaving a transaction.
+
+    Returns:
+        The interrupt to raise instead of ``exc``, or ``None`` if ``exc`` is none. An
+        interrupt just as SQLAlchemy's commit began surfaces as its ``AssertionError``
+        ("assert not self.is_active"); the interrupt is what the caller should see.
+    """
+    interrupt: BaseException | None = None
+    if not isinstance(exc, Exception):
+        interrupt = exc
+    elif isinstance(exc, AssertionError):
+        context = exc.__context__
+        if isinstance(context, BaseException) and not isinstance(context, Exception):
+            interrupt = context
+    if interrupt is not None:
+        traceback.clear_frames(exc.__traceback__)
+        traceback.clear_frames(interrupt.__traceback__)
+    return interrupt
 
 
 def _enable_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
@@ -230,6 +264,16 @@ def create_sqlite_engine(
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
         finally:
             cursor.close()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        # An interrupt (KeyboardInterrupt, a signal handler's exception) that lands
+        # just after the begin event's BEGIN IMMEDIATE leaves SQLAlchemy believing no
+        # transaction began, so the pool skips its reset: the connection came back
+        # holding the file's write lock, and every writer, in every process, waited
+        # busy_timeout and failed until this process ended.
+        if dbapi_connection is not None and dbapi_connection.in_transaction:
+            dbapi_connection.rollback()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -30,7 +30,7 @@ from .core.transfer import (
     text_chunk,
     text_pieces,
 )
-from .engine import WRITE, Durability, resolve_url, sqlite_path
+from .engine import WRITE, Durability, release_interrupted, resolve_url, sqlite_path
 from .errors import (
     BreakpilotStoreError,
     ReadOnlyStoreError,
@@ -53,6 +53,17 @@ IMPORT_BATCH = ops.IMPORT_BATCH
 _now = checks.now
 _positive_int = checks.positive_int
 aware = checks.aware
+
+
+def _abandon(transaction: Any) -> None:
+    """End a hot-path transaction that an interrupt kept ``__exit__`` from ending.
+
+    (``self._hot`` is a :class:`DriverTransaction` on SQLite files, which can be left
+    open that way; the Core transaction it is elsewhere ends itself.)
+    """
+    abandon = getattr(transaction, "abandon", None)
+    if abandon is not None:
+        abandon()
 
 
 class CheckpointStore:
@@ -175,6 +186,11 @@ class CheckpointStore:
             raise translate(exc, self._where) from exc
         except self._engine.dialect.dbapi.Error as exc:  # the bulk paths' driver calls
             raise translate_driver(exc, self._where) from exc
+        except BaseException as exc:
+            interrupt = release_interrupted(exc)
+            if interrupt is not None and interrupt is not exc:
+                raise interrupt from None
+            raise
         finally:
             GATE.exit()
 
@@ -247,8 +263,13 @@ class CheckpointStore:
             self._check_open(write=False)
             return self._pg.read(*op.read)  # type: ignore[no-any-return]
         if op.hot:
-            with self._hot(op.write) as conn:
-                return op.run(conn)
+            hot = self._hot(op.write)
+            try:
+                with hot as conn:
+                    return op.run(conn)
+            except BaseException:
+                _abandon(hot)
+                raise
         with self._transaction(op.write) as conn:
             return op.run(conn)
 
@@ -402,22 +423,27 @@ class CheckpointStore:
                 None if fence is None else fence.token,
             )
         if seq is None:
-            with self._hot(write=True) as conn:
-                seq = repo.create_checkpoint(
-                    conn,
-                    session_id,
-                    name,
-                    now,
-                    data_utf8.decode(),
-                    metadata_text,
-                    compress_after=compress_after,
-                    max_checkpoints=max_checkpoints,
-                    row_lock=self._row_lock,
-                    # The hot path's driver connection carries its counter cache.
-                    cache=getattr(conn, "counter_cache", None),
-                    fence=fence,
-                    renew=renew,
-                )
+            hot = self._hot(write=True)
+            try:
+                with hot as conn:
+                    seq = repo.create_checkpoint(
+                        conn,
+                        session_id,
+                        name,
+                        now,
+                        data_utf8.decode(),
+                        metadata_text,
+                        compress_after=compress_after,
+                        max_checkpoints=max_checkpoints,
+                        row_lock=self._row_lock,
+                        # The hot path's driver connection carries its counter cache.
+                        cache=getattr(conn, "counter_cache", None),
+                        fence=fence,
+                        renew=renew,
+                    )
+            except BaseException:
+                _abandon(hot)
+                raise
             if renew:
                 fence.renewed()
         # A snapshot: data and metadata decode from the stored text when first read.

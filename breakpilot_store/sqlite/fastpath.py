@@ -36,12 +36,20 @@ class _Pin:
     back to the pool.
     """
 
-    __slots__ = ("connection", "counters", "_utf8", "__weakref__")
+    __slots__ = ("connection", "counters", "active", "_utf8", "__weakref__")
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
         self.counters = CounterCache()
+        #: Whether a write transaction of this store runs on it now (a create made
+        #: from inside ``run(op, hot=True)`` joins it); an open transaction while this
+        #: is False was left by an interrupt.
+        self.active = False
         self._utf8: bool | None = None
+
+    def leftover(self) -> bool:
+        """Whether the connection holds a transaction nobody is running (interrupted)."""
+        return not self.active and self.connection.in_transaction
 
     def text(self, utf8: bytes) -> bytes | str:
         """JSON text to bind where the SQL casts it to ``TEXT``.
@@ -170,47 +178,95 @@ class DriverTransaction:
     transaction: the same isolation as ``BEGIN; SELECT; COMMIT``, two round trips fewer.
     """
 
-    __slots__ = ("_conn", "_counters", "_where", "_write")
+    __slots__ = ("_pin", "_conn", "_counters", "_where", "_write", "_open", "_outer")
 
     def __init__(self, pin: _Pin, where: str, write: bool) -> None:
+        self._pin = pin
+        self._outer = pin.active  # inside another write of this thread (re-entrant)
         self._conn = pin.connection
         self._counters = pin.counters
         self._where = where
         self._write = write
+        self._open = False
 
     def __enter__(self) -> DriverConnection:
         GATE.enter()  # no fork while this thread runs SQLite code (see forkgate)
-        if self._write:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                GATE.exit()
+        self._open = True
+        if not self._write:
+            return DriverConnection(self._conn, self._where, self._counters)
+        try:
+            if self._pin.leftover():
+                # Left open by an interrupt that landed where nothing could end it (as
+                # ``__exit__`` began): no call acknowledged it, so it is rolled back.
+                self._counters.settle(committed=False)
+                self._rollback()
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._pin.active = True
+            return DriverConnection(self._conn, self._where, self._counters)
+        except BaseException as exc:
+            # Not only driver errors: a KeyboardInterrupt (or a signal handler's
+            # exception) that lands just after BEGIN returned skips ``__exit__``, and
+            # the pinned connection kept its transaction, holding the file's write lock
+            # for every process until this one ended, its own writes all refused.
+            self._rollback()
+            self._close()
+            if isinstance(exc, sqlite3.Error):
                 raise translate_driver(exc, self._where) from exc
-        return DriverConnection(self._conn, self._where, self._counters)
+            raise
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             self._end(exc_type)
         finally:
+            self._close()
+
+    def abandon(self) -> None:
+        """End the transaction if an exception skipped ``__exit__`` (idempotent).
+
+        An interrupt can land as ``__exit__`` begins, before any of its code runs:
+        the transaction then stayed open, holding the file's write lock, until this
+        thread's next write. The caller's ``except BaseException`` calls this.
+        """
+        if self._open:
+            if self._write:
+                self._counters.settle(committed=False)
+                self._rollback()
+            self._close()
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
             GATE.exit()
 
     def _end(self, exc_type: Any) -> None:
         if not self._write:
             return
+        if exc_type is not None:
+            self._counters.settle(committed=False)
+            self._rollback()
+            return
         conn = self._conn
+        self._pin.active = False  # (a failed COMMIT is rolled back just below)
         try:
-            if exc_type is None:
-                conn.execute("COMMIT")
-                self._counters.settle(committed=True)
-                return
+            conn.execute("COMMIT")
         except sqlite3.Error as error:
             self._counters.settle(committed=False)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback()
             raise translate_driver(error, self._where) from error
-        self._counters.settle(committed=False)
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        except BaseException:
+            # Interrupted around the COMMIT: it ran or it did not; the connection says.
+            self._counters.settle(committed=not conn.in_transaction)
+            self._rollback()
+            raise
+        self._counters.settle(committed=True)
+
+    def _rollback(self) -> None:
+        # Never another call's transaction: a re-entrant BEGIN fails and must leave
+        # the outer one (and its flag) alone.
+        if not self._outer:
+            self._pin.active = False
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
 
 
 _DIALECT = sqlite.dialect(paramstyle="named")
@@ -360,7 +416,9 @@ def append(
     from ..core.repository import append_if_unchanged  # (the repository imports this module)
 
     known = pin.counters.known(session_id)
-    if known is None:
+    if known is None or pin.leftover():
+        # (An interrupted call's open transaction would swallow the autocommit INSERT:
+        # acknowledged, never committed. The full path ends it first.)
         return None
     if fence is not None and fence.renewal_due():
         return None  # the full transaction renews the lease
@@ -386,6 +444,11 @@ def append(
             token,
             proof == writer,
         )
+        if inserted:
+            # Inside the try: an interrupt between the autocommit INSERT and this line
+            # left the counter one behind the row just committed (this connection's own
+            # commits do not move data_version), and a later create reused the seq.
+            pin.counters.appended(session_id, seq, held + 1, writer)
     except BaseException:
         pin.counters.forget()
         raise
@@ -394,7 +457,6 @@ def append(
         # refused it (the full transaction says why).
         pin.counters.forget()
         return None
-    pin.counters.appended(session_id, seq, held + 1, writer)
     return seq
 
 

@@ -427,9 +427,23 @@ def _size(file: Any) -> int | None:
         return None
 
 
+class InputFile(click.File):
+    """``click.File`` whose ``-`` on a closed stdin is a usage error, not a traceback.
+
+    click raises a bare ``RuntimeError`` ("Was not able to determine binary stream for
+    sys.stdin") when the process has no stdin (``import s - <&-``, a daemon's exec).
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:  # noqa: D102
+        try:
+            return super().convert(value, param, ctx)
+        except RuntimeError as exc:
+            self.fail(f"{value!r}: there is no stdin to read ({exc})", param, ctx)
+
+
 @cli.command("import")
 @click.argument("session")
-@click.argument("file", type=click.File("rb"))
+@click.argument("file", type=InputFile("rb"))
 @force_option
 @common
 @pass_options
@@ -732,9 +746,16 @@ def check(opts: Options) -> None:
         with engine.connect() as conn, conn.begin():
             revision = current_revision(conn)
             if revision != HEAD:
+                # A newer revision cannot be upgraded to by this version: saying "run
+                # db upgrade" sent the operator to a command that refuses it.
+                remedy = (
+                    "upgrade breakpilot-store to check it"
+                    if _revision_status(revision) == "newer"
+                    else "run `breakpilot-store db upgrade`"
+                )
                 raise SchemaVersionError(
                     f"{describe(url)} is at revision {revision or 'none'}, not head {HEAD}: "
-                    "run `breakpilot-store db upgrade`"
+                    f"{remedy}"
                 )
             config = alembic_config(connection=conn)
             # alembic prints "No new upgrade operations detected." itself: kept out of

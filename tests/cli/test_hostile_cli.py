@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,32 @@ def test_export_through_a_symlink_replaces_the_file_it_names(run, db, tmp_path):
     assert link.is_symlink() and link.resolve() == real.resolve()
     assert '"alpha:5"' in real.read_text()
     assert not [p for p in tmp_path.rglob("*.part")]
+
+
+def test_import_from_a_closed_stdin_is_a_usage_error(db):
+    # `import SESSION - <&-` (no stdin at all, as under some daemons) reached the
+    # catch-all: "Error: unexpected RuntimeError ... please report it".
+    before = raw_rows(db, "SELECT count(*) FROM checkpoints")
+    result = subprocess.run(
+        [str(SCRIPT), "--db", str(db), "import", "fresh", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(0),
+        env={k: v for k, v in os.environ.items() if k != "BREAKPILOT_STORE_URL"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "no stdin" in result.stderr and "please report it" not in result.stderr
+    assert raw_rows(db, "SELECT count(*) FROM checkpoints") == before
+
+
+def test_db_check_on_a_newer_revision_does_not_suggest_upgrade(run, db):
+    # `db check` told the operator to "run `breakpilot-store db upgrade`", which
+    # refuses a database migrated by newer code: the remedy is a newer breakpilot-store.
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE alembic_version SET version_num = 'ffff'")
+    conn.commit()
+    conn.close()
+    line = one_line_error(run("--db", db, "db", "check"))
+    assert "ffff" in line and "db upgrade" not in line
+    assert "upgrade breakpilot-store" in line

@@ -219,6 +219,40 @@ def encode_utf8(value: Any, path: str) -> bytes:
         return _stdlib_encode(value).encode()
 
 
+def render_json(value: Any, *, indent: bool = False) -> bytes:
+    """Write a value the store holds (or a dict of them) as UTF-8 JSON for output.
+
+    orjson, as everywhere, but it refuses nesting beyond 254 levels, which the store
+    accepts (up to 500): ``list --json``, ``watch --json`` and the web view's JSON and
+    diff then failed on such a checkpoint. Those fall back to the stdlib, which writes
+    the same text (datetimes as ISO-8601, as orjson does).
+
+    Args:
+        value: Decoded JSON values, datetimes allowed.
+        indent: Two-space indentation (orjson's ``OPT_INDENT_2``).
+    """
+    try:
+        return _orjson_dumps(value, option=orjson.OPT_INDENT_2 if indent else None)
+    except _OrjsonError as exc:
+        if "Recursion limit" not in str(exc):
+            raise
+    text = json.dumps(
+        value,
+        ensure_ascii=False,
+        indent=2 if indent else None,
+        separators=(",", ": ") if indent else (",", ":"),
+        default=_isoformat,
+    )
+    return text.encode()
+
+
+def _isoformat(value: Any) -> str:
+    isoformat = getattr(value, "isoformat", None)
+    if isoformat is None:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return str(isoformat())
+
+
 def encode(value: Any, path: str) -> str:
     """:func:`encode_utf8`, as a ``str``."""
     return encode_utf8(value, path).decode()

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from datetime import timezone
 from typing import Any
 
-import orjson
-
-from ..codec import decode
+from ..codec import decode, render_json
 from ..core.transfer import seed_timestamp
 from .format import clip
 
@@ -106,15 +104,13 @@ def entry_dict(row: Sequence[Any]) -> dict[str, Any]:
 
 def json_line(row: Sequence[Any]) -> str:
     """A row as one line of JSON (``watch --json``)."""
-    return orjson.dumps(entry_dict(row)).decode()
+    return render_json(entry_dict(row)).decode()
 
 
 def json_item(row: Sequence[Any]) -> str:
     """A row as an item of an indented JSON array (``list --json``, streamed).
 
     The layout ``json.dumps(entries, indent=2, ensure_ascii=False)`` gives the item (two
-    more spaces on every line), written by orjson.
+    more spaces on every line), written by orjson (the stdlib past its nesting limit).
     """
-    return "  " + orjson.dumps(entry_dict(row), option=orjson.OPT_INDENT_2).decode().replace(
-        "\n", "\n  "
-    )
+    return "  " + render_json(entry_dict(row), indent=True).decode().replace("\n", "\n  ")

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..checkpoint import split_id
+from ..codec import render_json
 from ..core import bounds, browse
 from ..core import repository as repo
 from ..core.diff import MISSING, count_kinds, diff_checkpoints
@@ -90,7 +90,7 @@ def _bytes(size: Any) -> str:
 def _value_text(value: Any) -> str:
     if value is MISSING:
         return ""
-    text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    text = render_json(value, indent=True).decode()
     if len(text) > DIFF_VALUE_CHARS:
         return text[:DIFF_VALUE_CHARS] + f"\n\u2026 cut: {_bytes(len(text.encode()))} in all"
     return text
@@ -382,7 +382,7 @@ def _json(value: Any) -> Response:
     # text (the browser's JSON.parse rounds them, which only the tree view shows).
     # "<" only occurs inside strings: escaped, the JSON stays the same and no browser
     # that sniffs it as HTML finds a tag in it.
-    return Response(orjson.dumps(value).replace(b"<", b"\\u003c"), media_type="application/json")
+    return Response(render_json(value).replace(b"<", b"\\u003c"), media_type="application/json")
 
 
 def create_app(store: CheckpointStore, token: str | None = None) -> Any:

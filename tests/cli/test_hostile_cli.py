@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -249,3 +250,17 @@ def test_db_check_on_a_newer_revision_does_not_suggest_upgrade(run, db):
     line = one_line_error(run("--db", db, "db", "check"))
     assert "ffff" in line and "db upgrade" not in line
     assert "upgrade breakpilot-store" in line
+
+
+def test_list_json_of_a_checkpoint_nested_500_levels(run, tmp_path):
+    # Stored (the store takes 500 levels) but not listable: `list --json` printed "["
+    # and then "Error: unexpected TypeError: Recursion limit reached".
+    value: dict = {"leaf": 1}
+    for _ in range(499):
+        value = {"k": value}
+    path = tmp_path / "deep.db"
+    with CheckpointStore(path) as store:
+        store.create("deep", "n", value)
+    result = run("--db", path, "--json", "list", "deep")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["data"] == value

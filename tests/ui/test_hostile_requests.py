@@ -80,3 +80,33 @@ def test_hostile_query_strings_get_answers_not_errors(serve, tmp_path):
     assert status == 200 and json.loads(body)["entries"] == []
     server.stop()
     assert _digest(db) == before  # read-only: not one byte changed
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": "<b>"}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+def test_a_checkpoint_nested_as_deep_as_the_store_allows_is_shown(serve, tmp_path):
+    # The store takes nesting up to 500 levels; orjson, which the view's JSON and diff
+    # rendered with, stops at 254: both answered 500 on such a checkpoint (and the
+    # CLI's `list --json` / `watch --json` stopped with the catch-all's error).
+    db = tmp_path / "deep.db"
+    with CheckpointStore(db) as store:
+        store.create("deep", "shallow", {"k": 1})
+        store.create("deep", "deep", _nested(400))
+        store.wal_checkpoint("TRUNCATE")
+    before = _digest(db)
+    server = serve(db)
+    status, body, _ = server.get("api/checkpoint?id=deep:2")
+    assert status == 200, body[:300]
+    assert json.loads(body)["data"] == _nested(400)
+    assert "<b>" not in body  # still escaped as \u003c
+    status, body, _ = server.get("diff?a=deep:1&b=deep:2")
+    assert status == 200, body[:300]
+    assert "<b>" not in body
+    status, body, _ = server.get("checkpoint?id=deep:2")
+    assert status == 200
+    assert _digest(db) == before

@@ -73,8 +73,9 @@ class SerialWrites:
         """Run ``group`` in one transaction on the shared connection; set each outcome."""
         pin = pins.shared()
         driver = pin.connection
+        transaction = DriverTransaction(pin, self._where, True)
         try:
-            with DriverTransaction(pin, self._where, True) as conn:
+            with transaction as conn:
                 keep = run_group(
                     conn,
                     group,
@@ -89,6 +90,7 @@ class SerialWrites:
         except _RollBack:
             pass  # each write of the group has its error
         except BaseException as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing kept
+            transaction.abandon()  # (an interrupt as __exit__ began left it open)
             error = typed(exc, self._where, sqlite3.Error)
             for item in group:
                 if item.error is None:

@@ -198,7 +198,7 @@ class DriverTransaction:
             if self._pin.leftover():
                 # Left open by an interrupt that landed where nothing could end it (as
                 # ``__exit__`` began): no call acknowledged it, so it is rolled back.
-                self._counters.settle(committed=False)
+                self._counters.forget()
                 self._rollback()
             self._conn.execute("BEGIN IMMEDIATE")
             self._pin.active = True
@@ -227,11 +227,12 @@ class DriverTransaction:
         the transaction then stayed open, holding the file's write lock, until this
         thread's next write. The caller's ``except BaseException`` calls this.
         """
-        if self._open:
-            if self._write:
-                self._counters.settle(committed=False)
-                self._rollback()
-            self._close()
+        # Not only while ``_open``: an interrupt as ``_end`` began skips it, and the
+        # ``finally`` in ``__exit__`` still closes. Outermost, an open transaction is ours.
+        if self._write and not self._outer and (self._pin.active or self._conn.in_transaction):
+            self._counters.forget()
+            self._rollback()
+        self._close()
 
     def _close(self) -> None:
         if self._open:
@@ -249,16 +250,19 @@ class DriverTransaction:
         self._pin.active = False  # (a failed COMMIT is rolled back just below)
         try:
             conn.execute("COMMIT")
+            self._counters.settle(committed=True)
         except sqlite3.Error as error:
             self._counters.settle(committed=False)
             self._rollback()
             raise translate_driver(error, self._where) from error
         except BaseException:
-            # Interrupted around the COMMIT: it ran or it did not; the connection says.
-            self._counters.settle(committed=not conn.in_transaction)
+            # Interrupted around the COMMIT or its bookkeeping: whether the staged
+            # counter was kept is unknown, and a stale one would hand out a seq again
+            # (this connection's own commits do not move data_version). Forget them all:
+            # the next create reads the counter from the database.
+            self._counters.forget()
             self._rollback()
             raise
-        self._counters.settle(committed=True)
 
     def _rollback(self) -> None:
         # Never another call's transaction: a re-entrant BEGIN fails and must leave

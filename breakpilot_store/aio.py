@@ -47,7 +47,6 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Coroutine,
     Iterable,
     Iterator,
 )
@@ -61,7 +60,6 @@ from sqlalchemy.engine import URL
 from .checkpoint import Checkpoint
 from .core import checks, copying
 from .core import operations as ops
-from .core.group import outcome
 from .core.operations import Attempt, Operation
 from .core.repository import SessionInfo
 from .engine import resolve_url, sqlite_path
@@ -338,17 +336,16 @@ class AsyncCheckpointStore:
             return await self._postgres.read(op)
         return await self._on_thread(store._execute, op)
 
-    def _submit(self, op: Operation[T]) -> Coroutine[Any, Any, T]:
+    def _submit(self, op: Operation[T]) -> asyncio.Future[T]:
         """Queue a write on the group-commit writer; the caller awaits its outcome.
 
-        A plain function returning the waiting coroutine: no frame of its own on the
-        every-create path. On PostgreSQL the caller's loop must be the store's.
+        A plain function returning the write itself, a future (what cancelling it does:
+        :class:`~breakpilot_store.core.group.WaitingWrite`): no frame of its own on
+        the every-create path. On PostgreSQL the caller's loop must be the store's.
         """
         if self._postgres is not None:
             self._postgres.check_loop()
-        writer = self._writer
-        item = writer.submit(op, asyncio.get_running_loop().create_future())
-        return outcome(item, writer)
+        return self._writer.submit(op, asyncio.get_running_loop())
 
     async def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, function, *args)

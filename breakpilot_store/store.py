@@ -285,7 +285,7 @@ class CheckpointStore:
         args = op.create
         seq = None
         if args is not None and self._pins is not None and not self._closed and not self.readonly:
-            seq = append(self._pins.get(), self._where, *args)
+            seq = append(self._pins.get(), self._where, *args.values())
         elif args is not None and self._pg is not None:
             fence = args.fence
             if fence is None or not fence.renewal_due():  # a due renewal: the transaction

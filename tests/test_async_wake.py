@@ -132,17 +132,20 @@ def test_a_loops_eventfd_is_closed_once_the_loop_is_gone(db_path):
     asyncio.run(store.close())
 
 
-def test_a_create_waiting_for_the_writer_holds_one_coroutine_of_the_store(db_path):
-    """Per create in flight: the outcome's wait only (no ``_create`` frame, bound drop, partial).
+def test_a_create_waiting_for_the_writer_holds_no_coroutine_of_the_store(db_path):
+    """Per create in flight: the manager's ``create`` awaiting the write itself.
 
-    At 1,000 agents every object a create keeps alive while it waits is in every young
-    garbage collection (benchmarks/OPTIMISATIONS.md, the async API, third round).
+    No ``_create`` or outcome frame, no future beside the write, no bound drop nor
+    partial: at 1,000 agents every object a create keeps alive while it waits is in
+    every young garbage collection (benchmarks/OPTIMISATIONS.md, the async API, third
+    and fourth rounds).
     """
+    from breakpilot_store.core.group import WaitingWrite
     from breakpilot_store.sqlite.writer import GroupWriter
 
     release = threading.Event()
 
-    async def main() -> tuple[collections.Counter[str], int, list[int]]:
+    async def main() -> tuple[collections.Counter[str], int, int, int, list[int]]:
         async with AsyncCheckpointStore(db_path) as store:
             managers = [AsyncCheckpointManager(f"a{i}", store=store) for i in range(100)]
             await store.create("warm", "n", {})
@@ -152,8 +155,12 @@ def test_a_create_waiting_for_the_writer_holds_one_coroutine_of_the_store(db_pat
             await asyncio.sleep(0.05)
             objects = gc.get_objects()
             frames = collections.Counter(
-                o.cr_code.co_name for o in objects if inspect.iscoroutine(o)
+                o.cr_code.co_name
+                for o in objects
+                if inspect.iscoroutine(o) and "breakpilot_store" in o.cr_code.co_filename
             )
+            writes = sum(1 for o in objects if type(o) is WaitingWrite)
+            futures = sum(1 for o in objects if type(o) is asyncio.Future)
             drops = sum(
                 1
                 for o in objects
@@ -167,12 +174,15 @@ def test_a_create_waiting_for_the_writer_holds_one_coroutine_of_the_store(db_pat
             release.set()
             await blocker
             made = await asyncio.gather(*tasks)
-            return frames, drops, [c.seq for c in made]
+            return frames, writes, futures, drops, [c.seq for c in made]
 
-    frames, drops, seqs = asyncio.run(main())
+    frames, writes, futures, drops, seqs = asyncio.run(main())
     assert seqs == [1] * 100
-    assert frames["outcome"] == 101  # the creates' and the blocking write's
-    assert frames["_create"] == 0
+    assert frames["create"] == 100  # the public coroutines, awaiting their writes
+    # Besides them, only the blocking write's own call (store.run), not one per create.
+    assert sum(n for name, n in frames.items() if name != "create") <= 2, frames
+    assert writes == 101  # the creates' and the blocking write's: each its own future
+    assert futures < 10  # no plain future per create beside it
     assert drops == 0
 
 

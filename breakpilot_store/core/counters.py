@@ -87,6 +87,15 @@ _ADD = text(
     f"SELECT :sid, 0, 0, :now, :now, {HELD_TOKEN_SQL.format(sid=':sid')} "
     "WHERE true ON CONFLICT (session_id) DO NOTHING"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
+# _ADD that also locks a row that exists: for a write that lost the race below once.
+# ``DO UPDATE`` (of nothing) locks the conflicting row, and where a delete removes it
+# meanwhile PostgreSQL retries the insert itself: no gap left for a delete to commit in.
+# Not the first try: it writes a new version of a row that exists (a dead tuple).
+_ADD_LOCKED = text(
+    "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at, lease_token) "
+    f"SELECT :sid, 0, 0, :now, :now, {HELD_TOKEN_SQL.format(sid=':sid')} "
+    "WHERE true ON CONFLICT (session_id) DO UPDATE SET session_id = excluded.session_id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
 _FOLD = (
     update(sessions)
     .where(_s.session_id == _sid)
@@ -136,12 +145,12 @@ def next_seq(
     """
     if row_lock:
         base = conn.execute(_LOCK, {"sid": session_id}).fetchone()
-        for _ in range(RACES):
+        for attempt in range(RACES):
             if base is not None:
                 break
             # A delete may commit between the insert (which takes no lock on a row
             # that exists) and the lock: then the session is new again.
-            add_session(conn, session_id, now)
+            add_session(conn, session_id, now, locked=attempt > 0)
             base = conn.execute(_LOCK, {"sid": session_id}).fetchone()
         else:
             raise deleted_meanwhile(session_id)
@@ -166,6 +175,8 @@ def next_seq(
 
 #: How often a write re-creates a session that concurrent deletes keep removing
 #: between its insert and its lock (PostgreSQL) before giving up with StoreBusyError.
+#: From the second try on the insert locks the row (``_ADD_LOCKED``), so the loop ends
+#: there; the bound stays as a guard, not a limit a race can reach.
 RACES = 20
 
 
@@ -189,22 +200,30 @@ def add_and_fold(conn: Connection, session_id: str, now: datetime) -> tuple[int,
     Raises:
         StoreBusyError: Deletes kept winning the race (:data:`RACES` times).
     """
-    for _ in range(RACES):
-        add_session(conn, session_id, now)
+    for attempt in range(RACES):
+        add_session(conn, session_id, now, locked=attempt > 0)
         folded = fold(conn, session_id, now)
         if folded is not None:
             return folded
     raise deleted_meanwhile(session_id)
 
 
-def add_session(conn: Any, session_id: str, now: datetime) -> None:
-    """Create the session's row if it does not exist (counter at 0)."""
-    conn.execute(_ADD, {"sid": session_id, "now": now})
+def add_session(conn: Any, session_id: str, now: datetime, *, locked: bool = False) -> None:
+    """Create the session's row if it does not exist (counter at 0).
+
+    ``locked``: also lock the row if it exists (a write that lost a race to a delete
+    once; see ``_ADD_LOCKED``).
+    """
+    conn.execute(_ADD_LOCKED if locked else _ADD, {"sid": session_id, "now": now})
 
 
-def add_sessions(conn: Any, session_ids: list[str], now: datetime) -> None:
-    """:func:`add_session` for many sessions in one ``executemany`` (a group's new ones)."""
-    conn.execute(_ADD, [{"sid": sid, "now": now} for sid in session_ids])
+def add_sessions(conn: Any, session_ids: list[str], now: datetime, *, locked: bool = False) -> None:
+    """:func:`add_session` for many sessions in one ``executemany`` (a group's new ones).
+
+    With ``locked``, in the order given (sorted: the order every writer locks in).
+    """
+    rows = [{"sid": sid, "now": now} for sid in session_ids]
+    conn.execute(_ADD_LOCKED if locked else _ADD, rows)
 
 
 def lock(conn: Connection, session_id: str) -> bool:

@@ -15,7 +15,6 @@ The same function runs on both backends, on the writer thread
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,22 +37,61 @@ class Pending:
     """One submitted write and, once its group has run, its outcome.
 
     ``error`` is set when the write failed (the database holds none of it); otherwise
-    ``result`` is the operation's result, valid once the group's transaction commits.
-    ``waiter`` is the caller's future on its event loop; ``waker`` that loop's
-    :class:`~breakpilot_store.core.loopwake.LoopWaker` (``None``: wake it with
-    ``call_soon_threadsafe``); ``state`` one of ``QUEUED``, ``TAKEN``, ``DROPPED``,
-    ``DELIVERED`` (changed under the writer's lock, if it has one).
+    ``value`` is the operation's result, valid once the group's transaction commits.
+    ``state`` is one of ``QUEUED``, ``TAKEN``, ``DROPPED``, ``DELIVERED`` (changed under
+    the writer's lock, if it has one). A write submitted from an event loop is a
+    :class:`WaitingWrite`, which is also the future its caller awaits.
     """
 
-    __slots__ = ("op", "result", "error", "waiter", "waker", "state")
+    __slots__ = ("op", "value", "error", "state")
 
-    def __init__(self, op: Operation[Any], waiter: Any = None, waker: Any = None) -> None:
+    def __init__(self, op: Operation[Any]) -> None:
         self.op = op
-        self.result: Any = None
+        self.value: Any = None
         self.error: BaseException | None = None
-        self.waiter = waiter
-        self.waker = waker
         self.state = QUEUED
+
+
+class WaitingWrite(asyncio.Future):  # type: ignore[type-arg]
+    """A write submitted from an event loop: a :class:`Pending` that is its own future.
+
+    The caller awaits this object itself: no separate future, and no coroutine around
+    it to handle cancellation (with a thousand agents in flight, every object a
+    waiting create holds is traversed by every young garbage collection, whose pauses
+    are the event loop's worst lag: benchmarks/OPTIMISATIONS.md, the async API, fourth
+    round). Cancellation is :meth:`cancel`'s.
+
+    ``waker`` is the loop's :class:`~breakpilot_store.core.loopwake.LoopWaker`
+    (``None``: wake it with ``call_soon_threadsafe``); ``writer`` the writer it was
+    submitted to (what :meth:`cancel` asks to drop it).
+    """
+
+    __slots__ = ("op", "value", "error", "state", "waker", "writer")
+
+    def __init__(self, op: Operation[Any], loop: Any, waker: Any, writer: Any) -> None:
+        super().__init__(loop=loop)
+        self.op = op
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.state = QUEUED
+        self.waker = waker
+        self.writer = writer
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the wait: what cancelling a task awaiting this write does.
+
+        A write still queued is dropped (nothing is written) and this future is
+        cancelled: the task sees ``CancelledError`` at once. One the writer has taken
+        up commits or fails as a whole; then this returns ``False`` and the future
+        stays pending, so asyncio marks the task to be cancelled and throws
+        ``CancelledError`` into it when the outcome arrives: its next read sees the
+        outcome, and no lock is held any more.
+        """
+        if self.state == QUEUED and not self.writer.drop(self):
+            return False  # taken up meanwhile
+        if self.state == TAKEN:
+            return False
+        return super().cancel(msg)
 
 
 #: Callers woken per turn of the event loop when a group's results are handed out:
@@ -64,7 +102,7 @@ WAKE_SLICE = 16
 
 
 def wake(
-    items: Sequence[Pending], start: int = 0, done: Callable[[], object] | None = None
+    items: Sequence[WaitingWrite], start: int = 0, done: Callable[[], object] | None = None
 ) -> None:
     """Hand their outcomes to the callers waiting on the event loop, a slice per turn.
 
@@ -75,36 +113,16 @@ def wake(
     end = min(start + WAKE_SLICE, len(items))
     for item in items[start:end]:
         item.state = DELIVERED
-        waiter = item.waiter
-        if waiter.done():
+        if item.done():  # cancelled while queued
             continue
         if item.error is not None:
-            waiter.set_exception(item.error)
+            item.set_exception(item.error)
         else:
-            waiter.set_result(item.result)
+            item.set_result(item.value)
     if end < len(items):
-        items[end].waiter.get_loop().call_soon(wake, items, end, done)
+        items[end].get_loop().call_soon(wake, items, end, done)
     elif done is not None:
         done()
-
-
-async def outcome(item: Pending, writer: Any) -> Any:
-    """Wait for a submitted write's outcome; what a cancellation of the wait does.
-
-    A write still queued is dropped (``writer.drop(item)`` is true: nothing is
-    written). One the writer has taken up commits or fails as a whole; the
-    cancellation then waits for that before it proceeds, so that the caller's next
-    read sees the outcome. (The writer, not its bound ``drop``: one object fewer per
-    write in flight.)
-    """
-    try:
-        return await item.waiter
-    except asyncio.CancelledError:
-        if item.state != DELIVERED and not writer.drop(item):
-            item.waiter = item.waiter.get_loop().create_future()
-            with contextlib.suppress(BaseException):
-                await item.waiter
-        raise
 
 
 def typed(
@@ -166,14 +184,14 @@ def run_group(
             sql(f"ROLLBACK TO {SAVEPOINT}")
             rest = list(group)
             for item in group:
-                item.result = None
+                item.value = None
         sql(f"RELEASE {SAVEPOINT}")
         if len(rest) < len(group):
             return _one_by_one(conn, group, rest, sql, hot, in_transaction, where, driver_error)
     if len(group) == 1:
         item = group[0]
         try:
-            item.result = item.op.run(hot if item.op.hot and hot is not None else conn)
+            item.value = item.op.run(hot if item.op.hot and hot is not None else conn)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             item.error = typed(exc, where, driver_error)
             return False  # nothing to keep: the caller rolls the transaction back
@@ -195,7 +213,7 @@ def _one_by_one(
     for item in todo:
         sql(f"SAVEPOINT {SAVEPOINT}")
         try:
-            item.result = item.op.run(hot if item.op.hot and hot is not None else conn)
+            item.value = item.op.run(hot if item.op.hot and hot is not None else conn)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             item.error = typed(exc, where, driver_error)
             try:
@@ -215,5 +233,5 @@ def _fail_rest(group: Sequence[Pending], failed: Pending, error: BaseException) 
     """The transaction was lost at ``failed``: every other write of the group fails too."""
     for item in group:
         if item is not failed:
-            item.result = None
+            item.value = None
             item.error = error

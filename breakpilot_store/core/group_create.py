@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ..schema import to_text
 from . import counters, leases
@@ -41,18 +41,28 @@ from .retention import retention_params
 # GIL-holding time at K = 1,000, in stretches of 10-20 ms that the event loop's thread
 # waited behind (benchmarks/OPTIMISATIONS.md, the async API, third round). PostgreSQL
 # only (SQLite's group reads run on the bare driver, _bases_tops_sqlite).
-_LOCK_MANY = text(
+# On the bare driver, bound in binary (the text form of an array is checked for quoting
+# one element at a time, in Python), rows fetched all at once: through Core, with a row
+# object per session, this was ~3.5 ms of the writer's GIL-holding time per group of
+# 1,000 (benchmarks/OPTIMISATIONS.md, the async API, fourth round). Two statements, not
+# one with the top seq as a subquery: READ COMMITTED evaluates that before the row lock
+# is granted, from a snapshot older than the commit the lock waited for.
+_LOCK_MANY = (
     "SELECT session_id, base_seq, base_count FROM sessions "
-    "WHERE session_id = ANY(:ids) ORDER BY session_id FOR UPDATE"
+    "WHERE session_id = ANY(%b::text[]) ORDER BY session_id FOR UPDATE"
 )
-_TOPS = text(
-    "SELECT session_id, max(seq) FROM checkpoints WHERE session_id = ANY(:ids) GROUP BY session_id"
+_TOPS = (
+    "SELECT session_id, max(seq) FROM checkpoints WHERE session_id = ANY(%b::text[]) "
+    "GROUP BY session_id"
 )
 _PG_INSERT_MANY = (
     "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
     "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::timestamptz[], "
     "%b::text[]::json[], %b::text[]::json[])"
 )
+
+#: Most rows one of PostgreSQL's group inserts binds (see _insert_many_postgres).
+ROWS_PER_INSERT = 250
 
 #: Below this many creates the one-by-one path is as fast.
 MIN_CREATES = 4
@@ -102,14 +112,16 @@ def write_creates(
         read = functools.partial(_bases_tops_sqlite, driver)
         add = functools.partial(_add_sessions_sqlite, driver)
     found = read(conn, ids)
-    for _ in range(counters.RACES):
+    for attempt in range(counters.RACES):
         missing = [sid for sid in ids if sid not in found]
         if not missing:
             break
         # A session new to the store has no row yet; and on PostgreSQL a delete may
         # commit between the insert (no lock on a row that exists) and the lock: then
         # the session is new again (see counters).
-        add(conn, missing, now)  # all at once: a thousand agents start together
+        # All at once (a thousand agents start together); from the second try on,
+        # locking the rows that exist, which leaves no gap for a delete.
+        add(conn, missing, now, locked=attempt > 0)
         found.update(read(conn, missing))
     else:
         missing = [sid for sid in ids if sid not in found]
@@ -172,40 +184,49 @@ def write_creates(
             if n % YIELD_EVERY == 0:
                 yield_gil()
             a = item.op.create
-            item.result = created(a.session_id, seq, a.name, a.now, a.data, a.metadata)  # type: ignore[union-attr]
+            item.value = created(a.session_id, seq, a.name, a.now, a.data, a.metadata)  # type: ignore[union-attr]
     # The sessions whose retention came due: all of their creates, one by one, in order.
     return [item for item in creates if item.op.create.session_id in slow] + rest  # type: ignore[union-attr]
 
 
 def _insert_many_postgres(conn: Connection, batch: list[tuple[Pending, int]]) -> None:
-    """The group's rows in one statement: six arrays, bound in binary, unnested.
+    """The group's rows in a few statements: six arrays each, bound in binary, unnested.
 
     An ``executemany`` of the rows (SQLAlchemy's binds, then psycopg's pipelined
     statement per row) was ~2/3 of the writer's GIL-holding time at K = 1,000, in one
     call the event loop's thread waited behind: 10-15 ms of CPU per 1,000 rows against
     3-6 ms here. Binary, because psycopg's text form of an array escapes every JSON
-    document in Python (slower still). On the bare driver, in the group's transaction.
+    document in Python (slower still). At most :data:`ROWS_PER_INSERT` rows per
+    statement: binding 1,000 rows held the GIL for ~2.5 ms at a stretch, and the wait
+    for each statement's reply lets the event loop's thread take it (one round trip
+    more per 250 rows, on a transaction of ~30 ms). On the bare driver, in the group's
+    transaction.
     """
-    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
-    sids, seqs, names, ats, datas, metas = columns
-    for item, seq in batch:
-        a = item.op.create
-        sids.append(a.session_id)  # type: ignore[union-attr]
-        seqs.append(seq)
-        names.append(a.name)  # type: ignore[union-attr]
-        ats.append(a.now)  # type: ignore[union-attr]
-        datas.append(a.data)  # type: ignore[union-attr]
-        metas.append(a.metadata)  # type: ignore[union-attr]
     with conn.connection.driver_connection.cursor() as cursor:
-        cursor.execute(_PG_INSERT_MANY, columns)
+        for start in range(0, len(batch), ROWS_PER_INSERT):
+            columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+            sids, seqs, names, ats, datas, metas = columns
+            for item, seq in batch[start : start + ROWS_PER_INSERT]:
+                a = item.op.create
+                sids.append(a.session_id)  # type: ignore[union-attr]
+                seqs.append(seq)
+                names.append(a.name)  # type: ignore[union-attr]
+                ats.append(a.now)  # type: ignore[union-attr]
+                datas.append(a.data)  # type: ignore[union-attr]
+                metas.append(a.metadata)  # type: ignore[union-attr]
+            cursor.execute(_PG_INSERT_MANY, columns)
 
 
 def _bases_tops(conn: Connection, ids: list[str]) -> dict[str, tuple[int, int, int | None]]:
     """Lock the sessions' rows (in id order) and read their bases and top seqs."""
-    found = {row[0]: (row[1], row[2], None) for row in conn.execute(_LOCK_MANY, {"ids": ids})}
-    if found:
-        for sid, top in conn.execute(_TOPS, {"ids": list(found)}):
-            found[sid] = (*found[sid][:2], top)
+    with conn.connection.driver_connection.cursor() as cursor:
+        cursor.execute(_LOCK_MANY, (ids,))
+        rows = cursor.fetchall()
+        found = {sid: (base_seq, base_count, None) for sid, base_seq, base_count in rows}
+        if found:
+            cursor.execute(_TOPS, (list(found),))
+            for sid, top in cursor.fetchall():
+                found[sid] = (*found[sid][:2], top)
     return found
 
 
@@ -229,8 +250,14 @@ def _bases_tops_sqlite(
     return found
 
 
-def _add_sessions_sqlite(driver: Any, conn: Connection, ids: list[str], now: Any) -> None:
-    """:func:`counters.add_sessions` on SQLite's bare driver (the group's write lock held)."""
+def _add_sessions_sqlite(
+    driver: Any, conn: Connection, ids: list[str], now: Any, *, locked: bool = False
+) -> None:
+    """:func:`counters.add_sessions` on SQLite's bare driver.
+
+    The group's write lock is held: no delete can come between this and the read
+    (``locked`` changes nothing).
+    """
     at = to_text(now)
     driver.executemany(_SQLITE_ADD, [(sid, at) for sid in ids])
 

@@ -24,7 +24,10 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .group import Pending, wake
+from .group import WaitingWrite, wake
+
+#: A group's writes posted to a loop, and what to call once all are woken.
+_Posted = tuple[Sequence[WaitingWrite], Callable[[], object] | None]
 
 #: One waker (or ``None``: not available) per event loop, for as long as the loop lives.
 _WAKERS: weakref.WeakKeyDictionary[Any, LoopWaker | None] = weakref.WeakKeyDictionary()
@@ -48,12 +51,12 @@ class LoopWaker:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._outcomes: collections.deque[tuple[Sequence[Pending], Callable[[], object] | None]] = (
-            collections.deque()
-        )
+        self._outcomes: collections.deque[
+            tuple[Sequence[WaitingWrite], Callable[[], object] | None]
+        ] = collections.deque()
         weakref.finalize(self, os.close, fd)
 
-    def post(self, items: Sequence[Pending], done: Callable[[], object] | None) -> None:
+    def post(self, items: Sequence[WaitingWrite], done: Callable[[], object] | None) -> None:
         """Hand ``items`` (their outcomes set) to the loop; any thread.
 
         ``done`` as for :func:`~breakpilot_store.core.group.wake`.

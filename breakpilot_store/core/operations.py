@@ -18,7 +18,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, text
 
@@ -62,7 +62,8 @@ class Operation(Generic[T]):
         write: Whether it writes (a write transaction; refused by a read-only store).
         hot: Whether ``run`` only uses ``execute(statement, params)`` (the hot path's
             driver connection can run it).
-        create: For a create, its values (:class:`CreateArgs`), so that a group of
+        create: For a create, the operation itself (:class:`CreateOperation`, its
+            values as attributes), so that a group of
             creates can be written in a few statements instead of a few each.
         read: For a point read, its one statement and parameters (a checkpoint row or
             none), so that PostgreSQL's hot path can send it alone, in one round trip
@@ -79,7 +80,7 @@ class Operation(Generic[T]):
         *,
         write: bool,
         hot: bool = False,
-        create: CreateArgs | None = None,
+        create: CreateOperation | None = None,
         read: tuple[Any, dict[str, Any]] | None = None,
         attempt: Attempt | None = None,
     ) -> None:
@@ -95,20 +96,6 @@ class Operation(Generic[T]):
 #: ``(statement, params)``, and a function of their rows that says whether they did
 #: the whole write (see ``CheckpointStore.run``).
 Attempt = tuple[Sequence[tuple[Any, dict[str, Any]]], Callable[[list[list[Any]]], bool]]
-
-
-class CreateArgs(NamedTuple):
-    """A create's checked and encoded values."""
-
-    session_id: str
-    name: str
-    now: datetime
-    data: str
-    metadata: str
-    compress_after: int | None
-    max_checkpoints: int | None
-    #: A lease holder's fence (``None``: a writer without a lease; see core/leases).
-    fence: Any = None
 
 
 # -- create -----------------------------------------------------------------------------
@@ -159,7 +146,7 @@ def create(
     a holder whose renewal is due renews in this transaction).
     """
     name, data_text, metadata_text = encode_create(name, data, metadata)
-    args = CreateArgs(
+    return CreateOperation(
         session_id,
         name,
         checks.now(),
@@ -168,58 +155,114 @@ def create(
         compress_after,
         max_checkpoints,
         fence,
+        row_lock,
+        fence is not None and fence.renewal_due(),
     )
-    return CreateOperation(args, row_lock, fence is not None and fence.renewal_due())
 
 
 class CreateOperation(Operation[Checkpoint]):
-    """A create's :class:`Operation`: its ``run`` made only when something runs it.
+    """A create's :class:`Operation`, which also holds its checked and encoded values.
 
-    Not a closure (ten cells), nor a ``functools.partial`` per create: the async
-    store's group path writes creates from ``create`` alone, and with a thousand
-    agents in flight every object a waiting create holds is in every young garbage
-    collection, and those that survive bring on the 50-100 ms full collections sooner
-    (benchmarks/OPTIMISATIONS.md, the async API, second and third rounds).
+    One object per create, its ``run`` made only when something runs it: not a
+    closure (ten cells), nor a ``functools.partial`` per create, nor its values in a
+    tuple of their own. The async store's group path writes creates from these values
+    alone (``op.create``, this object), and with a thousand agents in flight every
+    object a waiting create holds is in every young garbage collection, and those
+    that survive bring on the 50-100 ms full collections sooner
+    (benchmarks/OPTIMISATIONS.md, the async API, second to fourth rounds).
+
+    Attributes:
+        fence: A lease holder's fence (``None``: a writer without a lease; see
+            core/leases).
+        row_lock: Lock the session's row first (PostgreSQL).
+        renew: The holder's renewal is due: renew the lease in this transaction.
     """
 
-    __slots__ = ("row_lock", "renew")
+    __slots__ = (
+        "session_id",
+        "name",
+        "now",
+        "data",
+        "metadata",
+        "compress_after",
+        "max_checkpoints",
+        "fence",
+        "row_lock",
+        "renew",
+    )
 
-    def __init__(self, args: CreateArgs, row_lock: bool, renew: bool) -> None:
-        # (Operation.__init__ would assign ``run``, a property here.)
+    def __init__(
+        self,
+        session_id: str,
+        name: str,
+        now: datetime,
+        data: str,
+        metadata: str,
+        compress_after: int | None,
+        max_checkpoints: int | None,
+        fence: Any,
+        row_lock: bool,
+        renew: bool,
+    ) -> None:
+        # (Operation.__init__ would assign ``run`` and ``create``, properties here.)
         self.write = True
         self.hot = True
-        self.create = args
         self.read = None
         self.attempt = None
+        self.session_id = session_id
+        self.name = name
+        self.now = now
+        self.data = data
+        self.metadata = metadata
+        self.compress_after = compress_after
+        self.max_checkpoints = max_checkpoints
+        self.fence = fence
         self.row_lock = row_lock
         self.renew = renew
 
     @property  # type: ignore[override]
+    def create(self) -> CreateOperation:
+        """The create's values: this object (a property: no reference to itself)."""
+        return self
+
+    def values(self) -> tuple[str, str, datetime, str, str, int | None, int | None, Any]:
+        """``(session_id, name, now, data, metadata, compress_after, max_checkpoints, fence)``."""
+        return (
+            self.session_id,
+            self.name,
+            self.now,
+            self.data,
+            self.metadata,
+            self.compress_after,
+            self.max_checkpoints,
+            self.fence,
+        )
+
+    @property  # type: ignore[override]
     def run(self) -> Callable[[Any], Checkpoint]:
         """``run(conn)``: the create's statements on ``conn`` (see :func:`create`)."""
-        return functools.partial(_run_create, self.create, self.row_lock, self.renew)
+        return functools.partial(_run_create, self)
 
 
-def _run_create(args: CreateArgs, row_lock: bool, renew: bool, conn: Any) -> Checkpoint:
+def _run_create(op: CreateOperation, conn: Any) -> Checkpoint:
     """A create's work on ``conn`` (see :func:`create`)."""
-    session_id, name, now, data_text, metadata_text, compress_after, max_checkpoints, fence = args
     seq = repo.create_checkpoint(
         conn,
-        session_id,
-        name,
-        now,
-        data_text,
-        metadata_text,
-        compress_after=compress_after,
-        max_checkpoints=max_checkpoints,
-        row_lock=row_lock,
+        op.session_id,
+        op.name,
+        op.now,
+        op.data,
+        op.metadata,
+        compress_after=op.compress_after,
+        max_checkpoints=op.max_checkpoints,
+        row_lock=op.row_lock,
         cache=getattr(conn, "counter_cache", None),
-        fence=fence,
-        renew=renew,
+        fence=op.fence,
+        renew=op.renew,
     )
-    if renew:
-        fence.renewed()
-    return created(session_id, seq, name, now, data_text, metadata_text)
+    if op.renew:
+        op.fence.renewed()
+    return created(op.session_id, seq, op.name, op.now, op.data, op.metadata)
 
 
 def check_create(

@@ -31,7 +31,7 @@ import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.group import Pending, run_group, typed
+from ..core.group import WaitingWrite, run_group, typed
 from ..core.group_create import write_creates
 from ..core.operations import Operation
 from ..errors import StoreUnavailableError
@@ -44,7 +44,7 @@ class PostgresGroupWriter(GroupWriter):
 
     driver_error = psycopg.Error
 
-    def _run_group(self, conn: Connection, group: list[Pending]) -> bool:
+    def _run_group(self, conn: Connection, group: list[WaitingWrite]) -> bool:
         return run_group(
             conn,
             group,

@@ -67,7 +67,7 @@ class SerialWrites:
                 self._commit(pins, group)
         if item.error is not None:
             raise item.error
-        return item.result  # type: ignore[no-any-return]
+        return item.value  # type: ignore[no-any-return]
 
     def _commit(self, pins: PinnedConnections, group: list[Pending]) -> None:
         """Run ``group`` in one transaction on the shared connection; set each outcome."""

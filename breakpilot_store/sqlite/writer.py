@@ -30,7 +30,16 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..core.group import DROPPED, QUEUED, TAKEN, WAKE_SLICE, Pending, run_group, typed, wake
+from ..core.group import (
+    DROPPED,
+    QUEUED,
+    TAKEN,
+    WAKE_SLICE,
+    WaitingWrite,
+    run_group,
+    typed,
+    wake,
+)
 from ..core.group_create import write_creates
 from ..core.loopwake import waker_for
 from ..core.operations import Operation
@@ -93,23 +102,24 @@ class GroupWriter:
         )
         self._thread.start()
 
-    def submit(self, op: Operation[Any], waiter: asyncio.Future[Any]) -> Pending:
-        """Queue a write; ``waiter`` (on its event loop) resolves after the group's commit.
+    def submit(self, op: Operation[Any], loop: asyncio.AbstractEventLoop) -> WaitingWrite:
+        """Queue a write from ``loop``'s thread.
 
         Returns:
-            The pending write, for :meth:`drop` and :func:`~breakpilot_store.core.group.outcome`.
+            The pending write: a future of ``loop`` that resolves after the group's
+            commit (cancelling it: :meth:`~breakpilot_store.core.group.WaitingWrite.cancel`).
 
         Raises:
             StoreClosedError: :meth:`close` was called.
         """
-        item = Pending(op, waiter, waker_for(waiter.get_loop()))
+        item = WaitingWrite(op, loop, waker_for(loop), self)
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self._where} is closed")
             self._queue.put(item)
         return item
 
-    def drop(self, item: Pending) -> bool:
+    def drop(self, item: WaitingWrite) -> bool:
         """Drop a write its caller gave up on, unless the thread has taken it up."""
         with self._lock:
             if item.state == QUEUED:
@@ -140,13 +150,13 @@ class GroupWriter:
                 # (no queue.Empty raised and caught on every lone write's way in).
                 while len(batch) < MAX_GROUP and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                group: list[Pending] = []
+                group: list[WaitingWrite] = []
                 with self._lock:  # taken up: from here on the write commits or fails
                     for item in batch:
-                        if isinstance(item, Pending) and item.state == QUEUED:
+                        if isinstance(item, WaitingWrite) and item.state == QUEUED:
                             item.state = TAKEN
                             group.append(item)
-                stop = _STOP in batch  # (Pending compares by identity)
+                stop = _STOP in batch  # (a write compares by identity)
                 if len(group) == 1 and group[0].op.hot and self._alone is not None:
                     self._run_alone(group[0])
                 elif group:
@@ -168,7 +178,7 @@ class GroupWriter:
             conn.execution_options(**{WRITE: True})
         return conn
 
-    def _run_alone(self, item: Pending) -> None:
+    def _run_alone(self, item: WaitingWrite) -> None:
         """A lone hot write: the sync store's own hot path, on this thread's connection.
 
         Nothing to share a commit with, so none of the group's machinery: a create is
@@ -176,7 +186,7 @@ class GroupWriter:
         as in the sync API, with half the Python work of a group of one.
         """
         try:
-            item.result = self._alone(item.op)  # type: ignore[misc]
+            item.value = self._alone(item.op)  # type: ignore[misc]
             self.commits += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             item.error = typed(exc, self._where, self.driver_error)
@@ -185,13 +195,13 @@ class GroupWriter:
         else:
             _resolve([item], None)
 
-    def _commit_group(self, conn: Connection, group: list[Pending]) -> None:
+    def _commit_group(self, conn: Connection, group: list[WaitingWrite]) -> None:
         # No fork while this thread holds the write lock (see forkgate): a child would
         # inherit SQLite's in-process lock state with it held.
         with GATE:
             self._commit_group_gated(conn, group)
 
-    def _commit_group_gated(self, conn: Connection, group: list[Pending]) -> None:
+    def _commit_group_gated(self, conn: Connection, group: list[WaitingWrite]) -> None:
         try:
             transaction = conn.begin()  # BEGIN IMMEDIATE on SQLite (the engine's begin event)
         except BaseException as exc:  # noqa: BLE001 - every caller gets it
@@ -214,7 +224,7 @@ class GroupWriter:
     #: The bare driver's exception class (translated like SQLAlchemy's).
     driver_error: type[BaseException] = sqlite3.Error
 
-    def _run_group(self, conn: Connection, group: list[Pending]) -> bool:
+    def _run_group(self, conn: Connection, group: list[WaitingWrite]) -> bool:
         """Run the group in the open transaction (:func:`run_group`); whether to commit."""
         driver = conn.connection.driver_connection
         return run_group(
@@ -238,17 +248,17 @@ def _rollback_quietly(transaction: Any, driver_error: type[BaseException]) -> No
         pass  # the connection is invalidated and replaced on the next group
 
 
-def _resolve(group: list[Pending], error: BaseException | None) -> threading.Event | None:
+def _resolve(group: list[WaitingWrite], error: BaseException | None) -> threading.Event | None:
     """Hand the group's outcomes to their event loops; an event set once all are handed.
 
     The event (``None`` when every caller is woken in one turn of its loop) is what the
     writer waits on before it takes up the next group: see :data:`DELIVERY_WAIT`.
     """
-    loops: dict[Any, list[Pending]] = {}
+    loops: dict[Any, list[WaitingWrite]] = {}
     for item in group:
         if error is not None:
             item.error = error
-        loops.setdefault(item.waiter.get_loop(), []).append(item)
+        loops.setdefault(item.get_loop(), []).append(item)
     delivered = None
     if len(loops) == 1 and len(group) > WAKE_SLICE:
         delivered = threading.Event()

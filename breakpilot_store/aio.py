@@ -41,6 +41,7 @@ import contextvars
 import functools
 import os
 import threading
+import time
 import weakref
 from collections.abc import (
     AsyncIterable,
@@ -80,6 +81,18 @@ _READING: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVa
     "breakpilot_store_import_reading", default=None
 )
 
+#: The store whose open this task waited for (:meth:`AsyncCheckpointStore._ready`): a
+#: call made before ``close()`` that was still waiting for the open goes on while the
+#: close waits for it, its later steps (a second ``_ready``) included.
+_ADMITTED: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "breakpilot_store_admitted", default=None
+)
+
+#: How long (seconds) ``close()`` waits for the calls made before it that were waiting
+#: for the open to take their turn (a loop of another thread that never runs again
+#: must not hold the close up for ever).
+ADMITTED_WAIT = 10.0
+
 
 class AsyncCheckpointStore:
     """A checkpoint store for asyncio code, over the same database as the sync API.
@@ -104,6 +117,9 @@ class AsyncCheckpointStore:
         self._store: CheckpointStore | None = None
         self._owns = True
         self._closed = False
+        #: The writer and reader threads are being shut (later than ``_closed``: see
+        #: :meth:`close`).
+        self._shut = False
         self._open_lock = threading.Lock()
         # A thread's future, not a loop's: a SQLite store serves any loop, and a second
         # loop awaiting a first loop's future while the store opened got RuntimeError
@@ -166,6 +182,11 @@ class AsyncCheckpointStore:
         """
         if self._closed:
             raise StoreClosedError(f"store {self._url!s} is closed")
+        return self._sync_store()
+
+    def _sync_store(self) -> CheckpointStore:
+        # (The open's thread comes here even once close() began: the calls made
+        # before it wait for this open.)
         with self._open_lock:
             if self._store is None:
                 self._store = CheckpointStore(self._url, **self._options)
@@ -195,7 +216,7 @@ class AsyncCheckpointStore:
 
     async def _ready(self) -> CheckpointStore:
         """The sync store, with this front's threads or async engine started."""
-        if self._closed:
+        if self._closed and (self._shut or _ADMITTED.get() is not self):
             raise StoreClosedError(f"store {self._url!s} is closed")
         opened = self._opened
         if (
@@ -215,6 +236,7 @@ class AsyncCheckpointStore:
         # future calls its callbacks in that order, each through call_soon_threadsafe);
         # one that comes after the open finished queues behind those not yet woken.
         self._waiting += 1
+        _ADMITTED.set(self)  # (the task's own context: see _ADMITTED)
         try:
             await asyncio.shield(asyncio.wrap_future(opened))
         except BaseException:
@@ -228,7 +250,7 @@ class AsyncCheckpointStore:
             raise
         finally:
             self._waiting -= 1
-        if self._store is None:  # closed meanwhile
+        if self._store is None or self._shut:  # closed meanwhile
             raise StoreClosedError(f"store {self._url!s} is closed")
         self._live = not self._closed and not self._waiting
         return self._store
@@ -241,9 +263,9 @@ class AsyncCheckpointStore:
             # runs, on one thread of its own. No group commit: there is no fsync to share.
             self._readers = ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-memory")
             self._memory = True
-            self._readers.submit(lambda: self.sync_store).result()
+            self._readers.submit(self._sync_store).result()
             return
-        store = self.sync_store
+        store = self._sync_store()
         if store.engine.dialect.name == "postgresql":
             from .postgres.aio import AsyncPostgres
 
@@ -261,10 +283,13 @@ class AsyncCheckpointStore:
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="breakpilot-store-read")
 
     async def close(self) -> None:
-        """Let the writes already submitted commit, then close.
+        """Let the calls already made finish their writes, then close.
 
-        A write submitted afterwards raises :class:`~breakpilot_store.errors.StoreClosedError`.
-        A store given to :meth:`wrap` stays open.
+        Writes already submitted commit. So do those of calls made before this one
+        that were still waiting for the store to open (a first use, or :meth:`open`
+        in progress): they go on once it is open. A call made afterwards raises
+        :class:`~breakpilot_store.errors.StoreClosedError`. A store given to
+        :meth:`wrap` stays open.
         """
         if self._closed:
             return
@@ -273,6 +298,13 @@ class AsyncCheckpointStore:
         if self._opened is not None and not self._opened.done():
             with contextlib.suppress(BaseException):
                 await asyncio.shield(asyncio.wrap_future(self._opened))
+        # The callers woken by the open submit their work in the step they resume in
+        # (on their own loops: this one's included, hence the sleeps).
+        deadline = time.monotonic() + ADMITTED_WAIT
+        while self._waiting and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)
+        self._shut = True
         if self._postgres is not None:
             await self._postgres.close()
         writer, readers, store = self._writer, self._readers, self._store

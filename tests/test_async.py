@@ -419,6 +419,36 @@ def test_close_lets_submitted_writes_finish_then_refuses_writes(db_path):
     assert gapless(db_path, "c") == list(range(1, 51))
 
 
+def test_close_lets_calls_waiting_for_the_open_finish(db_path):
+    """Calls made before close() that still waited for the lazy open are not refused.
+
+    Found by the hostile campaign: they got StoreClosedError (the open's thread was
+    refused the store, and each caller's second step checked ``closed`` again), though
+    each call was made before the close.
+    """
+
+    async def main():
+        store = AsyncCheckpointStore(db_path)  # not open: the first call opens it
+        creates = [asyncio.ensure_future(store.create("w", f"n{i}", {"i": i})) for i in range(20)]
+        latest = asyncio.ensure_future(store.get_latest("w"))
+        count = asyncio.ensure_future(store.count("w"))
+        await asyncio.sleep(0)  # every call has started and waits for the open
+        await store.close()
+        made = await asyncio.gather(*creates)
+        await asyncio.gather(latest, count)  # they ran, before or after the creates
+        with pytest.raises(StoreClosedError):
+            await store.create("w", "late", {})
+        with pytest.raises(StoreClosedError):
+            await store.get_latest("w")
+        return [c.seq for c in made]
+
+    assert asyncio.run(main()) == list(range(1, 21))
+    assert gapless(db_path, "w") == list(range(1, 21))
+    with sqlite3.connect(db_path) as conn:  # what an operator sees
+        names = [r[0] for r in conn.execute("SELECT name FROM checkpoints ORDER BY seq")]
+    assert names == [f"n{i}" for i in range(20)]
+
+
 def test_errors_are_the_sync_apis_and_change_nothing(db_path, tmp_path):
     async def main():
         async with AsyncCheckpointManager("e", store=db_path) as mgr:

@@ -57,3 +57,22 @@ def test_a_postgres_store_from_another_event_loop_is_refused_not_hung(pg_url):
     asyncio.run(asyncio.wait_for(store.close(), 30))  # from a third loop: it closes
     with CheckpointStore(pg_url) as sync:
         assert sync.count("s") == 1  # the refused write wrote nothing
+
+
+def test_close_on_postgres_lets_calls_waiting_for_the_open_finish(pg_url, pg_raw):
+    """As on SQLite (tests/test_async.py): calls made before close() are not refused."""
+    from breakpilot_store.errors import StoreClosedError
+
+    async def main() -> list[int]:
+        store = AsyncCheckpointStore(pg_url)
+        creates = [asyncio.ensure_future(store.create("pg-w", f"n{i}", {})) for i in range(10)]
+        await asyncio.sleep(0)
+        await store.close()
+        made = await asyncio.gather(*creates)
+        with pytest.raises(StoreClosedError):
+            await store.create("pg-w", "late", {})
+        return [c.seq for c in made]
+
+    assert asyncio.run(main()) == list(range(1, 11))
+    rows = pg_raw("SELECT seq, name FROM checkpoints WHERE session_id = 'pg-w' ORDER BY seq")
+    assert [tuple(r) for r in rows] == [(i + 1, f"n{i}") for i in range(10)]

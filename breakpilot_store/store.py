@@ -6,6 +6,7 @@ import contextlib
 import functools
 import io
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from .engine import WRITE, Durability, release_interrupted, resolve_url, sqlite_
 from .errors import (
     BreakpilotStoreError,
     ReadOnlyStoreError,
+    StoreBusyError,
     StoreClosedError,
 )
 from .forkgate import GATE
@@ -130,6 +132,9 @@ class CheckpointStore:
             self._pg = PostgresHotPath(self._engine, self._where)
         # run(serial=True)'s turn and queue (SQLite's: PostgreSQL's row locks order writers).
         self._serial = None if self._row_lock else SerialWrites(self._pins, self._where)
+        # Per thread: whether a Core write transaction of this store is open on it
+        # (see _refuse_nested).
+        self._core_writing = threading.local()
         # Whether a connection may pass to an import's writer thread (see pipeline):
         # not an in-memory SQLite database, which lives on the thread that made it.
         self._threads_ok = self._row_lock or self._pins is not None
@@ -175,6 +180,10 @@ class CheckpointStore:
             raise StoreClosedError(f"store {self._where} is closed")
         if write and self.readonly:
             raise ReadOnlyStoreError(f"store {self._where} was opened read-only")
+        marked = write and self._pins is not None
+        if marked:
+            self._refuse_nested()
+            self._core_writing.open = True
         GATE.enter()  # no fork while this thread is inside a transaction (see forkgate)
         try:
             with self._engine.connect() as conn:
@@ -193,6 +202,33 @@ class CheckpointStore:
             raise
         finally:
             GATE.exit()
+            if marked:
+                self._core_writing.open = False
+
+    def _refuse_nested(self, *, own_connection: bool = True) -> None:
+        """Refuse a write that would wait for a write this thread has open (SQLite files).
+
+        SQLite has one writer per file. A write made while this thread holds another of
+        the store's write transactions open on a different connection (from a
+        ``run(op, write=True)`` operation, the iterable of ``import_checkpoints``, an
+        operation of a ``serial`` group) waits for that transaction, which waits for it:
+        ``busy_timeout`` and then a misleading "locked by another connection", or, for
+        a ``serial`` write inside another, for ever. It is refused at once instead.
+        ``own_connection=False`` for the hot path's writes, which run on the thread's
+        own connection: a create inside a hot ``run`` joins its transaction there.
+        """
+        serial = self._serial
+        if (
+            getattr(self._core_writing, "open", False)
+            or (serial is not None and serial.held_here())
+            or (own_connection and self._pins is not None and self._pins.writing_here())
+        ):
+            raise StoreBusyError(
+                f"a write to {self._where} from inside another write of this thread (a "
+                "run() operation, the iterable of import_checkpoints, a serial write) "
+                "would wait for that write, which waits for it; nothing was written: "
+                "write before or after it"
+            )
 
     def run(
         self,
@@ -243,7 +279,8 @@ class CheckpointStore:
                 many threads at once (LangGraph's pool threads): in WAL mode a
                 connection's page cache survives only its own commits, so each write
                 on its own thread's connection began by reading its pages again.
-                ``operation`` must not call the store (the turn is not re-entrant).
+                ``operation`` must not write through the store (the turn is not
+                re-entrant): such a write raises ``StoreBusyError`` at once.
                 Ignored on PostgreSQL, whose row locks order writers.
         """
         op = ops.custom(operation, write=write, hot=hot, attempt=attempt)
@@ -254,6 +291,8 @@ class CheckpointStore:
                 return None
         if serial and write and self._serial is not None:
             self._check_open(write=True)
+            if self._pins is not None:
+                self._refuse_nested()
             return self._serial.run(op, self._execute)
         return self._execute(op)
 
@@ -321,6 +360,8 @@ class CheckpointStore:
         if self._pins is None:
             return self._transaction(write)
         self._check_open(write)
+        if write:
+            self._refuse_nested(own_connection=False)
         return DriverTransaction(self._pins.get(), self._where, write)
 
     def _check_open(self, write: bool) -> None:
@@ -393,6 +434,7 @@ class CheckpointStore:
         seq = None
         renew = fence is not None and fence.renewal_due()
         if self._pins is not None and not self._closed and not self.readonly and not renew:
+            self._refuse_nested(own_connection=False)
             # One guarded statement when this thread's connection knows the counter.
             seq = append(
                 self._pins.get(),

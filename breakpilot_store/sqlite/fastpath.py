@@ -87,6 +87,11 @@ class PinnedConnections:
         pin = self._local.pin = self._checkout()
         return pin
 
+    def writing_here(self) -> bool:
+        """Whether a write transaction runs on the calling thread's connection now."""
+        pin: _Pin | None = getattr(self._local, "pin", None)
+        return pin is not None and pin.active
+
     def shared(self) -> _Pin:
         """Return the connection holder that is no thread's, checking one out if needed.
 

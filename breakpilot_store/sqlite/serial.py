@@ -49,13 +49,19 @@ class SerialWrites:
         self._turn = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[Pending] = []
+        #: The thread committing a group (``threading.get_ident()``), else ``None``.
+        self._owner: int | None = None
+
+    def held_here(self) -> bool:
+        """Whether the calling thread is committing a group (its writes run meanwhile)."""
+        return self._owner == threading.get_ident()
 
     def run(self, op: Operation[T], alone: Callable[[Operation[T]], T]) -> T:
         """Run a write in its turn: a hot one in a group, any other with ``alone(op)``."""
         pins = self._pins
         if not op.hot or pins is None:
             with self._turn:
-                return alone(op)
+                return alone(op)  # (its transaction marks the thread: see the store)
         item = Pending(op)
         with self._queue_lock:
             self._queue.append(item)
@@ -64,7 +70,11 @@ class SerialWrites:
             if item.state != DELIVERED:
                 with self._queue_lock:
                     group, self._queue = self._queue, []
-                self._commit(pins, group)
+                self._owner = threading.get_ident()
+                try:
+                    self._commit(pins, group)
+                finally:
+                    self._owner = None
         if item.error is not None:
             raise item.error
         return item.value  # type: ignore[no-any-return]
@@ -104,3 +114,4 @@ class SerialWrites:
         self._turn = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue = []
+        self._owner = None

@@ -68,6 +68,17 @@ def _abandon(transaction: Any) -> None:
         abandon()
 
 
+class _WriteMark(threading.local):
+    """Per thread: a write of the store open on another connection than the thread's own.
+
+    That is, a Core write transaction or a serial group being committed. A class
+    default, so reading it is one attribute lookup (no exception for a thread that
+    never set it).
+    """
+
+    open = False
+
+
 class CheckpointStore:
     """A database of checkpoints for many sessions (SQLite file or PostgreSQL).
 
@@ -131,10 +142,13 @@ class CheckpointStore:
 
             self._pg = PostgresHotPath(self._engine, self._where)
         # run(serial=True)'s turn and queue (SQLite's: PostgreSQL's row locks order writers).
-        self._serial = None if self._row_lock else SerialWrites(self._pins, self._where)
-        # Per thread: whether a Core write transaction of this store is open on it
-        # (see _refuse_nested).
-        self._core_writing = threading.local()
+        # Per thread: whether a write of this store on a connection other than the
+        # thread's own hot-path one is open on it: a Core write transaction, or a
+        # serial group being committed (see _refuse_nested).
+        self._writing = _WriteMark()
+        self._serial = (
+            None if self._row_lock else SerialWrites(self._pins, self._where, self._writing)
+        )
         # Whether a connection may pass to an import's writer thread (see pipeline):
         # not an in-memory SQLite database, which lives on the thread that made it.
         self._threads_ok = self._row_lock or self._pins is not None
@@ -183,7 +197,7 @@ class CheckpointStore:
         marked = write and self._pins is not None
         if marked:
             self._refuse_nested()
-            self._core_writing.open = True
+            self._writing.open = True
         GATE.enter()  # no fork while this thread is inside a transaction (see forkgate)
         try:
             with self._engine.connect() as conn:
@@ -203,7 +217,7 @@ class CheckpointStore:
         finally:
             GATE.exit()
             if marked:
-                self._core_writing.open = False
+                self._writing.open = False
 
     def _refuse_nested(self, *, own_connection: bool = True) -> None:
         """Refuse a write that would wait for a write this thread has open (SQLite files).
@@ -217,11 +231,8 @@ class CheckpointStore:
         ``own_connection=False`` for the hot path's writes, which run on the thread's
         own connection: a create inside a hot ``run`` joins its transaction there.
         """
-        serial = self._serial
-        if (
-            getattr(self._core_writing, "open", False)
-            or (serial is not None and serial.held_here())
-            or (own_connection and self._pins is not None and self._pins.writing_here())
+        if self._writing.open or (
+            own_connection and self._pins is not None and self._pins.writing_here()
         ):
             raise StoreBusyError(
                 f"a write to {self._where} from inside another write of this thread (a "
@@ -360,7 +371,7 @@ class CheckpointStore:
         if self._pins is None:
             return self._transaction(write)
         self._check_open(write)
-        if write:
+        if write and self._writing.open:
             self._refuse_nested(own_connection=False)
         return DriverTransaction(self._pins.get(), self._where, write)
 
@@ -434,7 +445,8 @@ class CheckpointStore:
         seq = None
         renew = fence is not None and fence.renewal_due()
         if self._pins is not None and not self._closed and not self.readonly and not renew:
-            self._refuse_nested(own_connection=False)
+            if self._writing.open:  # (one attribute read per create)
+                self._refuse_nested(own_connection=False)
             # One guarded statement when this thread's connection knows the counter.
             seq = append(
                 self._pins.get(),

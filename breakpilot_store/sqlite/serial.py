@@ -41,20 +41,19 @@ class SerialWrites:
         pins: The store's hot-path connections (``None``: an in-memory database, whose
             writes take their turn on a Core connection, one by one).
         where: How errors name the database.
+        writing: The store's per-thread mark of a write open on another connection
+            than the thread's own (set here while a group commits).
     """
 
-    def __init__(self, pins: PinnedConnections | None, where: str) -> None:
+    def __init__(
+        self, pins: PinnedConnections | None, where: str, writing: threading.local
+    ) -> None:
         self._pins = pins
         self._where = where
+        self._writing = writing
         self._turn = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[Pending] = []
-        #: The thread committing a group (``threading.get_ident()``), else ``None``.
-        self._owner: int | None = None
-
-    def held_here(self) -> bool:
-        """Whether the calling thread is committing a group (its writes run meanwhile)."""
-        return self._owner == threading.get_ident()
 
     def run(self, op: Operation[T], alone: Callable[[Operation[T]], T]) -> T:
         """Run a write in its turn: a hot one in a group, any other with ``alone(op)``."""
@@ -70,11 +69,13 @@ class SerialWrites:
             if item.state != DELIVERED:
                 with self._queue_lock:
                     group, self._queue = self._queue, []
-                self._owner = threading.get_ident()
+                # The group's writes run on the shared connection: one made from
+                # inside them, on this thread, is refused (the store's _refuse_nested).
+                self._writing.open = True
                 try:
                     self._commit(pins, group)
                 finally:
-                    self._owner = None
+                    self._writing.open = False
         if item.error is not None:
             raise item.error
         return item.value  # type: ignore[no-any-return]
@@ -114,4 +115,3 @@ class SerialWrites:
         self._turn = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue = []
-        self._owner = None

@@ -223,8 +223,11 @@ class AsyncCheckpointStore:
             opened is not None
             and opened.done()
             and opened.exception() is None
-            and not self._waiting
+            and (not self._waiting or _ADMITTED.get() is self)
         ):
+            # (A caller that has had its turn at the open does not queue again behind
+            # those still waiting for theirs: its next step, a second _ready on the
+            # way to the writer, would come after theirs and reorder its writes.)
             return self._store  # type: ignore[return-value]  # the every-call path
         with self._open_lock:
             if self._opened is None:
@@ -249,11 +252,21 @@ class AsyncCheckpointStore:
                         self._opened = None
             raise
         finally:
-            self._waiting -= 1
+            if self._closed:
+                # close() waits for this caller: count it out only once the step it
+                # resumes in has submitted its work (the step runs on until it awaits
+                # that), so that a caller on another thread's loop cannot be counted
+                # out and then find the writer shut.
+                asyncio.get_running_loop().call_soon(self._count_out)
+            else:
+                self._waiting -= 1
         if self._store is None or self._shut:  # closed meanwhile
             raise StoreClosedError(f"store {self._url!s} is closed")
         self._live = not self._closed and not self._waiting
         return self._store
+
+    def _count_out(self) -> None:
+        self._waiting -= 1
 
     def _start(self) -> None:
         url = resolve_url(self._url) if self._store is None else self._store.url

@@ -197,9 +197,10 @@ class CheckpointStore:
         marked = write and self._pins is not None
         if marked:
             self._refuse_nested()
-            self._writing.open = True
         GATE.enter()  # no fork while this thread is inside a transaction (see forkgate)
         try:
+            if marked:
+                self._writing.open = True
             with self._engine.connect() as conn:
                 if write:
                     conn.execution_options(**{WRITE: True})
@@ -219,7 +220,7 @@ class CheckpointStore:
             if marked:
                 self._writing.open = False
 
-    def _refuse_nested(self, *, own_connection: bool = True) -> None:
+    def _refuse_nested(self) -> None:
         """Refuse a write that would wait for a write this thread has open (SQLite files).
 
         SQLite has one writer per file. A write made while this thread holds another of
@@ -228,18 +229,20 @@ class CheckpointStore:
         operation of a ``serial`` group) waits for that transaction, which waits for it:
         ``busy_timeout`` and then a misleading "locked by another connection", or, for
         a ``serial`` write inside another, for ever. It is refused at once instead.
-        ``own_connection=False`` for the hot path's writes, which run on the thread's
-        own connection: a create inside a hot ``run`` joins its transaction there.
+        The hot path's writes check only ``self._writing.open`` (and raise
+        :meth:`_nested_error`): they run on the thread's own connection, so a create
+        inside a hot ``run`` joins its transaction there.
         """
-        if self._writing.open or (
-            own_connection and self._pins is not None and self._pins.writing_here()
-        ):
-            raise StoreBusyError(
-                f"a write to {self._where} from inside another write of this thread (a "
-                "run() operation, the iterable of import_checkpoints, a serial write) "
-                "would wait for that write, which waits for it; nothing was written: "
-                "write before or after it"
-            )
+        if self._writing.open or (self._pins is not None and self._pins.writing_here()):
+            raise self._nested_error()
+
+    def _nested_error(self) -> StoreBusyError:
+        return StoreBusyError(
+            f"a write to {self._where} from inside another write of this thread (a "
+            "run() operation, the iterable of import_checkpoints, a serial write) "
+            "would wait for that write, which waits for it; nothing was written: "
+            "write before or after it"
+        )
 
     def run(
         self,
@@ -372,7 +375,7 @@ class CheckpointStore:
             return self._transaction(write)
         self._check_open(write)
         if write and self._writing.open:
-            self._refuse_nested(own_connection=False)
+            raise self._nested_error()
         return DriverTransaction(self._pins.get(), self._where, write)
 
     def _check_open(self, write: bool) -> None:
@@ -446,7 +449,7 @@ class CheckpointStore:
         renew = fence is not None and fence.renewal_due()
         if self._pins is not None and not self._closed and not self.readonly and not renew:
             if self._writing.open:  # (one attribute read per create)
-                self._refuse_nested(own_connection=False)
+                raise self._nested_error()
             # One guarded statement when this thread's connection knows the counter.
             seq = append(
                 self._pins.get(),

@@ -87,8 +87,8 @@ class WaitingWrite(asyncio.Future):  # type: ignore[type-arg]
         ``CancelledError`` into it when the outcome arrives: its next read sees the
         outcome, and no lock is held any more.
         """
-        if self.state == QUEUED and not self.writer.drop(self):
-            return False  # taken up meanwhile
+        if self.state == QUEUED:
+            self.writer.drop(self)  # (fails if the writer took it up meanwhile)
         if self.state == TAKEN:
             return False
         return super().cancel(msg)

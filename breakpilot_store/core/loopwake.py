@@ -51,9 +51,7 @@ class LoopWaker:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._outcomes: collections.deque[
-            tuple[Sequence[WaitingWrite], Callable[[], object] | None]
-        ] = collections.deque()
+        self._outcomes: collections.deque[_Posted] = collections.deque()
         weakref.finalize(self, os.close, fd)
 
     def post(self, items: Sequence[WaitingWrite], done: Callable[[], object] | None) -> None:

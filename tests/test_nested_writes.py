@@ -31,6 +31,14 @@ def _rows(db_path, session_id: str) -> list[tuple[int, str]]:
         ).fetchall()
 
 
+def _refused_at_once(call) -> None:
+    """``call()`` raises the nested-write StoreBusyError, long before busy_timeout."""
+    began = time.monotonic()
+    with pytest.raises(StoreBusyError, match="inside another write of this thread"):
+        call()
+    assert time.monotonic() - began < BUSY_SECONDS / 2
+
+
 def _entries(store: CheckpointStore, session_id: str) -> list[dict]:
     return [cp.to_dict() for cp in store.list_checkpoints(session_id)]
 
@@ -46,10 +54,7 @@ def test_a_write_from_the_import_iterable_is_refused_at_once(db_path):
                 store.create("other", "inside", {})
                 yield entry
 
-        began = time.monotonic()
-        with pytest.raises(StoreBusyError, match="inside another write of this thread"):
-            store.import_checkpoints("dst", iterable())
-        assert time.monotonic() - began < BUSY_SECONDS / 2
+        _refused_at_once(lambda: store.import_checkpoints("dst", iterable()))
         # Usable afterwards, and the import's all-or-nothing held.
         store.create("after", "ok", {})
     assert _rows(db_path, "dst") == []
@@ -65,10 +70,7 @@ def test_a_write_from_a_run_operation_is_refused_and_the_run_rolls_back(db_path)
             conn.execute(text("UPDATE sessions SET base_at = base_at WHERE session_id = 's'"), {})
             store.clear("s")
 
-        began = time.monotonic()
-        with pytest.raises(StoreBusyError):
-            store.run(op, write=True)
-        assert time.monotonic() - began < BUSY_SECONDS / 2
+        _refused_at_once(lambda: store.run(op, write=True))
         assert store.create("s", "second", {}).seq == 2
     assert _rows(db_path, "s") == [(1, "first"), (2, "second")]
 
@@ -111,10 +113,7 @@ def test_a_core_write_inside_a_hot_run_is_refused_and_the_run_rolls_back(db_path
             conn.execute(text("DELETE FROM checkpoints WHERE session_id = 's'"), {})
             store.clear("other")
 
-        began = time.monotonic()
-        with pytest.raises(StoreBusyError, match="inside another write of this thread"):
-            store.run(op, write=True, hot=True)
-        assert time.monotonic() - began < BUSY_SECONDS / 2
+        _refused_at_once(lambda: store.run(op, write=True, hot=True))
         assert store.create("s", "second", {}).seq == 2
     # The run's DELETE was rolled back with it.
     assert _rows(db_path, "s") == [(1, "first"), (2, "second")]

@@ -236,3 +236,151 @@ def test_serial_hot_writes_queued_during_a_commit_share_the_next_one(db_path):
     assert outcomes["third"] == 4  # the failed write's row was rolled back with it
     assert seqs == [1, 2, 3, 4]
     assert len(commits) == 2  # the first write's, then one for the three queued
+
+
+# -- deferral: under overlapping writers, a write waits for the next to share its commit --
+
+
+def _rows(path) -> int:
+    """What an operator sees: the checkpoints committed, through a raw connection."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _commits(store) -> list[str]:
+    """The COMMITs the serial writes' shared connection runs from now on."""
+    statements: list[str] = []
+    store._pins.shared().connection.set_trace_callback(statements.append)
+    return statements
+
+
+def _next(conn) -> int:
+    return _insert_next(conn, "s")
+
+
+def test_a_lone_serial_writer_commits_each_write_at_once_and_never_defers(db_path):
+    with CheckpointStore(db_path) as store:
+        store.create("s", "a", {"i": 0})
+        statements = _commits(store)
+        for n in range(30):
+            assert store.run(_next, write=True, hot=True, serial=True) == n + 2
+            assert _rows(db_path) == n + 2  # committed before the call returned
+        overlap = store._serial.overlap
+    assert overlap == 0.0
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 30
+
+
+def test_when_writes_overlap_a_write_defers_and_the_next_one_commits_both(db_path):
+    """LangGraph's pattern: a write that finds the turn free waits for the next write."""
+    outcome: list = []
+    with CheckpointStore(db_path) as store:
+        store.create("s", "a", {"i": 0})
+        statements = _commits(store)
+        serial = store._serial
+        serial.overlap = 1.0  # lately, every commit saw another write arrive
+        serial.group_seconds = 60.0  # so the first write waits for the second
+        first = threading.Thread(
+            target=lambda: outcome.append(store.run(_next, write=True, hot=True, serial=True))
+        )
+        first.start()
+        deadline = time.monotonic() + 30
+        while not serial._deferring and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert serial._deferring == 1
+        assert _rows(db_path) == 1  # deferred: nothing of it is committed yet
+        assert store.run(_next, write=True, hot=True, serial=True) == 3
+        first.join(30)
+        assert not first.is_alive()  # woken by the commit, long before its minute
+        overlap = serial.overlap
+    assert outcome == [2]  # queued first, so its seq comes first
+    assert _rows(db_path) == 3
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 1
+    assert overlap > 0.5  # that commit overlapped too: the pattern goes on
+
+
+def test_a_deferred_write_that_nobody_joins_commits_alone_and_deferring_stops(db_path):
+    with CheckpointStore(db_path) as store:
+        store.create("s", "a", {"i": 0})
+        statements = _commits(store)
+        serial = store._serial
+        serial.overlap = 1.0
+        serial.group_seconds = 0.02
+        seen = []
+        for n in range(8):
+            serial.group_seconds = 0.02  # (commits fold their own time in)
+            seen.append(serial.overlap)
+            assert store.run(_next, write=True, hot=True, serial=True) == n + 2
+            assert _rows(db_path) == n + 2
+    # Each wait that timed out, and each commit alone, lowered the overlap: after a
+    # few, writes no longer wait at all.
+    assert seen == sorted(seen, reverse=True)
+    assert seen[0] == 1.0
+    assert seen[-1] < 0.5
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 8
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(seconds: float):
+    """Raise _Interrupted in the main thread after ``seconds`` (as a SIGINT would)."""
+    import signal
+
+    def handler(signum, frame):
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return lambda: signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_write_interrupted_while_it_defers_is_withdrawn_not_written(db_path):
+    with CheckpointStore(db_path) as store:
+        store.create("s", "a", {"i": 0})
+        serial = store._serial
+        serial.overlap = 1.0
+        serial.group_seconds = 60.0
+        restore = _interrupt_after(0.2)
+        try:
+            with pytest.raises(_Interrupted):
+                store.run(_next, write=True, hot=True, serial=True)
+        finally:
+            restore()
+        assert serial._queue == []
+        assert serial._deferring == 0
+        assert _rows(db_path) == 1
+        # Nothing left behind: the next write takes its turn and commits.
+        serial.overlap = 0.0
+        assert store.run(_next, write=True, hot=True, serial=True) == 2
+    assert _rows(db_path) == 2
+
+
+def test_a_write_interrupted_while_it_waits_for_the_turn_is_withdrawn(db_path):
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(conn) -> int:
+        seq = _insert_next(conn, "s")
+        inside.set()
+        release.wait(60)
+        return seq
+
+    with CheckpointStore(db_path) as store:
+        store.create("s", "a", {"i": 0})
+        holder = threading.Thread(target=lambda: store.run(slow, write=True, hot=True, serial=True))
+        holder.start()
+        assert inside.wait(60)
+        restore = _interrupt_after(0.2)
+        try:
+            with pytest.raises(_Interrupted):
+                store.run(_next, write=True, hot=True, serial=True)
+        finally:
+            restore()
+            release.set()
+            holder.join(60)
+        assert store._serial._queue == []
+        seqs = [cp.seq for cp in store.list_checkpoints("s")]
+    assert seqs == [1, 2]  # the holder's write; the interrupted one was never run

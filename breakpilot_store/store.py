@@ -167,7 +167,12 @@ class CheckpointStore:
         return self._closed
 
     def close(self) -> None:
-        """Close every pooled connection; the store cannot be used afterwards."""
+        """Close every pooled connection; the store cannot be used afterwards.
+
+        From any thread, also while other threads are inside calls of this store:
+        those calls finish, and the connection each is using is closed when it is done
+        with it; calls that begin afterwards raise ``StoreClosedError``.
+        """
         if not self._closed:
             self._closed = True
             with GATE:

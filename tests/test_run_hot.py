@@ -384,3 +384,42 @@ def test_a_write_interrupted_while_it_waits_for_the_turn_is_withdrawn(db_path):
         assert store._serial._queue == []
         seqs = [cp.seq for cp in store.list_checkpoints("s")]
     assert seqs == [1, 2]  # the holder's write; the interrupted one was never run
+
+
+def test_closing_the_store_under_a_serial_group_ends_it_and_fails_the_queued(db_path):
+    """The write in progress commits; every write queued behind it gets StoreClosedError."""
+    from breakpilot_store.errors import StoreClosedError
+
+    inside, release = threading.Event(), threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def first(conn) -> int:
+        seq = _insert_next(conn, "s")
+        inside.set()
+        release.wait(60)  # the store closes meanwhile
+        return seq
+
+    def call(name, op) -> None:
+        try:
+            outcomes[name] = store.run(op, write=True, hot=True, serial=True)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertions
+            outcomes[name] = exc
+
+    store = CheckpointStore(db_path)
+    store.create("s", "a", {"i": 0})
+    leader = threading.Thread(target=call, args=("first", first))
+    leader.start()
+    assert inside.wait(60)
+    queued = [threading.Thread(target=call, args=(name, _next)) for name in ("second", "third")]
+    for n, thread in enumerate(queued):
+        thread.start()
+        while thread.is_alive() and len(store._serial._queue) < n + 1:
+            time.sleep(0.001)
+    store.close()
+    release.set()
+    for thread in (leader, *queued):
+        thread.join(60)
+    assert outcomes["first"] == 2  # it was using the connection: it finished
+    assert isinstance(outcomes["second"], StoreClosedError)
+    assert isinstance(outcomes["third"], StoreClosedError)
+    assert _rows(db_path) == 2

@@ -29,8 +29,9 @@ PgBouncer does not forward the startup options that carry the settings otherwise
 
 from __future__ import annotations
 
+import contextlib
 import select
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -113,7 +114,10 @@ def _alive(conn: psycopg.Connection[Any]) -> bool:
     pgconn = conn.pgconn
     if conn.closed or conn.broken or pgconn.status != 0:  # ConnStatus.OK
         return False
-    return not select.select([pgconn.socket], [], [], 0)[0]
+    try:
+        return not select.select([pgconn.socket], [], [], 0)[0]
+    except (OSError, psycopg.Error):  # no usable socket: replaced too
+        return False
 
 
 class PostgresHotPath:
@@ -147,11 +151,32 @@ class PostgresHotPath:
         self._pins.forget_after_fork()
         self._engine.dispose(close=False)
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[psycopg.Connection[Any]]:
+        """This thread's connection for one call: the store's close leaves it to the call.
+
+        (See ``_Pin.enter``: psycopg's ``close`` under a statement running on another
+        thread frees what libpq is using.) Entered before anything touches it, the
+        liveness check's ``select`` on its socket included.
+        """
         pin = self._pins.get()
+        pin.enter()
         if not _alive(pin.connection):
-            self._pins.drop()  # closed; the next get() opens a new one
+            pin.leave()
+            self._pins.drop()  # closed; get() opens a new one
             pin = self._pins.get()
+            pin.enter()
+        try:
+            try:
+                conn = self._ready(pin)
+            except psycopg.Error as exc:
+                raise translate_driver(exc, self._where) from exc
+            yield conn
+        finally:
+            pin.leave()
+
+    def _ready(self, pin: Any) -> psycopg.Connection[Any]:
+        """The pin's connection, set up for the hot path on its first use."""
         conn = pin.connection
         if not conn.autocommit:  # a new connection: one statement, one transaction
             conn.autocommit = True
@@ -185,26 +210,23 @@ class PostgresHotPath:
         found broken is replaced and the statement sent again, once.
         """
         query = _params(statement, params)
-        try:
-            conn = self._connection()
-        except psycopg.Error as exc:
-            raise translate_driver(exc, self._where) from exc
-        try:
-            if self._settings is None:
-                # Autocommit: the one statement is the whole transaction.
-                return conn.execute(*query)
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                conn.execute(*self._settings)
-                cursor = conn.execute(*query)
-                conn.execute("COMMIT")
-            return cursor
-        except psycopg.Error as exc:
-            if not self._recover(conn) and retry:
-                return self._run(statement, params)
-            if isinstance(exc, psycopg.errors.UniqueViolation):
-                raise
-            raise translate_driver(exc, self._where) from exc
+        with self._using() as conn:
+            try:
+                if self._settings is None:
+                    # Autocommit: the one statement is the whole transaction.
+                    return conn.execute(*query)
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    conn.execute(*self._settings)
+                    cursor = conn.execute(*query)
+                    conn.execute("COMMIT")
+                return cursor
+            except psycopg.Error as exc:
+                if not self._recover(conn) and retry:
+                    return self._run(statement, params)
+                if isinstance(exc, psycopg.errors.UniqueViolation):
+                    raise
+                raise translate_driver(exc, self._where) from exc
 
     def _recover(self, conn: psycopg.Connection[Any]) -> bool:
         """After a failed statement: whether ``conn`` is still this thread's to use.
@@ -240,21 +262,18 @@ class PostgresHotPath:
                 raise translate_driver(exc, self._where) from exc
             return [cursor.fetchall() if cursor.description else []]
         queries = [_params(statement, params) for statement, params in statements]
-        try:
-            conn = self._connection()
-        except psycopg.Error as exc:
-            raise translate_driver(exc, self._where) from exc
-        try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                if self._settings is not None:
-                    conn.execute(*self._settings)
-                cursors = [conn.execute(*query) for query in queries]
-                conn.execute("COMMIT")
-            return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
-        except psycopg.Error as exc:
-            self._recover(conn)
-            raise translate_driver(exc, self._where) from exc
+        with self._using() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    if self._settings is not None:
+                        conn.execute(*self._settings)
+                    cursors = [conn.execute(*query) for query in queries]
+                    conn.execute("COMMIT")
+                return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+            except psycopg.Error as exc:
+                self._recover(conn)
+                raise translate_driver(exc, self._where) from exc
 
     def append(
         self,
@@ -279,14 +298,12 @@ class PostgresHotPath:
         )
         try:
             if self._settings is None:
-                conn = self._connection()
-                if getattr(conn, "_bp_direct", False):
-                    return self._append_direct(conn, *statement)
+                with self._using() as conn:
+                    if getattr(conn, "_bp_direct", False):
+                        return self._append_direct(conn, *statement)
             row = self._run(*statement).fetchone()  # behind PgBouncer: nothing prepared
         except psycopg.errors.UniqueViolation:
             return None  # raced by a writer that does not rebase the row: the full path
-        except psycopg.Error as exc:  # from _connection(); _run translates its own
-            raise translate_driver(exc, self._where) from exc
         return None if row is None else int(row[0])
 
     def _append_direct(

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 
 from ..core.retention import retention_params
+from ..errors import StoreClosedError
 from ..forkgate import GATE
 from ..schema import to_text
 from ..translate import translate_driver
@@ -36,16 +37,42 @@ class _Pin:
     back to the pool.
     """
 
-    __slots__ = ("connection", "counters", "active", "_utf8", "__weakref__")
+    __slots__ = ("connection", "counters", "active", "busy", "_pins", "_utf8", "__weakref__")
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: Any, pins: PinnedConnections) -> None:
         self.connection = connection
         self.counters = CounterCache()
         #: Whether a write transaction of this store runs on it now (a create made
         #: from inside ``run(op, hot=True)`` joins it); an open transaction while this
         #: is False was left by an interrupt.
         self.active = False
+        #: How many calls use the connection now (nested ones count): see :meth:`enter`.
+        self.busy = 0
+        self._pins = pins
         self._utf8: bool | None = None
+
+    def enter(self) -> None:
+        """A call starts using the connection (on its thread, or in the serial turn).
+
+        Raises:
+            StoreClosedError: The store was closed; the call must not use it.
+        """
+        # The flag is set before ``closed`` is read, and ``close`` sets ``closed``
+        # before it reads the flags (the GIL orders the four): either this call sees
+        # the store closed, or close() sees the connection busy and leaves it to the
+        # call, which hands it back in :meth:`leave`. Never closed under a call: the
+        # driver would use freed memory (a segfault, found by closing a store while
+        # other threads wrote).
+        self.busy += 1
+        if self._pins.closed:
+            self.leave()
+            raise StoreClosedError(f"store {self._pins.where} is closed")
+
+    def leave(self) -> None:
+        """The call that :meth:`enter` began is done with the connection."""
+        self.busy -= 1
+        if not self.busy and self._pins.closed:
+            self._pins.retire(self)
 
     def leftover(self) -> bool:
         """Whether the connection holds a transaction nobody is running (interrupted)."""
@@ -73,11 +100,16 @@ class PinnedConnections:
 
     def __init__(self, engine: Engine, where: str) -> None:
         self._engine = engine
-        self._where = where
+        self.where = where
         self._local = threading.local()
         self._finalizers: list[weakref.finalize] = []
         self._lock = threading.Lock()
         self._shared: _Pin | None = None
+        #: Set by :meth:`close`; calls that :meth:`_Pin.enter` afterwards are refused.
+        self.closed = False
+        # Connections that were busy when the store closed, by holder: each goes when
+        # its call leaves it (:meth:`retire`).
+        self._busy_at_close: dict[int, weakref.finalize] = {}
 
     def get(self) -> _Pin:
         """Return the calling thread's connection holder, checking one out if needed."""
@@ -108,12 +140,14 @@ class PinnedConnections:
 
     def _checkout(self) -> _Pin:
         """Check a connection out of the pool; it goes back when its holder is collected."""
+        if self.closed:  # (the engine would open a new pool)
+            raise StoreClosedError(f"store {self.where} is closed")
         try:
             with GATE:  # opening runs SQLite code: not while a fork copies the process
                 proxied = self._engine.raw_connection()
         except Exception as exc:  # noqa: BLE001 - translated below or re-raised
-            raise _translated(exc, self._where) from exc
-        pin = _Pin(proxied.driver_connection)
+            raise _translated(exc, self.where) from exc
+        pin = _Pin(proxied.driver_connection, self)
         finalizer = weakref.finalize(pin, _give_back, proxied)
         with self._lock:
             self._finalizers = [f for f in self._finalizers if f.alive]
@@ -137,13 +171,40 @@ class PinnedConnections:
             self._finalizers = [f for f in self._finalizers if f.alive]
 
     def close(self) -> None:
-        """Return every pinned connection to the pool (before the engine is disposed)."""
+        """Return every pinned connection to the pool (before the engine is disposed).
+
+        A connection that a call on another thread is using now is left to that call,
+        which closes it when it is done with it (:meth:`_Pin.leave`): the call ends as
+        it would have, and later calls are refused with ``StoreClosedError``.
+        """
+        self.closed = True  # before the flags are read: see _Pin.enter
+        idle = []
         with self._lock:
             finalizers, self._finalizers = self._finalizers, []
-        for finalizer in finalizers:
+            for finalizer in finalizers:
+                found = finalizer.peek()
+                if found is not None and found[0].busy:
+                    self._busy_at_close[id(found[0])] = finalizer
+                else:
+                    idle.append(finalizer)
+        for finalizer in idle:
             finalizer()
         self._local = threading.local()
         self._shared = None
+
+    def retire(self, pin: _Pin) -> None:
+        """Close a connection the store's close left to its call, now that it is done."""
+        with self._lock:
+            finalizer = self._busy_at_close.pop(id(pin), None)
+        if finalizer is None:
+            return  # (close found it idle, or this ran already)
+        found = finalizer.detach()
+        if found is not None:
+            proxied = found[2][0]  # _give_back's argument
+            with GATE:
+                # Closed, not given back: the pool it came from was disposed with the
+                # store, and would keep it open until collected.
+                proxied.invalidate()
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's connections without touching them."""
@@ -183,7 +244,7 @@ class DriverTransaction:
     transaction: the same isolation as ``BEGIN; SELECT; COMMIT``, two round trips fewer.
     """
 
-    __slots__ = ("_pin", "_conn", "_counters", "_where", "_write", "_open", "_outer")
+    __slots__ = ("_pin", "_conn", "_counters", "_where", "_write", "_open", "_outer", "_entered")
 
     def __init__(self, pin: _Pin, where: str, write: bool) -> None:
         self._pin = pin
@@ -193,10 +254,16 @@ class DriverTransaction:
         self._where = where
         self._write = write
         self._open = False
+        self._entered = False  # (a closed store refuses the call before it begins)
 
     def __enter__(self) -> DriverConnection:
         GATE.enter()  # no fork while this thread runs SQLite code (see forkgate)
-        self._open = True
+        try:
+            self._pin.enter()
+        except BaseException:
+            GATE.exit()
+            raise
+        self._open = self._entered = True
         if not self._write:
             return DriverConnection(self._conn, self._where, self._counters)
         try:
@@ -234,15 +301,24 @@ class DriverTransaction:
         """
         # Not only while ``_open``: an interrupt as ``_end`` began skips it, and the
         # ``finally`` in ``__exit__`` still closes. Outermost, an open transaction is ours.
-        if self._write and not self._outer and (self._pin.active or self._conn.in_transaction):
+        if self._write and not self._outer and self._entered and self._left_open():
             self._counters.forget()
             self._rollback()
         self._close()
 
+    def _left_open(self) -> bool:
+        try:
+            return self._pin.active or self._conn.in_transaction
+        except sqlite3.ProgrammingError:
+            return False  # closed with the store (its last call let go): nothing is open
+
     def _close(self) -> None:
         if self._open:
             self._open = False
-            GATE.exit()
+            try:
+                self._pin.leave()
+            finally:
+                GATE.exit()
 
     def _end(self, exc_type: Any) -> None:
         if not self._write:
@@ -422,6 +498,36 @@ def append(
         known for sure, the retention rule is due, the lease refused it, or the
         holder's lease is due for renewal).
     """
+    pin.enter()
+    try:
+        return _append(
+            pin,
+            where,
+            session_id,
+            name,
+            now,
+            data_text,
+            metadata_text,
+            compress_after,
+            max_checkpoints,
+            fence,
+        )
+    finally:
+        pin.leave()
+
+
+def _append(
+    pin: _Pin,
+    where: str,
+    session_id: str,
+    name: str,
+    now: datetime,
+    data_text: str | bytes,
+    metadata_text: str,
+    compress_after: int | None,
+    max_checkpoints: int | None,
+    fence: Any,
+) -> int | None:
     from ..core.repository import append_if_unchanged  # (the repository imports this module)
 
     known = pin.counters.known(session_id)

@@ -159,11 +159,13 @@ class SerialWrites:
 
     def _commit(self, pins: PinnedConnections, group: list[Pending]) -> None:
         """Run ``group`` in one transaction on the shared connection; set each outcome."""
-        pin = pins.shared()
-        driver = pin.connection
-        transaction = DriverTransaction(pin, self._where, True)
+        transaction = None
         began = time.perf_counter()
         try:
+            # Inside the try: a store closed meanwhile fails every write of the group.
+            pin = pins.shared()
+            driver = pin.connection
+            transaction = DriverTransaction(pin, self._where, True)
             with transaction as conn:
                 keep = run_group(
                     conn,
@@ -180,7 +182,8 @@ class SerialWrites:
         except _RollBack:
             pass  # each write of the group has its error
         except BaseException as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing kept
-            transaction.abandon()  # (an interrupt as __exit__ began left it open)
+            if transaction is not None:
+                transaction.abandon()  # (an interrupt as __exit__ began left it open)
             error = typed(exc, self._where, sqlite3.Error)
             for item in group:
                 if item.error is None:

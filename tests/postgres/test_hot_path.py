@@ -110,6 +110,12 @@ def time_now():
     return datetime.now(timezone.utc)
 
 
+def _hot_connection(store: CheckpointStore):
+    """The calling thread's connection on the store's PostgreSQL hot path."""
+    with store._pg._using() as conn:
+        return conn
+
+
 def test_threads_each_get_their_own_connection(pg_url, pg_raw) -> None:
     with CheckpointStore(pg_url, pool_size=1, max_overflow=0) as store:
         errors: list[BaseException] = []
@@ -137,11 +143,11 @@ def test_a_dropped_connection_is_replaced(pg_url, pg_admin) -> None:
     with CheckpointStore(pg_url) as store:
         mgr = CheckpointManager("d", store=store)
         mgr.create("a", {"x": 1})
-        pid = store._pg._connection().info.backend_pid  # the hot path's own connection
+        pid = _hot_connection(store).info.backend_pid  # the hot path's own connection
         pg_admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         # A read right after is sent again on a new connection.
         assert mgr.get_latest().data == {"x": 1}
-        new_pid = store._pg._connection().info.backend_pid
+        new_pid = _hot_connection(store).info.backend_pid
         assert new_pid != pid
         pg_admin.execute("SELECT pg_terminate_backend(%s)", (new_pid,))
         deadline = time.monotonic() + 10
@@ -161,7 +167,7 @@ def test_prepared_only_on_direct_connections(pg_base_url, pg_schema) -> None:
             mgr.create("a", {})
             mgr.get_latest()
             mgr.get("p:1")
-            conn = store._pg._connection()
+            conn = _hot_connection(store)
             prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
             assert (prepared >= 2) is expected, (pgbouncer, prepared)
             if not expected:
@@ -175,12 +181,12 @@ def test_the_create_is_prepared_again_when_the_server_forgot_it(pg_url) -> None:
     with CheckpointStore(pg_url) as store:
         mgr = CheckpointManager("dealloc", store=store)
         assert mgr.create("a", {"x": 1}).id == "dealloc:1"
-        conn = store._pg._connection()
+        conn = _hot_connection(store)
         names = "SELECT name FROM pg_prepared_statements WHERE name LIKE '\\_bp\\_%'"
         assert conn.execute(names).fetchall()  # the create's own statement
         conn.execute("DEALLOCATE ALL")
         assert mgr.create("b", {"x": 2}).id == "dealloc:2"
-        assert store._pg._connection() is conn  # the same connection, prepared again
+        assert _hot_connection(store) is conn  # the same connection, prepared again
         assert conn.execute(names).fetchall()
         assert [c.data for c in mgr.get_all()] == [{"x": 1}, {"x": 2}]
 

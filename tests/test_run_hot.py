@@ -184,50 +184,74 @@ def test_serial_writes_queue_on_the_lock_rather_than_fail_busy(db_path, hot):
         assert [cp.seq for cp in store.list_checkpoints("s")] == [1, 2, 3, 4, 5]
 
 
+class _HeldTurn:
+    """A serial write that holds the turn until released, and writes queued behind it.
+
+    ``hold()`` starts the first write, which inserts the next seq of session ``s`` and
+    waits inside its transaction; ``queue(name, op)`` starts each further write on a
+    thread of its own, one at a time, so that they queue in that order; ``finish()``
+    lets the first go and waits for all. Each call's result, or exception, lands in
+    ``outcomes[name]``.
+    """
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self.store = store
+        self.inside, self.release = threading.Event(), threading.Event()
+        self.outcomes: dict[str, object] = {}
+        self.threads: list[threading.Thread] = []
+
+    def _first(self, conn) -> int:
+        seq = _insert_next(conn, "s")
+        self.inside.set()
+        self.release.wait(60)  # the others queue meanwhile
+        return seq
+
+    def _call(self, name: str, op) -> None:
+        try:
+            self.outcomes[name] = self.store.run(op, write=True, hot=True, serial=True)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertions
+            self.outcomes[name] = exc
+
+    def _start(self, name: str, op) -> threading.Thread:
+        thread = threading.Thread(target=self._call, args=(name, op))
+        self.threads.append(thread)
+        thread.start()
+        return thread
+
+    def hold(self) -> None:
+        self._start("first", self._first)
+        assert self.inside.wait(60)
+
+    def queue(self, name: str, op) -> None:
+        queued = len(self.store._serial._queue)
+        thread = self._start(name, op)
+        while thread.is_alive() and len(self.store._serial._queue) < queued + 1:
+            time.sleep(0.001)
+
+    def finish(self) -> dict[str, object]:
+        self.release.set()
+        for thread in self.threads:
+            thread.join(60)
+        return self.outcomes
+
+
 def test_serial_hot_writes_queued_during_a_commit_share_the_next_one(db_path):
     """The writes waiting when a turn ends commit together; one that fails fails alone."""
-    inside, release = threading.Event(), threading.Event()
-    outcomes: dict[str, object] = {}
-
-    def first(conn) -> int:
-        seq = _insert_next(conn, "s")
-        inside.set()
-        release.wait(60)  # the others queue meanwhile
-        return seq
 
     def failing(conn) -> int:
         _insert_next(conn, "s")
         raise ValueError("refused after its insert")
 
-    def call(name, op) -> None:
-        try:
-            outcomes[name] = store.run(op, write=True, hot=True, serial=True)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertions
-            outcomes[name] = exc
-
     with CheckpointStore(db_path) as store:
         store.create("s", "a", {"i": 0})
         statements: list[str] = []
         store._pins.shared().connection.set_trace_callback(statements.append)
-        leader = threading.Thread(target=call, args=("first", first))
-        leader.start()
-        assert inside.wait(60)
-        queued = [
-            threading.Thread(target=call, args=(name, op))
-            for name, op in (
-                ("second", lambda conn: _insert_next(conn, "s")),
-                ("failing", failing),
-                ("third", lambda conn: _insert_next(conn, "s")),
-            )
-        ]
-        for thread in queued:
-            thread.start()
-            # One at a time, so that they queue in this order.
-            while thread.is_alive() and len(store._serial._queue) < queued.index(thread) + 1:
-                time.sleep(0.001)
-        release.set()
-        for thread in (leader, *queued):
-            thread.join()
+        held = _HeldTurn(store)
+        held.hold()
+        held.queue("second", lambda conn: _insert_next(conn, "s"))
+        held.queue("failing", failing)
+        held.queue("third", lambda conn: _insert_next(conn, "s"))
+        outcomes = held.finish()
         commits = [s for s in statements if s.strip().upper() == "COMMIT"]
         seqs = [cp.seq for cp in store.list_checkpoints("s")]
     assert outcomes["first"] == 2
@@ -338,18 +362,23 @@ def _interrupt_after(seconds: float):
     return lambda: signal.signal(signal.SIGALRM, previous)
 
 
+def _write_interrupted(store: CheckpointStore) -> None:
+    """A serial write from this thread that an interrupt ends 0.2 s in."""
+    restore = _interrupt_after(0.2)
+    try:
+        with pytest.raises(_Interrupted):
+            store.run(_next, write=True, hot=True, serial=True)
+    finally:
+        restore()
+
+
 def test_a_write_interrupted_while_it_defers_is_withdrawn_not_written(db_path):
     with CheckpointStore(db_path) as store:
         store.create("s", "a", {"i": 0})
         serial = store._serial
         serial.overlap = 1.0
         serial.group_seconds = 60.0
-        restore = _interrupt_after(0.2)
-        try:
-            with pytest.raises(_Interrupted):
-                store.run(_next, write=True, hot=True, serial=True)
-        finally:
-            restore()
+        _write_interrupted(store)
         assert serial._queue == []
         assert serial._deferring == 0
         assert _rows(db_path) == 1
@@ -360,29 +389,17 @@ def test_a_write_interrupted_while_it_defers_is_withdrawn_not_written(db_path):
 
 
 def test_a_write_interrupted_while_it_waits_for_the_turn_is_withdrawn(db_path):
-    inside, release = threading.Event(), threading.Event()
-
-    def slow(conn) -> int:
-        seq = _insert_next(conn, "s")
-        inside.set()
-        release.wait(60)
-        return seq
-
     with CheckpointStore(db_path) as store:
         store.create("s", "a", {"i": 0})
-        holder = threading.Thread(target=lambda: store.run(slow, write=True, hot=True, serial=True))
-        holder.start()
-        assert inside.wait(60)
-        restore = _interrupt_after(0.2)
+        held = _HeldTurn(store)
+        held.hold()
         try:
-            with pytest.raises(_Interrupted):
-                store.run(_next, write=True, hot=True, serial=True)
+            _write_interrupted(store)
         finally:
-            restore()
-            release.set()
-            holder.join(60)
+            outcomes = held.finish()
         assert store._serial._queue == []
         seqs = [cp.seq for cp in store.list_checkpoints("s")]
+    assert outcomes["first"] == 2
     assert seqs == [1, 2]  # the holder's write; the interrupted one was never run
 
 
@@ -390,35 +407,14 @@ def test_closing_the_store_under_a_serial_group_ends_it_and_fails_the_queued(db_
     """The write in progress commits; every write queued behind it gets StoreClosedError."""
     from breakpilot_store.errors import StoreClosedError
 
-    inside, release = threading.Event(), threading.Event()
-    outcomes: dict[str, object] = {}
-
-    def first(conn) -> int:
-        seq = _insert_next(conn, "s")
-        inside.set()
-        release.wait(60)  # the store closes meanwhile
-        return seq
-
-    def call(name, op) -> None:
-        try:
-            outcomes[name] = store.run(op, write=True, hot=True, serial=True)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertions
-            outcomes[name] = exc
-
     store = CheckpointStore(db_path)
     store.create("s", "a", {"i": 0})
-    leader = threading.Thread(target=call, args=("first", first))
-    leader.start()
-    assert inside.wait(60)
-    queued = [threading.Thread(target=call, args=(name, _next)) for name in ("second", "third")]
-    for n, thread in enumerate(queued):
-        thread.start()
-        while thread.is_alive() and len(store._serial._queue) < n + 1:
-            time.sleep(0.001)
+    held = _HeldTurn(store)
+    held.hold()
+    held.queue("second", _next)
+    held.queue("third", _next)
     store.close()
-    release.set()
-    for thread in (leader, *queued):
-        thread.join(60)
+    outcomes = held.finish()
     assert outcomes["first"] == 2  # it was using the connection: it finished
     assert isinstance(outcomes["second"], StoreClosedError)
     assert isinstance(outcomes["third"], StoreClosedError)

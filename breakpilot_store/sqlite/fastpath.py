@@ -498,81 +498,55 @@ def append(
         known for sure, the retention rule is due, the lease refused it, or the
         holder's lease is due for renewal).
     """
-    pin.enter()
-    try:
-        return _append(
-            pin,
-            where,
-            session_id,
-            name,
-            now,
-            data_text,
-            metadata_text,
-            compress_after,
-            max_checkpoints,
-            fence,
-        )
-    finally:
-        pin.leave()
-
-
-def _append(
-    pin: _Pin,
-    where: str,
-    session_id: str,
-    name: str,
-    now: datetime,
-    data_text: str | bytes,
-    metadata_text: str,
-    compress_after: int | None,
-    max_checkpoints: int | None,
-    fence: Any,
-) -> int | None:
     from ..core.repository import append_if_unchanged  # (the repository imports this module)
 
-    known = pin.counters.known(session_id)
-    if known is None or pin.leftover():
-        # (An interrupted call's open transaction would swallow the autocommit INSERT:
-        # acknowledged, never committed. The full path ends it first.)
-        return None
-    if fence is not None and fence.renewal_due():
-        return None  # the full transaction renews the lease
-    version, last_seq, held, proof = known
-    # Whose lease check the counter's create passed, and whose this create needs.
-    token = None if fence is None else fence.token
-    writer = 0 if token is None else token
-    if retention_params(session_id, held + 1, compress_after, max_checkpoints) is not None:
-        return None  # compression or the cap: a DELETE and the row's rebase
-    seq = last_seq + 1
-    conn = DriverConnection(pin.connection, where)
-    data = pin.text(data_text) if type(data_text) is bytes else data_text
+    pin.enter()  # (see _Pin.enter: a close() meanwhile leaves the connection to us)
     try:
-        inserted = append_if_unchanged(
-            conn,
-            session_id,
-            seq,
-            name,
-            now,
-            data,
-            metadata_text,
-            version,
-            token,
-            proof == writer,
-        )
-        if inserted:
-            # Inside the try: an interrupt between the autocommit INSERT and this line
-            # left the counter one behind the row just committed (this connection's own
-            # commits do not move data_version), and a later create reused the seq.
-            pin.counters.appended(session_id, seq, held + 1, writer)
-    except BaseException:
-        pin.counters.forget()
-        raise
-    if not inserted:
-        # Someone else committed (the full transaction reads the counter), or the lease
-        # refused it (the full transaction says why).
-        pin.counters.forget()
-        return None
-    return seq
+        known = pin.counters.known(session_id)
+        if known is None or pin.leftover():
+            # (An interrupted call's open transaction would swallow the autocommit INSERT:
+            # acknowledged, never committed. The full path ends it first.)
+            return None
+        if fence is not None and fence.renewal_due():
+            return None  # the full transaction renews the lease
+        version, last_seq, held, proof = known
+        # Whose lease check the counter's create passed, and whose this create needs.
+        token = None if fence is None else fence.token
+        writer = 0 if token is None else token
+        if retention_params(session_id, held + 1, compress_after, max_checkpoints) is not None:
+            return None  # compression or the cap: a DELETE and the row's rebase
+        seq = last_seq + 1
+        conn = DriverConnection(pin.connection, where)
+        data = pin.text(data_text) if type(data_text) is bytes else data_text
+        try:
+            inserted = append_if_unchanged(
+                conn,
+                session_id,
+                seq,
+                name,
+                now,
+                data,
+                metadata_text,
+                version,
+                token,
+                proof == writer,
+            )
+            if inserted:
+                # Inside the try: an interrupt between the autocommit INSERT and this line
+                # left the counter one behind the row just committed (this connection's own
+                # commits do not move data_version), and a later create reused the seq.
+                pin.counters.appended(session_id, seq, held + 1, writer)
+        except BaseException:
+            pin.counters.forget()
+            raise
+        if not inserted:
+            # Someone else committed (the full transaction reads the counter), or the lease
+            # refused it (the full transaction says why).
+            pin.counters.forget()
+            return None
+        return seq
+    finally:
+        pin.leave()
 
 
 def fetch_batches(

@@ -102,15 +102,11 @@ class SerialWrites:
         try:
             # Not delivered yet: no turn before this one took it, so it is still queued.
             if item.state != DELIVERED:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                    for one in group:
-                        one.state = TAKEN
                 # The group's writes run on the shared connection: one made from
                 # inside them, on this thread, is refused (the store's _refuse_nested).
                 self._writing.open = True
                 try:
-                    self._commit(pins, group)
+                    self._commit(pins)
                 finally:
                     self._writing.open = False
         finally:
@@ -157,12 +153,22 @@ class SerialWrites:
         finally:
             self._deferring -= 1
 
-    def _commit(self, pins: PinnedConnections, group: list[Pending]) -> None:
-        """Run ``group`` in one transaction on the shared connection; set each outcome."""
+    def _commit(self, pins: PinnedConnections) -> None:
+        """Take the queued writes as a group, run them in one transaction; set each outcome.
+
+        Every write taken is delivered, with its value or its error, whatever happens
+        here: taking the group, the connection (the store closed meanwhile), the
+        transaction.
+        """
+        group: list[Pending] = []
         transaction = None
+        committed = False
         began = time.perf_counter()
         try:
-            # Inside the try: a store closed meanwhile fails every write of the group.
+            with self._queue_lock:
+                group, self._queue = self._queue, []
+                for one in group:
+                    one.state = TAKEN
             pin = pins.shared()
             driver = pin.connection
             transaction = DriverTransaction(pin, self._where, True)
@@ -178,7 +184,7 @@ class SerialWrites:
                 )
                 if not keep:
                     raise _RollBack
-            self._timed(time.perf_counter() - began)
+            committed = True
         except _RollBack:
             pass  # each write of the group has its error
         except BaseException as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing kept
@@ -194,6 +200,8 @@ class SerialWrites:
                     item.state = DELIVERED
                 if self._deferring:
                     self._delivered.notify_all()
+        if committed:
+            self._timed(time.perf_counter() - began)
 
     def _timed(self, seconds: float) -> None:
         """Fold a committed group's time, and whether writes overlapped it, into the averages."""

@@ -6,6 +6,9 @@ attached as ``__cause__``.
 
 from __future__ import annotations
 
+import errno
+import os
+
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -31,6 +34,33 @@ _SQLITE_ERRORS: dict[int, tuple[type[DatabaseError], str]] = {
     14: (StoreUnavailableError, "cannot be opened (missing directory or no permission)"),
     26: (CorruptDatabaseError, "is not a SQLite database (or is encrypted or truncated)"),
 }
+
+_SQLITE_CANTOPEN = 14
+_NO_DESCRIPTORS = (
+    "cannot be opened: this process has no file descriptor left (limit {limit}; each "
+    "thread that writes keeps a connection open, with its -wal and -shm: fewer live "
+    "threads, or a higher RLIMIT_NOFILE); nothing was written"
+)
+
+
+def _out_of_descriptors() -> bool:
+    """Whether opening any file fails for want of descriptors (SQLite only says CANTOPEN)."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    os.close(fd)
+    return False
+
+
+def _descriptor_limit() -> str:
+    try:
+        import resource  # (POSIX only)
+
+        return str(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except (ImportError, OSError, ValueError):
+        return "unknown"
+
 
 # PostgreSQL SQLSTATEs.
 _PG_ERRORS: dict[str, tuple[type[DatabaseError], str]] = {
@@ -68,6 +98,8 @@ def translate(exc: SQLAlchemyError, where: str) -> DatabaseError:
     code = getattr(orig, "sqlite_errorcode", None)
     if code is not None and (code & 0xFF) in _SQLITE_ERRORS:
         cls, what = _SQLITE_ERRORS[code & 0xFF]
+        if code & 0xFF == _SQLITE_CANTOPEN and _out_of_descriptors():
+            what = _NO_DESCRIPTORS.format(limit=_descriptor_limit())
         return cls(f"database {where} {what} ({detail})")
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in _PG_ERRORS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -145,3 +146,59 @@ def _catch(errors: list[BaseException], call: object) -> None:
         call()  # type: ignore[operator]
     except BaseException as exc:  # noqa: BLE001 - the test inspects it
         errors.append(exc)
+
+
+def test_running_out_of_file_descriptors_is_named_and_passes(db_path: Path) -> None:
+    # Found probing live threads under a low descriptor limit (here 300 threads, 256
+    # descriptors): each thread's connection holds the file, its -wal and -shm; past the
+    # limit SQLite says only "unable to open database file", and the error blamed a
+    # missing directory or permissions. Now it names the descriptors; once the threads
+    # are gone the store works again.
+    from .conftest import run_child
+
+    done = run_child(
+        """
+        import json, resource, sys, threading
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        from breakpilot_store import CheckpointStore
+        from breakpilot_store.errors import BreakpilotStoreError
+        store = CheckpointStore(sys.argv[1])
+        made, refused, untyped = [], [], []
+        release = threading.Event()
+        def work(i):
+            try:
+                made.append(store.create(f"s{i}", "a", {"i": i}).id)
+            except BreakpilotStoreError as exc:
+                refused.append(f"{type(exc).__name__}: {exc}")
+            except BaseException as exc:
+                untyped.append(repr(exc))
+            release.wait(60)
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(300)]
+        for thread in threads:
+            thread.start()
+        while len(made) + len(refused) + len(untyped) < len(threads):
+            threading.Event().wait(0.01)
+        release.set()
+        for thread in threads:
+            thread.join(60)
+        after = store.create("after", "a", {}).id
+        print(json.dumps({"made": made, "refused": refused, "untyped": untyped, "after": after}))
+        """,
+        str(db_path),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["untyped"] == []
+    assert found["refused"], "the limit was never reached: the test proves nothing"
+    assert all(
+        text.startswith("StoreUnavailableError") and "no file descriptor left" in text
+        for text in found["refused"]
+    ), found["refused"][:3]
+    assert found["after"] == "after:1"
+    conn = sqlite3.connect(db_path)
+    try:
+        stored = {f"{sid}:1" for (sid,) in conn.execute("SELECT session_id FROM checkpoints")}
+    finally:
+        conn.close()
+    assert stored == set(found["made"]) | {"after:1"}
+    assert integrity(db_path) == "ok"

@@ -136,7 +136,7 @@ class PostgresHotPath:
     def __init__(self, engine: Engine, where: str) -> None:
         self._where = where
         self._engine = hot_path_engine(engine)
-        self._pins = PinnedConnections(self._engine, where)
+        self._pins = PinnedConnections(self._engine, where, psycopg.Error)
         # PgBouncer mode: the SET LOCAL statement that opens every transaction.
         setting = per_transaction_statement(engine)
         self._settings = None if setting is None else _params(setting, {})

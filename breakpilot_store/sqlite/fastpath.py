@@ -98,9 +98,14 @@ class PinnedConnections:
     them, one connection that is no thread's (:meth:`shared`).
     """
 
-    def __init__(self, engine: Engine, where: str) -> None:
+    def __init__(
+        self, engine: Engine, where: str, driver_error: type[Exception] = sqlite3.Error
+    ) -> None:
         self._engine = engine
         self.where = where
+        # The driver's exceptions, raised by opening a connection (the pool passes them
+        # through): typed like every other driver error.
+        self._driver_error = driver_error
         self._local = threading.local()
         self._finalizers: list[weakref.finalize] = []
         self._lock = threading.Lock()
@@ -146,7 +151,7 @@ class PinnedConnections:
             with GATE:  # opening runs SQLite code: not while a fork copies the process
                 proxied = self._engine.raw_connection()
         except Exception as exc:  # noqa: BLE001 - translated below or re-raised
-            raise _translated(exc, self.where) from exc
+            raise _translated(exc, self.where, self._driver_error) from exc
         pin = _Pin(proxied.driver_connection, self)
         finalizer = weakref.finalize(pin, _give_back, proxied)
         with self._lock:
@@ -222,14 +227,14 @@ def _give_back(proxied: Any) -> None:
         proxied.close()
 
 
-def _translated(exc: Exception, where: str) -> Exception:
+def _translated(exc: Exception, where: str, driver_error: type[Exception]) -> Exception:
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..translate import translate
 
     if isinstance(exc, SQLAlchemyError):
         return translate(exc, where)
-    if isinstance(exc, sqlite3.Error):
+    if isinstance(exc, driver_error):
         return translate_driver(exc, where)
     return exc
 

@@ -19,7 +19,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from breakpilot_store import CheckpointManager, CheckpointStore
-from breakpilot_store.errors import ReadOnlyStoreError, StoreClosedError
+from breakpilot_store.errors import (
+    BreakpilotStoreError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
 from tests.pg_support import raw_postgres, with_schema
 from tests.postgres.test_concurrency import PROCESSES, run_together, seqs
 
@@ -352,3 +357,56 @@ def test_through_pgbouncer_in_transaction_mode(pgbouncer_url, pg_base_url, pg_sc
         assert raw.execute("SELECT base_seq FROM sessions").fetchall() == [(PROCESSES * n + 1,)]
     finally:
         raw.close()
+
+
+def test_a_connection_the_server_refuses_is_a_typed_error(pg_url, pg_schema, pg_admin, pg_raw):
+    # Found probing 150 live threads against max_connections = 100: each thread's hot
+    # path opens a server connection of its own, and the 51 the server refused ("too
+    # many clients") left as psycopg's own OperationalError. Here a role limited to 3
+    # connections stands in for the server's limit.
+    import uuid
+
+    role = f"bp_limited_{uuid.uuid4().hex[:8]}"
+    with CheckpointStore(pg_url) as owner:  # the schema, made by the server's owner
+        owner.create("seed", "a", {})
+    pg_admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 3")
+    try:
+        pg_admin.execute(f"GRANT ALL ON SCHEMA {pg_schema} TO {role}")
+        pg_admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {pg_schema} TO {role}")
+        url = pg_url.replace("://postgres@", f"://{role}@", 1)
+        made: list[str] = []
+        refused: list[BaseException] = []
+        untyped: list[BaseException] = []
+        release = threading.Event()
+
+        def work(i: int) -> None:
+            try:
+                made.append(store.create(f"t{i}", "a", {"i": i}).id)
+            except BreakpilotStoreError as exc:
+                refused.append(exc)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                untyped.append(exc)
+            release.wait(60)
+
+        with CheckpointStore(url) as store:
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 60
+            while len(made) + len(refused) + len(untyped) < len(threads):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            release.set()
+            for thread in threads:
+                thread.join(60)
+        assert untyped == []
+        assert refused, "the limit was never reached: the test proves nothing"
+        assert all(isinstance(exc, StoreUnavailableError) for exc in refused), refused[:2]
+        stored = {f"{sid}:1" for (sid,) in pg_raw("SELECT session_id FROM checkpoints")}
+        assert stored == set(made) | {"seed:1"}
+    finally:
+        pg_admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        pg_admin.execute(f"DROP OWNED BY {role}")
+        pg_admin.execute(f"DROP ROLE {role}")

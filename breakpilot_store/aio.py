@@ -125,6 +125,8 @@ class AsyncCheckpointStore:
         # loop awaiting a first loop's future while the store opened got RuntimeError
         # ("attached to a different loop").
         self._opened: concurrent.futures.Future[None] | None = None
+        # Who waits for the open in progress, per event loop, in the order they came.
+        self._opening: _Opening | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._writer: Any = None  # GroupWriter (SQLite) or AsyncPostgres
         self._postgres: Any = None
@@ -155,7 +157,7 @@ class AsyncCheckpointStore:
             # only the one thread that ran everything on it is new.
             self._readers = ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-memory")
             return
-        self._opened = None
+        self._opened = self._opening = None
         self._writer = self._readers = self._postgres = None
 
     @classmethod
@@ -229,28 +231,20 @@ class AsyncCheckpointStore:
             # those still waiting for theirs: its next step, a second _ready on the
             # way to the writer, would come after theirs and reorder its writes.)
             return self._store  # type: ignore[return-value]  # the every-call path
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         with self._open_lock:
-            if self._opened is None:
+            opening = self._opening
+            if opening is None:
                 # Opened on a thread of its own that finishes whoever waits: a caller
                 # cancelled meanwhile leaves the open to complete for the others.
-                self._opened = _in_thread(self._start)
-            opened = self._opened
-        # The open is delivered to each waiter in the order they came (the thread's
-        # future calls its callbacks in that order, each through call_soon_threadsafe);
-        # one that comes after the open finished queues behind those not yet woken.
+                opening = self._opening = _Opening()
+                self._opened = _in_thread(self._start, functools.partial(self._open_ended, opening))
+            opening.join(loop, waiter)
         self._waiting += 1
         _ADMITTED.set(self)  # (the task's own context: see _ADMITTED)
         try:
-            await asyncio.shield(asyncio.wrap_future(opened))
-        except BaseException:
-            if opened.done() and opened.exception() is not None:
-                # A failed open is not remembered: the server may be back (a terminated
-                # connection, a restart), and the next call tries again, as a new sync
-                # store would. Remembered, every later call raised the first error.
-                with self._open_lock:
-                    if self._opened is opened:
-                        self._opened = None
-            raise
+            await waiter
         finally:
             if self._closed:
                 # close() waits for this caller: count it out only once the step it
@@ -267,6 +261,31 @@ class AsyncCheckpointStore:
 
     def _count_out(self) -> None:
         self._waiting -= 1
+
+    def _open_ended(self, opening: _Opening, error: BaseException | None) -> None:
+        """On the open's thread: hand its outcome to every loop with callers waiting.
+
+        One callback per loop wakes that loop's callers in the order they came
+        (:func:`_deliver`). Not the thread's future's own callbacks, one per caller: a
+        caller that came after the open finished added its callback to a finished
+        future, which ran it at once, while the thread was still calling the earlier
+        callers' (the GIL passes between them): the later caller was woken first and
+        its create took the lower seq (found by the differential test, reproduced by
+        slowing the thread's callbacks down).
+        """
+        with self._open_lock:
+            opening.done = True
+            opening.error = error
+            if error is not None and self._opening is opening:
+                # A failed open is not remembered: the server may be back (a terminated
+                # connection, a restart), and the next call tries again, as a new sync
+                # store would. Remembered, every later call raised the first error.
+                self._opening = None
+                self._opened = None
+            loops = list(opening.waiters)
+        for loop in loops:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nobody waits there
+                loop.call_soon_threadsafe(_deliver, self._open_lock, opening, loop)
 
     def _start(self) -> None:
         url = resolve_url(self._url) if self._store is None else self._store.url
@@ -746,8 +765,13 @@ def _create_op(
     )
 
 
-def _in_thread(function: Callable[[], None]) -> concurrent.futures.Future[None]:
-    """Run ``function`` on a new daemon thread; its outcome is the returned future's."""
+def _in_thread(
+    function: Callable[[], None], ended: Callable[[BaseException | None], None]
+) -> concurrent.futures.Future[None]:
+    """Run ``function`` on a new daemon thread; its outcome is the returned future's.
+
+    ``ended(error)`` is called on that thread once the future holds the outcome.
+    """
     future: concurrent.futures.Future[None] = concurrent.futures.Future()
 
     def run() -> None:
@@ -755,11 +779,54 @@ def _in_thread(function: Callable[[], None]) -> concurrent.futures.Future[None]:
             function()
         except BaseException as exc:  # noqa: BLE001 - handed to every waiter
             future.set_exception(exc)
+            ended(exc)
         else:
             future.set_result(None)
+            ended(None)
 
     threading.Thread(target=run, name="breakpilot-store-open", daemon=True).start()
     return future
+
+
+class _Opening:
+    """One attempt at opening a front: its outcome, and its callers per event loop."""
+
+    __slots__ = ("done", "error", "waiters")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: BaseException | None = None
+        #: Per loop, the futures of the callers not woken yet, in the order they came.
+        self.waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+
+    def join(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None]) -> None:
+        """Queue a caller (the front's open lock held); it is woken after those before it."""
+        waiting = self.waiters.get(loop)
+        if waiting is not None:
+            waiting.append(waiter)  # this loop's callers are still to be woken: in turn
+        elif not self.done:
+            self.waiters[loop] = [waiter]
+        else:
+            # This loop's callers were woken already: their steps are scheduled, and
+            # this one's comes after them.
+            loop.call_soon(_settle, waiter, self.error)
+
+
+def _deliver(lock: threading.Lock, opening: _Opening, loop: asyncio.AbstractEventLoop) -> None:
+    """On ``loop``: wake its callers waiting for ``opening``, in the order they came."""
+    with lock:
+        waiting = opening.waiters.pop(loop, [])
+    for waiter in waiting:
+        _settle(waiter, opening.error)
+
+
+def _settle(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+    if waiter.done():  # its caller was cancelled
+        return
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(None)
 
 
 def _shut(writer: Any, readers: ThreadPoolExecutor | None, store: CheckpointStore | None) -> None:

@@ -656,6 +656,39 @@ def test_calls_made_while_the_store_opens_keep_their_order(db_path):
     assert asyncio.run(main()) == [("first", 1), ("second", 2)]
 
 
+def test_calls_made_while_the_open_is_being_delivered_keep_their_order(db_path, monkeypatch):
+    """Found flaky in the differential test again: 35 concurrent creates, the last two
+    got seqs 2 and 3. The open's thread woke each waiting caller through its future's
+    callbacks, one by one; a caller that came after the open finished added its callback
+    to the finished future, which ran it at once, while the thread was still calling the
+    earlier ones (the GIL passes between them): the later caller was woken first. Here
+    the thread's callbacks are slowed down, as the GIL may slow them."""
+    import concurrent.futures
+
+    def slowly(self):
+        for callback in self._done_callbacks:
+            time.sleep(0.002)  # another thread (the loop) may run meanwhile
+            callback(self)
+
+    monkeypatch.setattr(concurrent.futures.Future, "_invoke_callbacks", slowly)
+
+    async def main():
+        store = AsyncCheckpointStore(db_path)
+        first = [asyncio.create_task(store.create("s", f"first-{i}", {})) for i in range(5)]
+        await asyncio.sleep(0)  # they start the open and wait for it
+        deadline = time.monotonic() + 30
+        while not (store._opened is not None and store._opened.done()):
+            assert time.monotonic() < deadline, "the store never opened"
+            await asyncio.sleep(0.0005)
+        late = [asyncio.create_task(store.create("s", f"late-{i}", {})) for i in range(2)]
+        made = await asyncio.gather(*first, *late)
+        await store.close()
+        return [(c.name, c.seq) for c in made]
+
+    made = asyncio.run(main())
+    assert made == [(f"first-{i}", i + 1) for i in range(5)] + [("late-0", 6), ("late-1", 7)]
+
+
 def test_run_seam_reads_and_writes_in_a_group(db_path):
     async def main():
         async with AsyncCheckpointStore(db_path) as store:

@@ -9,7 +9,6 @@ import copy
 import functools
 import os
 import threading
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -56,9 +55,10 @@ class _Stores:
 
     def __init__(self, sync: CheckpointStore | None) -> None:
         self.sync = sync
-        self.fronts: weakref.WeakKeyDictionary[Any, AsyncCheckpointStore] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Keyed by the loop itself, not weakly: a front whose loop was collected would
+        # drop out unclosed, its writer thread running until the process ends (the
+        # fronts of ended loops are closed when a new loop comes, and by close()).
+        self.fronts: dict[Any, AsyncCheckpointStore] = {}
         self.lock = threading.Lock()
         self.closed = False
 
@@ -167,6 +167,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         if front is None:
             store = self._stores.sync or await asyncio.to_thread(lambda: self.store)
             front = fronts.setdefault(loop, AsyncCheckpointStore.wrap(store))
+            # A script that calls asyncio.run again and again leaves a front per loop.
+            await asyncio.to_thread(self._close_ended_fronts, False)
         return front
 
     def close(self) -> None:
@@ -196,11 +198,17 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         await asyncio.to_thread(self._close_ended_fronts)
         await asyncio.to_thread(self._shut)
 
-    def _close_ended_fronts(self) -> None:
-        """Close the fronts left by other event loops (their writer threads stop)."""
-        fronts = list(self._stores.fronts.values())
-        self._stores.fronts.clear()
-        for front in fronts:
+    def _close_ended_fronts(self, every: bool = True) -> None:
+        """Close the fronts left by other event loops (their writer threads stop).
+
+        ``every``: all of them (closing the saver; any loop still running was refused
+        first); else only those whose loop is closed.
+        """
+        fronts = self._stores.fronts
+        with self._stores.lock:
+            ended = [loop for loop in list(fronts) if every or loop.is_closed()]
+            taken = [fronts.pop(loop) for loop in ended]
+        for front in taken:
             # Its loop has ended: what the front bound to it (tasks, an async engine)
             # cannot be awaited any more, and is let go; its threads are shut here.
             with contextlib.suppress(BaseException):

@@ -58,6 +58,31 @@ def test_tool_agent_invoke_and_ainvoke_on_one_saver(backend_url: str) -> None:
         assert len(result["messages"]) == 8
 
 
+def test_a_script_calling_asyncio_run_again_and_again_leaves_no_threads(tmp_path) -> None:
+    # Found when the async open stopped keeping each event loop referenced: the saver
+    # kept its fronts by loop in a WeakKeyDictionary, so a front whose loop was
+    # collected dropped out unclosed and its writer thread ran until the process ended
+    # (19 of 20 after close()); before that, one writer thread per asyncio.run piled
+    # up until close(). Now the fronts of ended loops close when the next loop comes.
+    import threading
+
+    def writers() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == "breakpilot-store-writer")
+
+    before = writers()
+    graph_saver = BreakpilotSaver(str(tmp_path / "runs.db"))
+    graph = tool_agent(graph_saver)
+    question = {"messages": [HumanMessage(content="what is 6 times 7?")]}
+    for run in range(6):
+        result = asyncio.run(graph.ainvoke(question, config(f"run-{run}")))
+        assert kinds(result["messages"]) == EXPECTED
+        assert writers() - before <= 1  # this run's front only
+    graph_saver.close()
+    assert writers() == before
+    with CheckpointStore(str(tmp_path / "runs.db")) as store:
+        assert len(store.list_sessions()) == 6
+
+
 def test_interrupt_and_resume_with_command(backend_url: str) -> None:
     with BreakpilotSaver.from_conn_string(backend_url) as saver:
         graph = review_graph(saver)

@@ -70,7 +70,8 @@ def test_messages_read_with_json_extract_at_the_sqlite3_prompt(tmp_path: Path) -
         # Pending writes are rows too, values as JSON.
         writes = raw.execute(
             "SELECT channel, json_extract(value, '$[0].content') FROM langgraph_writes "
-            "WHERE session_id = 'chat-1' AND channel = 'messages' ORDER BY checkpoint_id, task_id, idx"
+            "WHERE session_id = 'chat-1' AND channel = 'messages' "
+            "ORDER BY checkpoint_id, task_id, idx"
         ).fetchall()
         assert ("messages", "The answer is 42.") in writes
     finally:

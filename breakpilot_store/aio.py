@@ -127,6 +127,8 @@ class AsyncCheckpointStore:
         self._opened: concurrent.futures.Future[None] | None = None
         # Who waits for the open in progress, per event loop, in the order they came.
         self._opening: _Opening | None = None
+        # Stops the writer's thread if this front is collected unclosed (_stop_with_me).
+        self._stopper: weakref.finalize | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._writer: Any = None  # GroupWriter (SQLite) or AsyncPostgres
         self._postgres: Any = None
@@ -151,6 +153,9 @@ class AsyncCheckpointStore:
         if self._closed:
             return
         self._live = False  # the create's fast path must not reach the parent's writer
+        if self._stopper is not None:
+            self._stopper.detach()  # (the parent's writer: its lock may be held for good)
+            self._stopper = None
         _INHERITED.append((self._writer, self._readers, self._postgres))
         if self._memory:
             # The child's copy of the database is its own (the sync store keeps it);
@@ -304,6 +309,7 @@ class AsyncCheckpointStore:
             self._postgres = AsyncPostgres(store.engine, store._where, store._execute_hot_write)
             if not store.readonly:
                 self._writer = self._postgres.writer  # the same writer thread as SQLite's
+                self._stop_with_me(self._writer)
             self._readers = ThreadPoolExecutor(2, thread_name_prefix="breakpilot-store-bulk")
             return
         from .sqlite.writer import GroupWriter
@@ -312,7 +318,18 @@ class AsyncCheckpointStore:
             self._writer = GroupWriter(
                 store.engine, store._where, hot=True, alone=store._execute_hot_write
             )
+            self._stop_with_me(self._writer)
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="breakpilot-store-read")
+
+    def _stop_with_me(self, writer: Any) -> None:
+        """Stop ``writer``'s thread if this front is dropped without :meth:`close`.
+
+        The thread holds the writer and the sync store, not this front: a store opened
+        and forgotten (one per request, say) left a thread and its connection behind
+        for good, ten for ten. (Its reader threads end with their executor.)
+        """
+        self._stopper = weakref.finalize(self, writer.stop)
+        self._stopper.atexit = False  # (daemon threads: nothing to do at exit)
 
     async def close(self) -> None:
         """Let the calls already made finish their writes, then close.

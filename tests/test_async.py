@@ -689,6 +689,34 @@ def test_calls_made_while_the_open_is_being_delivered_keep_their_order(db_path, 
     assert made == [(f"first-{i}", i + 1) for i in range(5)] + [("late-0", 6), ("late-1", 7)]
 
 
+def test_a_store_dropped_without_close_leaves_no_writer_thread(db_path):
+    """Found probing: ten ``asyncio.run``s each opening a store and forgetting it left
+    ten writer threads (and their connections) for the life of the process."""
+    import gc
+
+    def writers() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == "breakpilot-store-writer")
+
+    before = writers()
+
+    async def once(i: int) -> None:
+        store = AsyncCheckpointStore(db_path)
+        await store.create("s", "a", {"i": i})
+
+    for i in range(5):
+        asyncio.run(once(i))
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while writers() > before:  # each ends once its queue is done
+        assert time.monotonic() < deadline, f"{writers() - before} writer threads left"
+        time.sleep(0.01)
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone() == (5,)
+    finally:
+        conn.close()
+
+
 def test_run_seam_reads_and_writes_in_a_group(db_path):
     async def main():
         async with AsyncCheckpointStore(db_path) as store:

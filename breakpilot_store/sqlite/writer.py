@@ -129,11 +129,15 @@ class GroupWriter:
 
     def close(self) -> None:
         """Refuse new writes, let the queued ones commit, then stop (blocks)."""
+        self.stop()
+        self._thread.join()
+
+    def stop(self) -> None:
+        """Refuse new writes; the thread commits the queued ones, then ends (no wait)."""
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._queue.put(_STOP)
-        self._thread.join()
 
     # -- the thread ------------------------------------------------------------------
 

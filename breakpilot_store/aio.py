@@ -35,7 +35,6 @@ read (``get_latest()``) shows which happened.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -121,11 +120,10 @@ class AsyncCheckpointStore:
         #: :meth:`close`).
         self._shut = False
         self._open_lock = threading.Lock()
-        # A thread's future, not a loop's: a SQLite store serves any loop, and a second
-        # loop awaiting a first loop's future while the store opened got RuntimeError
-        # ("attached to a different loop").
-        self._opened: concurrent.futures.Future[None] | None = None
-        # Who waits for the open in progress, per event loop, in the order they came.
+        # The open (on a thread of its own), its outcome once done, and who waits for it
+        # per event loop: a SQLite store serves any loop (a second loop awaiting a first
+        # loop's future while the store opened got RuntimeError, "attached to a
+        # different loop").
         self._opening: _Opening | None = None
         # Stops the writer's thread if this front is collected unclosed (_stop_with_me).
         self._stopper: weakref.finalize | None = None
@@ -162,7 +160,7 @@ class AsyncCheckpointStore:
             # only the one thread that ran everything on it is new.
             self._readers = ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-memory")
             return
-        self._opened = self._opening = None
+        self._opening = None
         self._writer = self._readers = self._postgres = None
 
     @classmethod
@@ -225,11 +223,11 @@ class AsyncCheckpointStore:
         """The sync store, with this front's threads or async engine started."""
         if self._closed and (self._shut or _ADMITTED.get() is not self):
             raise StoreClosedError(f"store {self._url!s} is closed")
-        opened = self._opened
+        opening = self._opening
         if (
-            opened is not None
-            and opened.done()
-            and opened.exception() is None
+            opening is not None
+            and opening.done
+            and opening.error is None
             and (not self._waiting or _ADMITTED.get() is self)
         ):
             # (A caller that has had its turn at the open does not queue again behind
@@ -244,7 +242,7 @@ class AsyncCheckpointStore:
                 # Opened on a thread of its own that finishes whoever waits: a caller
                 # cancelled meanwhile leaves the open to complete for the others.
                 opening = self._opening = _Opening()
-                self._opened = _in_thread(self._start, functools.partial(self._open_ended, opening))
+                _in_thread(self._start, functools.partial(self._open_ended, opening))
             opening.join(loop, waiter)
         self._waiting += 1
         _ADMITTED.set(self)  # (the task's own context: see _ADMITTED)
@@ -286,7 +284,6 @@ class AsyncCheckpointStore:
                 # connection, a restart), and the next call tries again, as a new sync
                 # store would. Remembered, every later call raised the first error.
                 self._opening = None
-                self._opened = None
             loops = list(opening.waiters)
         for loop in loops:
             with contextlib.suppress(RuntimeError):  # closed meanwhile: nobody waits there
@@ -344,9 +341,14 @@ class AsyncCheckpointStore:
             return
         self._closed = True
         self._live = False
-        if self._opened is not None and not self._opened.done():
+        opening = self._opening
+        if opening is not None and not opening.done:
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            with self._open_lock:
+                opening.join(loop, waiter)
             with contextlib.suppress(BaseException):
-                await asyncio.shield(asyncio.wrap_future(self._opened))
+                await waiter
         # The callers woken by the open submit their work in the step they resume in
         # (on their own loops: this one's included, hence the sleeps).
         deadline = time.monotonic() + ADMITTED_WAIT
@@ -782,27 +784,18 @@ def _create_op(
     )
 
 
-def _in_thread(
-    function: Callable[[], None], ended: Callable[[BaseException | None], None]
-) -> concurrent.futures.Future[None]:
-    """Run ``function`` on a new daemon thread; its outcome is the returned future's.
-
-    ``ended(error)`` is called on that thread once the future holds the outcome.
-    """
-    future: concurrent.futures.Future[None] = concurrent.futures.Future()
+def _in_thread(function: Callable[[], None], ended: Callable[[BaseException | None], None]) -> None:
+    """Run ``function`` on a new daemon thread, then ``ended(error)`` there."""
 
     def run() -> None:
         try:
             function()
         except BaseException as exc:  # noqa: BLE001 - handed to every waiter
-            future.set_exception(exc)
             ended(exc)
         else:
-            future.set_result(None)
             ended(None)
 
     threading.Thread(target=run, name="breakpilot-store-open", daemon=True).start()
-    return future
 
 
 class _Opening:

@@ -644,7 +644,7 @@ def test_calls_made_while_the_store_opens_keep_their_order(db_path):
         deadline = time.monotonic() + 30
         # Hold the loop until the open has finished on its thread: the first caller is
         # not woken yet when the second call comes.
-        while not (store._opened is not None and store._opened.done()):
+        while not (store._opening is not None and store._opening.done):
             if time.monotonic() > deadline:
                 raise AssertionError("the store never opened")
             time.sleep(0.01)
@@ -662,7 +662,9 @@ def test_calls_made_while_the_open_is_being_delivered_keep_their_order(db_path, 
     callbacks, one by one; a caller that came after the open finished added its callback
     to the finished future, which ran it at once, while the thread was still calling the
     earlier ones (the GIL passes between them): the later caller was woken first. Here
-    the thread's callbacks are slowed down, as the GIL may slow them."""
+    concurrent futures' callbacks are slowed down, as the GIL may slow them (that made
+    the old way fail every time; the open no longer wakes its callers that way), and
+    the later calls come just after the open finished, while its callers are woken."""
     import concurrent.futures
 
     def slowly(self):
@@ -677,7 +679,7 @@ def test_calls_made_while_the_open_is_being_delivered_keep_their_order(db_path, 
         first = [asyncio.create_task(store.create("s", f"first-{i}", {})) for i in range(5)]
         await asyncio.sleep(0)  # they start the open and wait for it
         deadline = time.monotonic() + 30
-        while not (store._opened is not None and store._opened.done()):
+        while not (store._opening is not None and store._opening.done):
             assert time.monotonic() < deadline, "the store never opened"
             await asyncio.sleep(0.0005)
         late = [asyncio.create_task(store.create("s", f"late-{i}", {})) for i in range(2)]

@@ -126,9 +126,13 @@ class SerialWrites:
             self._turn.acquire()
         except BaseException:
             with self._queue_lock:
-                if item.state == QUEUED:
-                    self._queue.remove(item)
+                self._withdraw(item)
             raise
+
+    def _withdraw(self, item: Pending) -> None:
+        """Take ``item`` out of the queue if no group has taken it (queue lock held)."""
+        if item.state == QUEUED:
+            self._queue.remove(item)
 
     def _defer(self, item: Pending) -> None:
         """Wait (queue lock held) for the next write's group to take ``item``, or time out.
@@ -147,8 +151,7 @@ class SerialWrites:
                     return
                 self._delivered.wait(left)
         except BaseException:
-            if item.state == QUEUED:  # interrupted: withdrawn, as in _take_turn
-                self._queue.remove(item)
+            self._withdraw(item)  # interrupted: as in _take_turn
             raise
         finally:
             self._deferring -= 1

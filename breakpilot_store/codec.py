@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import ormsgpack
@@ -37,6 +37,14 @@ from .errors import CheckpointTypeError, CheckpointValueError
 #: Deepest nesting accepted. The stdlib decoder (and SQLite's JSON functions) recurse, so a
 #: bound well under Python's recursion limit keeps decoding safe for every stored value.
 MAX_DEPTH = 500
+
+T = TypeVar("T", str, bytes)
+
+#: Largest JSON text of one stored value (a checkpoint's ``data`` and ``metadata``
+#: together, or a framework's value), in UTF-8 bytes: SQLite's longest value
+#: (SQLITE_MAX_LENGTH). PostgreSQL refuses a message over 1 GiB by closing the
+#: connection, which would read as an unreachable server; checked before any I/O instead.
+MAX_VALUE_BYTES = 1_000_000_000
 
 #: Longest session id or checkpoint name accepted, in characters. They are keys of
 #: indexes and appear in every id; a bound keeps indexes sane and errors clear.
@@ -129,7 +137,32 @@ def _utf8_ok(text: str) -> bool:
     return True
 
 
+def _shown(text: str, limit: int = 200) -> str:
+    """``text`` for a message, its middle cut out past ``limit`` characters.
+
+    A path 500 levels deep under long keys, or a huge key, would make a message of
+    tens of kilobytes; its start and end say where the value is.
+    """
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit + 20
+    return f"{text[: limit // 2]}...({cut:,} characters)...{text[-limit // 2 + 20 :]}"
+
+
 def _problem(value: Any, path: str, depth: int, seen: set[int]) -> Exception | None:
+    """Find the first offending value below ``path`` and describe it, path shortened."""
+    problem = _first_problem(value, path, depth, seen)
+    if problem is not None and len(str(problem)) > 400:
+        problem = type(problem)(_shorten(str(problem)))
+    return problem
+
+
+def _shorten(message: str) -> str:
+    path, sep, rest = message.partition(": ")
+    return f"{_shown(path)}{sep}{_shown(rest, 300)}"
+
+
+def _first_problem(value: Any, path: str, depth: int, seen: set[int]) -> Exception | None:
     """Find the first offending value below ``path`` and describe it (slow path)."""
     t = type(value)
     if t is str:
@@ -163,17 +196,17 @@ def _problem(value: Any, path: str, depth: int, seen: set[int]) -> Exception | N
                 for k, v in value.items():
                     if type(k) is not str:
                         return CheckpointTypeError(
-                            f"{path}: key {k!r} is a {type(k).__name__}; "
+                            f"{path}: key {k!r} is of type {type(k).__name__}; "
                             "JSON object keys must be str"
                         )
                     if not _utf8_ok(k):
                         return CheckpointValueError(f"{path}: key {k!r} contains a lone surrogate")
-                    found = _problem(v, f"{path}[{k!r}]", depth + 1, seen)
+                    found = _first_problem(v, f"{path}[{k!r}]", depth + 1, seen)
                     if found is not None:
                         return found
             else:
                 for i, v in enumerate(value):
-                    found = _problem(v, f"{path}[{i}]", depth + 1, seen)
+                    found = _first_problem(v, f"{path}[{i}]", depth + 1, seen)
                     if found is not None:
                         return found
         finally:
@@ -205,7 +238,7 @@ def encode_utf8(value: Any, path: str) -> bytes:
     # plain int/str. See the module docstring for why these two calls refuse them.
     try:
         if not _nonfinite(_msgpack(value, option=_MSGPACK_STRICT)):
-            return _orjson_dumps(value, option=_ORJSON_STRICT)
+            return check_size(_orjson_dumps(value, option=_ORJSON_STRICT), path)
     except (_MsgpackError, _OrjsonError, TypeError, ValueError, RecursionError):
         pass
     problem = _problem(value, path, 0, set())
@@ -214,9 +247,32 @@ def encode_utf8(value: Any, path: str) -> bytes:
     # Valid after all: a false alarm of the float scan, or deeper than the C encoders
     # go (255 levels), which the stdlib writes the same, only slower.
     try:
-        return _orjson_dumps(value)
+        return check_size(_orjson_dumps(value), path)
     except _OrjsonError:
-        return _stdlib_encode(value).encode()
+        return check_size(_stdlib_encode(value).encode(), path)
+
+
+def check_size(text: T, path: str, *more: str | bytes) -> T:
+    """Return ``text`` if it (with ``more``, stored in the same row) fits in a value.
+
+    ``len`` counts characters of a ``str``: a bound at or below its UTF-8 bytes, so a
+    ``str`` is re-measured in bytes only when it could be too large.
+
+    Raises:
+        CheckpointValueError: Over :data:`MAX_VALUE_BYTES` as UTF-8 JSON.
+    """
+    total = len(text) + sum(len(piece) for piece in more)
+    if total <= MAX_VALUE_BYTES // 4:  # at most 4 UTF-8 bytes per character
+        return text
+    total = sum(
+        len(piece.encode()) if isinstance(piece, str) else len(piece) for piece in (text, *more)
+    )
+    if total > MAX_VALUE_BYTES:
+        raise CheckpointValueError(
+            f"{path} is {total:,} bytes as JSON; the store keeps at most {MAX_VALUE_BYTES:,} "
+            "bytes in one checkpoint (SQLite's longest value); nothing was written"
+        )
+    return text
 
 
 def render_json(value: Any, *, indent: bool = False) -> bytes:
@@ -297,7 +353,7 @@ def encode_parsed_object(value: Any, path: str, *, optional: bool = False) -> st
     """
     if type(value) is dict:
         try:
-            return _orjson_dumps(value).decode()
+            return check_size(_orjson_dumps(value), path).decode()
         except _OrjsonError:
             pass
     return encode_object(value, path, optional=optional)

@@ -32,6 +32,8 @@ _SQLITE_ERRORS: dict[int, tuple[type[DatabaseError], str]] = {
     11: (CorruptDatabaseError, "is damaged (database disk image is malformed)"),
     13: (StoreFullError, "is full (disk or page limit); nothing was written"),
     14: (StoreUnavailableError, "cannot be opened (missing directory or no permission)"),
+    # Only from a SQLite built with a lower SQLITE_MAX_LENGTH than codec.MAX_VALUE_BYTES.
+    18: (DatabaseError, "refused a value longer than its SQLITE_MAX_LENGTH; nothing was written"),
     26: (CorruptDatabaseError, "is not a SQLite database (or is encrypted or truncated)"),
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 import uuid
 from collections import OrderedDict
 from datetime import date, time
@@ -216,3 +217,29 @@ def test_the_utf8_form_is_the_texts() -> None:
     assert encode_object_utf8(None, "metadata", optional=True) == b"{}"
     with pytest.raises(CheckpointTypeError):
         encode_object_utf8([1], "data")
+
+
+def test_messages_stay_short_whatever_the_path() -> None:
+    """A path 500 levels deep under 50-character keys named itself in 27 KB, and a
+    60,000-character key in 60 KB: the middle is cut, both ends say where."""
+    deep: dict = {}
+    for _ in range(MAX_DEPTH + 5):
+        deep = {"k" * 50: deep}
+    with pytest.raises(CheckpointValueError) as caught:
+        encode(deep, "data")
+    message = str(caught.value)
+    assert len(message) < 600
+    assert message.startswith("data['kkkk")
+    assert message.endswith(f"']: nested deeper than {MAX_DEPTH} levels")
+    assert re.search(r"\.\.\.\(2\d,\d{3} characters\)\.\.\.", message)
+
+    with pytest.raises(CheckpointValueError) as caught:
+        encode({"a": {"k" * 60_000: float("nan")}}, "data")
+    message = str(caught.value)
+    assert len(message) < 600
+    assert message.startswith("data['a']['kkkk") and message.endswith(
+        "is not valid JSON (NaN/Infinity)"
+    )
+
+    with pytest.raises(CheckpointTypeError, match=r"^data\['a'\]: key 5 is of type int; "):
+        encode({"a": {5: 1}}, "data")

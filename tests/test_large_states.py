@@ -55,3 +55,87 @@ def test_a_refused_large_state_writes_nothing(tmp_path) -> None:
     raw = sqlite3.connect(tmp_path / "x.db")
     assert raw.execute("SELECT count(*), max(seq) FROM checkpoints").fetchone() == (3, 3)
     raw.close()
+
+
+def test_a_state_over_the_size_limit_is_refused_before_any_io(backend_url, raw) -> None:
+    """1.1 GB of JSON: SQLite's value limit, and a message PostgreSQL answers by closing
+    the connection (it read as "cannot be reached"). Refused by name; nothing written."""
+    with CheckpointStore(backend_url) as store:
+        mgr = CheckpointManager("huge", store=store)
+        mgr.create("small", {"a": 1})
+        huge = {"text": "x" * 1_100_000_000}
+        with pytest.raises(CheckpointValueError, match=r"^data .*1,100,000,0\d\d bytes as JSON"):
+            mgr.create("huge", huge)
+        del huge
+        assert mgr.create("after", {"a": 2}).id == "huge:2"  # the connection lived
+    db = raw()
+    assert db.query("SELECT seq, name FROM checkpoints ORDER BY seq") == [
+        (1, "small"),
+        (2, "after"),
+    ]
+
+
+def test_data_and_metadata_are_bounded_together_on_every_write_path(tmp_path, monkeypatch) -> None:
+    """The limit is on the row: a create, an async create, an import entry and a
+    LangGraph checkpoint whose data and metadata each fit but together do not."""
+    import asyncio
+
+    from breakpilot_store import AsyncCheckpointManager, codec
+    from breakpilot_store.errors import ImportFormatError
+
+    monkeypatch.setattr(codec, "MAX_VALUE_BYTES", 1_000)
+    data, meta = {"d": "x" * 600}, {"m": "y" * 600}
+    path = tmp_path / "bound.db"
+    with CheckpointStore(path) as store:
+        mgr = CheckpointManager("s", store=store)
+        with pytest.raises(CheckpointValueError, match=r"^data with metadata is 1,2\d\d bytes"):
+            mgr.create("both", data, metadata=meta)
+        with pytest.raises(CheckpointValueError, match=r"^data is 1,2\d\d bytes"):
+            mgr.create("one", {"d": "x" * 1_200})
+        mgr.create("fits", data)
+        doc = {
+            "version": 1,
+            "checkpoints": [
+                {
+                    "id": "s:7",
+                    "name": "n",
+                    "timestamp": "2026-01-01T00:00:00+00:00",
+                    "data": data,
+                    "metadata": meta,
+                }
+            ],
+        }
+        with pytest.raises(ImportFormatError, match=r"data with metadata is 1,2\d\d bytes"):
+            store.import_checkpoints("s", doc["checkpoints"])
+
+    async def in_async() -> None:
+        async with AsyncCheckpointManager("s", store=str(path)) as amgr:
+            with pytest.raises(CheckpointValueError, match=r"^data with metadata is"):
+                await amgr.create("both", data, metadata=meta)
+
+    asyncio.run(in_async())
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from breakpilot_store.langgraph import BreakpilotSaver
+
+    with BreakpilotSaver.from_conn_string(str(path)) as saver:
+        cfg = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": "z" * 1_200}
+        with pytest.raises(CheckpointValueError, match=r"^the checkpoint with its metadata is"):
+            saver.put(cfg, checkpoint, {}, {})
+        saved = saver.put(cfg, empty_checkpoint(), {}, {})
+        with pytest.raises(CheckpointValueError, match=r"^a pending write is"):
+            saver.put_writes(saved, [("messages", "w" * 1_200)], "task-1")
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute(
+            "SELECT session_id, seq, name FROM checkpoints ORDER BY seq"
+        ).fetchall() == [
+            ("s", 1, "fits"),
+            ("t", 1, db.execute("SELECT name FROM checkpoints WHERE session_id='t'").fetchone()[0]),
+        ]
+        assert db.execute("SELECT count(*) FROM langgraph_writes").fetchone() == (0,)
+    finally:
+        db.close()

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, text
 
 from ..checkpoint import Checkpoint, split_id
-from ..codec import check_key, encode_object, encode_object_utf8
+from ..codec import check_key, check_size, encode_object, encode_object_utf8
 from ..errors import (
     CheckpointTypeError,
     CheckpointValueError,
@@ -101,17 +101,20 @@ Attempt = tuple[Sequence[tuple[Any, dict[str, Any]]], Callable[[list[list[Any]]]
 # -- create -----------------------------------------------------------------------------
 
 
+#: How a row too large is named: the limit is on data and metadata together.
+_BOTH = "data with metadata"
+
+
 def encode_create(name: Any, data: Any, metadata: Any) -> tuple[str, str, str]:
     """Check a create's name and encode its values (the CPU work that grows with them).
 
     Returns:
         ``(name, data_text, metadata_text)``.
     """
-    return (
-        check_key(name, "name"),
-        encode_object(data, "data"),
-        encode_object(metadata, "metadata", optional=True),
-    )
+    name = check_key(name, "name")
+    data_text = encode_object(data, "data")
+    metadata_text = encode_object(metadata, "metadata", optional=True)
+    return (name, check_size(data_text, _BOTH, metadata_text), metadata_text)
 
 
 def encode_create_utf8(name: Any, data: Any, metadata: Any) -> tuple[str, bytes, str]:
@@ -121,11 +124,10 @@ def encode_create_utf8(name: Any, data: Any, metadata: Any) -> tuple[str, bytes,
     PostgreSQL to JSON): a large state is then never decoded into a ``str`` that the
     driver encodes back (benchmarks/OPTIMISATIONS.md, issue 16).
     """
-    return (
-        check_key(name, "name"),
-        encode_object_utf8(data, "data"),
-        encode_object(metadata, "metadata", optional=True),
-    )
+    name = check_key(name, "name")
+    data_utf8 = encode_object_utf8(data, "data")
+    metadata_text = encode_object(metadata, "metadata", optional=True)
+    return (name, check_size(data_utf8, _BOTH, metadata_text), metadata_text)
 
 
 def create(

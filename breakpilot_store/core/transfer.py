@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..checkpoint import split_id
-from ..codec import check_key, decode, encode_object, encode_parsed_object
+from ..codec import check_key, check_size, decode, encode_object, encode_parsed_object
 from ..errors import BreakpilotStoreError, ImportFormatError
 
 #: The largest seq an import may carry: half of SQLite's range, so that a session's
@@ -330,6 +330,7 @@ def parse_entry(entry: Any, index: int, *, parsed: bool = False) -> ImportEntry:
         name = check_key(name, "name")
         data_text = encoder(data, "data")
         metadata_text = encoder(entry.get("metadata", {}), "metadata", optional=True)
+        check_size(data_text, "data with metadata", metadata_text)
     except BreakpilotStoreError as exc:
         raise ImportFormatError(f"{_where(index, raw_id)}: {exc}") from exc
     origin = entry.get("origin_id")

@@ -29,6 +29,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from sqlalchemy.engine import URL
 
 from ..aio import AsyncCheckpointStore
+from ..codec import check_size
 from ..errors import (
     BreakpilotStoreError,
     CheckpointTypeError,
@@ -373,6 +374,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         data = self._encode_checkpoint(checkpoint, parent_id)
         with checks.encodable("the metadata"):
             meta = self._codec.dumps(get_serializable_checkpoint_metadata(config, metadata))
+        check_size(data, "the checkpoint with its metadata", meta)
         op = functools.partial(
             ops.put,
             where=where,
@@ -414,7 +416,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
                     task_id,
                     WRITES_IDX_MAP.get(checks.optional_id(channel, "channel"), idx),
                     channel,
-                    orjson.dumps(self._value_json(value)).decode(),
+                    check_size(orjson.dumps(self._value_json(value)), "a pending write").decode(),
                     task_path,
                 )
                 for idx, (channel, value) in enumerate(writes)

@@ -65,6 +65,7 @@ from .core.repository import SessionInfo
 from .engine import resolve_url, sqlite_path
 from .errors import ReadOnlyStoreError, StoreBusyError, StoreClosedError
 from .store import CheckpointStore
+from .uncopyable import Uncopyable
 
 T = TypeVar("T")
 
@@ -93,7 +94,7 @@ _ADMITTED: contextvars.ContextVar[Any] = contextvars.ContextVar(
 ADMITTED_WAIT = 10.0
 
 
-class AsyncCheckpointStore:
+class AsyncCheckpointStore(Uncopyable):
     """A checkpoint store for asyncio code, over the same database as the sync API.
 
     The constructor does no I/O: the store opens (creating or upgrading the schema under

@@ -19,13 +19,14 @@ from .core import checks
 from .core.document import parse_document
 from .errors import CheckpointValueError, LeaseLostError
 from .store import CheckpointStore
+from .uncopyable import Uncopyable
 
 logger = logging.getLogger("breakpilot_store.manager")
 
 Callback = Callable[[Checkpoint], None] | Callable[[Checkpoint], Awaitable[None]]
 
 
-class AsyncCheckpointManager:
+class AsyncCheckpointManager(Uncopyable):
     """The checkpoints of one agent session, for asyncio code.
 
     Every method of :class:`~breakpilot_store.manager.CheckpointManager` is here as a

@@ -17,13 +17,14 @@ from .core.document import parse_document
 from .errors import CheckpointTypeError, CheckpointValueError, LeaseLostError
 from .leasing import LeaseHolder
 from .store import CheckpointStore, aware
+from .uncopyable import Uncopyable
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class CheckpointManager:
+class CheckpointManager(Uncopyable):
     """Manages the checkpoints of one agent session, persisted in a store.
 
     The seed's in-memory manager, with its state in the database: a new manager for an

@@ -45,6 +45,7 @@ from .sqlite.fastpath import DriverTransaction, PinnedConnections, append
 from .sqlite.maintenance import wal_checkpoint
 from .sqlite.serial import SerialWrites
 from .translate import translate, translate_driver
+from .uncopyable import Uncopyable
 
 T = TypeVar("T")
 
@@ -79,7 +80,7 @@ class _WriteMark(threading.local):
     open = False
 
 
-class CheckpointStore:
+class CheckpointStore(Uncopyable):
     """A database of checkpoints for many sessions (SQLite file or PostgreSQL).
 
     Opening a store creates or upgrades the schema (under a lock, so many agents may

@@ -277,3 +277,37 @@ def test_manager_limits_of_none_turn_retention_off(tmp_path: Any) -> None:
                 return await manager.count()
 
         assert asyncio.run(run()) == 120
+
+
+def test_stores_and_managers_refuse_pickling_and_copying(tmp_path) -> None:
+    """Found by hand: ``pickle`` (what ``multiprocessing`` does to a spawned child's
+    arguments) and ``copy.deepcopy`` failed inside SQLAlchemy with ``AttributeError:
+    Can't pickle local object`` and ``TypeError: cannot pickle 'module' object``."""
+    import copy
+    import multiprocessing
+    import pickle
+    import sqlite3
+
+    from breakpilot_store import AsyncCheckpointStore
+
+    path = tmp_path / "p.db"
+    store = CheckpointStore(path)
+    mgr = CheckpointManager("s", store=store)
+    mgr.create("kept", {"a": 1})
+    handles = [store, mgr, AsyncCheckpointStore(path), AsyncCheckpointManager("s", store=path)]
+    for handle in handles:
+        name = type(handle).__name__
+        for attempt in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match=rf"^a {name} cannot be pickled or copied"):
+                attempt(handle)
+    child = multiprocessing.get_context("spawn").Process(target=print, args=(store,))
+    with pytest.raises(TypeError, match=r"^a CheckpointStore cannot be pickled or copied"):
+        child.start()
+    assert mgr.create("still", {"a": 2}).id == "s:2"  # nothing broke the originals
+    store.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT seq, name FROM checkpoints").fetchall() == [
+        (1, "kept"),
+        (2, "still"),
+    ]
+    raw.close()

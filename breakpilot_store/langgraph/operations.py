@@ -56,7 +56,16 @@ class Target:
 
 
 def session_id_for(thread_id: str, checkpoint_ns: str) -> str:
-    """The session that holds a thread's namespace: the thread id, or ``thread|ns``."""
+    """The session that holds a thread's namespace: the thread id, or ``thread|ns``.
+
+    In the thread id, ``%`` is written ``%25`` and ``|`` is written ``%7C`` (revision
+    0008), so the first ``|`` ends it: thread ``a|b`` is the session ``a%7Cb``, apart
+    from thread ``a`` namespace ``b``. The namespace is kept as it is, since LangGraph
+    joins a nested namespace's levels with ``|`` itself. Most thread ids hold neither
+    character and are their own session id.
+    """
+    if "|" in thread_id or "%" in thread_id:
+        thread_id = thread_id.replace("%", "%25").replace("|", "%7C")
     return thread_id if not checkpoint_ns else f"{thread_id}{NS_SEPARATOR}{checkpoint_ns}"
 
 

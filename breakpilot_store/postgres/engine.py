@@ -113,6 +113,9 @@ def check_schema(schema: Any) -> str:
             f"schema must be a lower-case identifier (letters, digits, _; at most 63 "
             f"characters, not starting with a digit), not {schema!r}"
         )
+    if schema.startswith("pg_") or schema == "information_schema":
+        # PostgreSQL refuses to create a pg_ schema, and its own are no place for ours.
+        raise CheckpointValueError(f"schema {schema!r} is one of PostgreSQL's own; use another")
     return schema
 
 

@@ -229,3 +229,27 @@ def test_url_search_path_works_and_schema_option_overrides_it(
         assert setting(store, "work_mem") == "8MB"
         assert setting(store, "search_path") == pg_schema
         assert store.count("s") == 1
+
+
+@pytest.mark.parametrize(
+    ("schema", "match"),
+    [
+        ('we"ird', "lower-case identifier"),
+        ("semi;colon", "lower-case identifier"),
+        ("Upper", "lower-case identifier"),
+        ("x" * 64, "lower-case identifier"),
+        ("", "lower-case identifier"),
+        ("\ud800", "lower-case identifier"),
+        ("pg_catalog", "one of PostgreSQL's own"),
+        ("pg_mine", "one of PostgreSQL's own"),
+        ("information_schema", "one of PostgreSQL's own"),
+    ],
+)
+def test_bad_schema_names_are_refused_before_any_io(pg_base_url, pg_admin, schema, match) -> None:
+    """Found by hand: ``schema="pg_catalog"`` reached the server ("unacceptable schema
+    name"), and ``information_schema`` would have taken the store's tables."""
+    where = "SELECT schemaname FROM pg_tables WHERE tablename = 'checkpoints' ORDER BY 1"
+    before = pg_admin.execute(where).fetchall()
+    with pytest.raises(CheckpointValueError, match=match):
+        CheckpointStore(pg_base_url, schema=schema)
+    assert pg_admin.execute(where).fetchall() == before

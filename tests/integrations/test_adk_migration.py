@@ -11,7 +11,8 @@ from alembic.script import ScriptDirectory
 
 from breakpilot_store import CheckpointManager, CheckpointStore
 from breakpilot_store.engine import create_store_engine, resolve_url
-from breakpilot_store.migrate import alembic_config, downgrade, upgrade
+from breakpilot_store.migrate import alembic_config, downgrade
+from tests.migration_support import at_revision
 
 ADK_TABLES = {"adk_sessions", "adk_app_states", "adk_user_states"}
 
@@ -32,11 +33,7 @@ def test_upgrade_from_previous_head_keeps_data_and_serves_adk(db_path: Path) -> 
     pytest.importorskip("google.adk")
     from breakpilot_store.adk import BreakpilotSessionService
 
-    engine = create_store_engine(resolve_url(db_path))
-    try:
-        upgrade(engine, previous_revision())
-    finally:
-        engine.dispose()
+    at_revision(db_path, previous_revision())
     assert not ADK_TABLES & tables(db_path)
     with sqlite3.connect(db_path) as raw:
         before = raw.execute("SELECT version_num FROM alembic_version").fetchall()

@@ -9,9 +9,9 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from breakpilot_store import CheckpointStore
-from breakpilot_store.engine import create_store_engine, resolve_url
 from breakpilot_store.langgraph import BreakpilotSaver, ThreadConflictError
-from breakpilot_store.migrate import HEAD, alembic_config, downgrade, upgrade
+from breakpilot_store.migrate import HEAD, alembic_config, downgrade
+from tests.migration_support import at_revision
 
 T0 = "2026-01-01T00:00:00.000000+00:00"
 REVISION = "0004"
@@ -38,11 +38,7 @@ def tables(db: Any) -> set[str]:
 def test_upgrade_from_the_previous_head_keeps_data_and_adds_the_tables(
     backend_url: str, raw: Any
 ) -> None:
-    engine = create_store_engine(resolve_url(backend_url))
-    try:
-        upgrade(engine, previous_head())
-    finally:
-        engine.dispose()
+    at_revision(backend_url, previous_head())
     db = raw()
     assert "langgraph_writes" not in tables(db)
     stamp = T0 if db.kind == "sqlite" else datetime.fromisoformat(T0)

@@ -16,9 +16,9 @@ from typing import Any
 from langgraph.checkpoint.base import empty_checkpoint
 
 from breakpilot_store import CheckpointStore
-from breakpilot_store.engine import create_store_engine, resolve_url
 from breakpilot_store.langgraph import BreakpilotSaver
-from breakpilot_store.migrate import HEAD, downgrade, upgrade
+from breakpilot_store.migrate import HEAD, downgrade
+from tests.migration_support import at_revision
 
 #: (thread_id, checkpoint_ns) pairs whose old session ids collided two by two.
 COLLIDING = [("a|b", ""), ("a", "b"), ("a|b", "c"), ("a", "b|c"), ("p%7Cq", ""), ("p|q", "")]
@@ -67,11 +67,7 @@ def test_threads_that_collided_are_kept_apart(backend_url: str, raw: Any) -> Non
 
 def _stored_at_0007(url: str, raw: Any) -> None:
     """Threads as revision 0007's saver stored them: the thread id unescaped."""
-    engine = create_store_engine(resolve_url(url))
-    try:
-        upgrade(engine, "0007")
-    finally:
-        engine.dispose()
+    at_revision(url, "0007")
     db = raw()
     stamp = T0 if db.kind == "sqlite" else datetime.fromisoformat(T0)
     sessions = [

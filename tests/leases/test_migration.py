@@ -7,8 +7,8 @@ from datetime import datetime
 from alembic.script import ScriptDirectory
 
 from breakpilot_store import CheckpointManager, CheckpointStore, SessionLeasedError
-from breakpilot_store.engine import create_store_engine, resolve_url
-from breakpilot_store.migrate import HEAD, alembic_config, downgrade, upgrade
+from breakpilot_store.migrate import HEAD, alembic_config, downgrade
+from tests.migration_support import at_revision
 
 REVISION = "0003"
 T0 = "2026-01-01T00:00:00.000000+00:00"
@@ -22,11 +22,7 @@ def previous() -> str:
 
 
 def _at_previous_with_data(url: str, raw) -> None:  # noqa: ANN001
-    engine = create_store_engine(resolve_url(url))
-    try:
-        upgrade(engine, previous())
-    finally:
-        engine.dispose()
+    at_revision(url, previous())
     db = raw()
     stamp = T0 if db.kind == "sqlite" else datetime.fromisoformat(T0)
     db.execute(

@@ -8,8 +8,8 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from breakpilot_store import CheckpointManager, CheckpointStore, LeaseLostError, SessionLeasedError
-from breakpilot_store.engine import create_store_engine, resolve_url
 from breakpilot_store.migrate import HEAD, alembic_config, downgrade, upgrade
+from tests.migration_support import at_revision
 
 REVISION = "0006"
 T0 = datetime.fromisoformat("2026-01-01T00:00:00.000000+00:00")
@@ -27,11 +27,7 @@ def _stamp(db, when: datetime):  # noqa: ANN001, ANN202
 
 
 def _at_previous_with_data(url: str, raw) -> None:  # noqa: ANN001
-    engine = create_store_engine(resolve_url(url))
-    try:
-        upgrade(engine, previous())
-    finally:
-        engine.dispose()
+    at_revision(url, previous())
     db = raw()
     t0, far = _stamp(db, T0), _stamp(db, FAR)
     for sid in ("held", "released", "expired", "plain"):

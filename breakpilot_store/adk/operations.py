@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, text, upda
 from ..codec import decode, encode_object
 from ..core import counters, item_log
 from ..core import repository as repo
+from ..integration import ADK_PREFIX
 from ..schema import UTCDateTime, adk_app_states, adk_sessions, adk_user_states
 from .errors import AdkSessionExistsError, AdkSessionNotFoundError, AdkStaleSessionError
 
@@ -28,7 +29,7 @@ _a = adk_app_states.c
 _u = adk_user_states.c
 
 #: The prefix of the store sessions that hold ADK events.
-SESSION_PREFIX = "adk:"
+SESSION_PREFIX = ADK_PREFIX
 
 STALE_MESSAGE = (
     "The session has been modified in storage since it was loaded. "

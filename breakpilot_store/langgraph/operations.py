@@ -30,6 +30,7 @@ from ..core import copying, counters
 from ..core import repository as repo
 from ..core.operations import Attempt
 from ..errors import CheckpointValueError
+from ..integration import INTEGRATION_PREFIXES
 from ..schema import UTCDateTime, checkpoints, langgraph_threads, langgraph_writes
 
 #: Between a thread id and a non-empty namespace in a session id. LangGraph joins the
@@ -81,6 +82,21 @@ def target(thread_id: Any, checkpoint_ns: Any = "") -> Target:
     if ns != "":
         ns = check_key(ns, "checkpoint_ns")
     return Target(thread, ns, check_key(session_id_for(thread, ns), "session id"))
+
+
+def check_new_thread(where: Target) -> None:
+    """Refuse to start a thread's session where another integration keeps its own.
+
+    Raises:
+        ThreadConflictError: The session id begins as an ADK or OpenAI session's does.
+    """
+    for prefix, whose in INTEGRATION_PREFIXES.items():
+        if where.session_id.startswith(prefix):
+            raise ThreadConflictError(
+                f"thread {where.thread_id!r} would be the session {where.session_id!r}, "
+                f"and sessions beginning {prefix!r} are {whose} integration's; "
+                "use another thread_id"
+            )
 
 
 # -- statements ------------------------------------------------------------------------
@@ -255,6 +271,7 @@ def _state(conn: Any, where: Target, name: str, now: datetime) -> tuple[Any, ...
         counters.lock(conn, where.session_id)
     row = conn.execute(_STATE, params).fetchone()
     if row is None:
+        check_new_thread(where)
         counters.add_session(conn, where.session_id, now)
         added = conn.execute(
             _ADD_THREAD,
@@ -542,6 +559,7 @@ def copy_thread(conn: Connection, source: str, dest: str, now: datetime) -> None
     """
     for sid, ns in conn.execute(_THREAD_SESSIONS, {"tid": source}).all():
         to = target(dest, ns)
+        check_new_thread(to)
         copying.copy_history(conn, sid, to.session_id, now)
         conn.execute(_ADD_THREAD, {"sid": to.session_id, "tid": dest, "ns": ns})
 

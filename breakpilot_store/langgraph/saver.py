@@ -64,6 +64,19 @@ class _Stores:
         self.closed = False
 
 
+def _is_checkpoint(doc: Any, checkpoint_id: str) -> bool:
+    """Whether a stored document is the saver's checkpoint ``checkpoint_id``.
+
+    Its id, which the saver always writes, and the one part read item by item; nothing
+    more, so that checkpoints of another LangGraph version's shape still read.
+    """
+    return (
+        type(doc) is dict
+        and doc.get("id") == checkpoint_id
+        and type(doc.get("channel_values", {})) is dict
+    )
+
+
 class BreakpilotSaver(BaseCheckpointSaver[int]):
     """A LangGraph checkpointer that keeps threads as readable sessions of a store.
 
@@ -297,6 +310,14 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
                 f"checkpoint {session_id}:{seq} of LangGraph thread {thread_id!r} does not "
                 f"hold JSON (was it edited by hand?): {exc}"
             ) from exc
+        if not _is_checkpoint(doc, checkpoint_id):
+            # A row of this thread's session that the saver did not write: a manager's
+            # create, or an edit by hand. LangGraph would fail on it with a KeyError.
+            raise CheckpointValueError(
+                f"checkpoint {session_id}:{seq} of LangGraph thread {thread_id!r} is not a "
+                "LangGraph checkpoint (written into the thread's session by a "
+                "CheckpointManager, or by hand?)"
+            )
         values = doc.pop("channel_values", {})
         parent_id = doc.pop(PARENT_KEY, None)
         checkpoint = self._codec.from_json(doc)

@@ -29,10 +29,10 @@ from ..codec import check_key, encode_object
 from ..core import item_log
 from ..core import repository as repo
 from ..errors import CheckpointTypeError, StoreClosedError
-from ..integration import StoreArg, async_store
+from ..integration import OPENAI_PREFIX, StoreArg, async_store
 
 #: The prefix of the store sessions that hold SDK conversations.
-SESSION_PREFIX = "oai:"
+SESSION_PREFIX = OPENAI_PREFIX
 
 _T = TypeVar("_T")
 

@@ -155,3 +155,63 @@ def test_the_migration_renames_stored_threads_and_back(backend_url: str, raw: An
             saver.delete_thread("x")
         downgrade(store.engine, "0007")
     assert _everything(raw()) == before
+
+
+# -- sessions shared with the other integrations and with managers ----------------------
+
+
+def test_a_thread_never_starts_an_integrations_session(backend_url: str, raw: Any) -> None:
+    """Found by hand: thread ``oai:u1`` took the session of the OpenAI session ``u1``,
+    whose ``get_items`` then returned the thread's checkpoint as an item, and whose
+    items the saver then returned as the thread's newest "checkpoint"."""
+    import asyncio
+
+    import pytest
+
+    from breakpilot_store.langgraph import ThreadConflictError
+    from breakpilot_store.openai_agents import BreakpilotSession
+
+    with CheckpointStore(backend_url) as store, BreakpilotSaver(store) as saver:
+        for thread, ns in [("oai:u1", ""), ("adk:app:user:s1", ""), ("oai:u1", "sub:1")]:
+            with pytest.raises(ThreadConflictError, match=r"sessions beginning '(oai|adk):'"):
+                _put(saver, thread, ns, 0)
+        _put(saver, "ok", "", 0)
+        with pytest.raises(ThreadConflictError, match=r"sessions beginning 'oai:'"):
+            saver.copy_thread("ok", "oai:u2")
+        # Not at the start: an ordinary thread.
+        _put(saver, "x-oai:u1", "oai:ns", 1)
+        assert saver.get_tuple(_cfg("x-oai:u1", "oai:ns")) is not None
+
+        async def conversation() -> list[Any]:
+            async with BreakpilotSession("u1", store=store) as session:
+                await session.add_items([{"role": "user", "content": "hi"}])
+                return await session.get_items()
+
+        assert asyncio.run(conversation()) == [{"role": "user", "content": "hi"}]
+    db = raw()
+    assert sorted(db.query("SELECT session_id FROM sessions")) == [
+        ("oai:u1",),
+        ("ok",),
+        ("x-oai:u1|oai:ns",),
+    ]
+    assert sorted(db.query("SELECT session_id FROM langgraph_threads")) == [
+        ("ok",),
+        ("x-oai:u1|oai:ns",),
+    ]
+
+
+def test_a_row_the_saver_did_not_write_is_a_typed_error(backend_url: str) -> None:
+    """A manager's create in a thread's session (or a row edited by hand) is not read
+    as a LangGraph checkpoint: the saver returned it as one, with no ``id``."""
+    import pytest
+
+    from breakpilot_store import CheckpointManager, CheckpointValueError
+
+    with CheckpointStore(backend_url) as store, BreakpilotSaver(store) as saver:
+        _put(saver, "t", "", 0)
+        # Named above any uuid: the thread's newest by LangGraph's order.
+        CheckpointManager("t", store=store).create("zzz", {"role": "user"})
+        with pytest.raises(CheckpointValueError, match=r"^checkpoint t:2 .* is not a LangGraph"):
+            saver.get_tuple(_cfg("t", ""))
+        with pytest.raises(CheckpointValueError, match=r"is not a LangGraph checkpoint"):
+            list(saver.list(_cfg("t", "")))

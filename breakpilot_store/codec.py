@@ -252,26 +252,24 @@ def encode_utf8(value: Any, path: str) -> bytes:
         return check_size(_stdlib_encode(value).encode(), path)
 
 
-def check_size(text: T, path: str, *more: str | bytes) -> T:
-    """Return ``text`` if it (with ``more``, stored in the same row) fits in a value.
+def check_size(text: T, path: str, other: str | bytes = "") -> T:
+    """Return ``text`` if it (with ``other``, stored in the same row) fits in a value.
 
-    ``len`` counts characters of a ``str``: a bound at or below its UTF-8 bytes, so a
-    ``str`` is re-measured in bytes only when it could be too large.
+    On every write, so the common case is one comparison: ``len`` counts characters of
+    a ``str``, at least a quarter of its UTF-8 bytes, so the bytes are only counted
+    when the text could be too large.
 
     Raises:
         CheckpointValueError: Over :data:`MAX_VALUE_BYTES` as UTF-8 JSON.
     """
-    total = len(text) + sum(len(piece) for piece in more)
-    if total <= MAX_VALUE_BYTES // 4:  # at most 4 UTF-8 bytes per character
-        return text
-    total = sum(
-        len(piece.encode()) if isinstance(piece, str) else len(piece) for piece in (text, *more)
-    )
-    if total > MAX_VALUE_BYTES:
-        raise CheckpointValueError(
-            f"{path} is {total:,} bytes as JSON; the store keeps at most {MAX_VALUE_BYTES:,} "
-            "bytes in one checkpoint (SQLite's longest value); nothing was written"
-        )
+    if len(text) + len(other) > MAX_VALUE_BYTES // 4:
+        total = sum(len(p.encode()) if isinstance(p, str) else len(p) for p in (text, other))
+        if total > MAX_VALUE_BYTES:
+            raise CheckpointValueError(
+                f"{path} is {total:,} bytes as JSON; the store keeps at most "
+                f"{MAX_VALUE_BYTES:,} bytes in one checkpoint (SQLite's longest value); "
+                "nothing was written"
+            )
     return text
 
 

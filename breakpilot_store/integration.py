@@ -17,15 +17,6 @@ from .aio import AsyncCheckpointStore
 from .errors import CheckpointTypeError
 from .store import CheckpointStore
 
-#: The store sessions of Google ADK's sessions begin with this (``adk:<app>:<user>:<id>``).
-ADK_PREFIX = "adk:"
-#: The store sessions of the OpenAI Agents SDK's sessions begin with this (``oai:<id>``).
-OPENAI_PREFIX = "oai:"
-#: The integrations whose sessions those prefixes name: a LangGraph thread never starts
-#: a session with one (its rows would be read as ADK events or OpenAI items, and theirs
-#: as checkpoints of the thread).
-INTEGRATION_PREFIXES = {ADK_PREFIX: "a Google ADK", OPENAI_PREFIX: "an OpenAI Agents SDK"}
-
 #: What the integrations accept as their ``store`` argument.
 StoreArg = str | os.PathLike[str] | URL | CheckpointStore | AsyncCheckpointStore | None
 

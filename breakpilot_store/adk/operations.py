@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, text, upda
 from ..codec import decode, encode_object
 from ..core import counters, item_log
 from ..core import repository as repo
-from ..integration import ADK_PREFIX
+from ..naming import ADK_PREFIX
 from ..schema import UTCDateTime, adk_app_states, adk_sessions, adk_user_states
 from .errors import AdkSessionExistsError, AdkSessionNotFoundError, AdkStaleSessionError
 
@@ -113,6 +113,9 @@ def _read_scope(conn: Connection, table: Any, **keys: str) -> dict[str, Any]:
     return {} if found is None else decode(found)
 
 
+_HOLDS_ROWS = text("SELECT 1 FROM checkpoints WHERE session_id = :sid LIMIT 1")
+
+
 def create(
     conn: Connection,
     app_name: str,
@@ -124,16 +127,24 @@ def create(
     """Create an ADK session with its initial state (scoped ``deltas``: app/user/session).
 
     Raises:
-        AdkSessionExistsError: The session exists.
+        AdkSessionExistsError: The session exists, or its store session holds rows.
     """
     keys = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
     if conn.execute(select(_s.revision).where(*_where(keys))).first() is not None:
         raise AdkSessionExistsError(f"Session with id {session_id} already exists.")
+    key = store_key(app_name, user_id, session_id)
+    if conn.execute(_HOLDS_ROWS, {"sid": key}).first() is not None:
+        # Rows no ADK session owns (a fork, copy or import into this store session):
+        # the new session would read them as its own events.
+        raise AdkSessionExistsError(
+            f"Session with id {session_id} cannot be created: its store session {key!r} "
+            "already holds checkpoints of no ADK session (a fork, copy or import?); "
+            "delete that store session first, or use another session id."
+        )
     app_state = _merge_scope(conn, adk_app_states, {"app_name": app_name}, deltas["app"], now)
     user_state = _merge_scope(
         conn, adk_user_states, {"app_name": app_name, "user_id": user_id}, deltas["user"], now
     )
-    key = store_key(app_name, user_id, session_id)
     counters.add_session(conn, key, now)
     conn.execute(
         insert(adk_sessions).values(

@@ -30,14 +30,50 @@ from sqlalchemy import Connection
 
 from ..codec import check_key, encode_object
 from ..core.bounds import check_text
-from ..errors import CheckpointTypeError
+from ..errors import CheckpointTypeError, CheckpointValueError
 from ..integration import StoreArg, async_store
 from . import operations as ops
 from .operations import StoredSession
 
 
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
+def _utc(timestamp: float, what: str = "timestamp") -> datetime:
+    """An ADK timestamp (seconds since the epoch) as an aware UTC datetime.
+
+    Raises:
+        CheckpointValueError: NaN, infinite, or outside the years 1-9999.
+        CheckpointTypeError: Not a number.
+    """
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc)
+    except TypeError as exc:
+        raise CheckpointTypeError(
+            f"{what} must be seconds since the epoch, not {type(timestamp).__name__}"
+        ) from exc
+    except (ValueError, OverflowError, OSError) as exc:
+        raise CheckpointValueError(
+            f"{what} {timestamp!r} is not a time in the years 1-9999 ({exc})"
+        ) from exc
+
+
+#: The latest moment the store keeps: nothing is at or after a later one.
+_LAST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _after(timestamp: float) -> datetime | None:
+    """``GetSessionConfig.after_timestamp`` as a bound, as InMemorySessionService reads it.
+
+    Before year 1 keeps every event, after 9999 none (never an error); NaN is refused.
+    """
+    if timestamp != timestamp:  # NaN
+        raise CheckpointValueError("after_timestamp must be a number, not NaN")
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc)
+    except TypeError as exc:
+        raise CheckpointTypeError(
+            f"after_timestamp must be seconds since the epoch, not {type(timestamp).__name__}"
+        ) from exc
+    except (ValueError, OverflowError, OSError):
+        return None if timestamp < 0 else _LAST
 
 
 def _deltas(state: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -134,7 +170,8 @@ class BreakpilotSessionService(BaseSessionService):
             CheckpointTypeError, CheckpointValueError: A bad id, or a state value the
                 store cannot keep exactly. Nothing is written.
         """
-        if session_id is None:
+        if session_id is None or session_id == "":
+            # As ADK's own services (``if not session_id``): an id is made.
             session_id = str(uuid.uuid4())
         _keys(app_name, user_id, session_id)
         deltas = _deltas(state)
@@ -161,7 +198,7 @@ class BreakpilotSessionService(BaseSessionService):
         _keys(app_name, user_id, session_id)
         recent = config.num_recent_events if config else None
         # As ADK's database service: a zero timestamp filters nothing.
-        after = _utc(config.after_timestamp) if config and config.after_timestamp else None
+        after = _after(config.after_timestamp) if config and config.after_timestamp else None
 
         def op(conn: Connection) -> StoredSession | None:
             return ops.get(
@@ -231,10 +268,10 @@ class BreakpilotSessionService(BaseSessionService):
             request = ops.Append(
                 *key,
                 marker=session._storage_update_marker,
-                last_update_time=_utc(session.last_update_time),
+                last_update_time=_utc(session.last_update_time, "the session's last_update_time"),
                 last_event_id=session.events[-1].id if session.events else None,
                 author=author[:200],
-                timestamp=_utc(event.timestamp),
+                timestamp=_utc(event.timestamp, "the event's timestamp"),
                 event=data,
                 deltas=deltas,
             )

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, select, text
 from ..checkpoint import split_id
 from ..codec import check_key
 from ..errors import CheckpointValueError, UnknownSessionError
+from ..naming import root_thread_of, thread_session_id
 from ..schema import checkpoints, langgraph_threads
 from . import counters
 
@@ -82,11 +83,34 @@ def copy_history(
     return copied
 
 
-def register_thread(conn: Connection, src: str, dst: str) -> None:
-    """Make ``dst`` a LangGraph thread of its own id if ``src`` is a thread's root namespace."""
-    ns = conn.execute(_ROOT_THREAD, {"sid": src}).scalar()
-    if ns == "":
-        conn.execute(_ADD_THREAD, {"sid": dst, "tid": dst, "ns": ""})
+def thread_of_copy(conn: Connection, src: str, dst: str) -> str | None:
+    """The LangGraph thread a copy ``dst`` of ``src`` is: ``None`` unless ``src`` is one.
+
+    Asked before anything is copied, so that a refusal writes nothing.
+
+    Raises:
+        CheckpointValueError: ``src`` is a thread's root namespace and ``dst`` cannot
+            be one (it holds ``|``, a ``%`` that is no escape, or another integration's
+            prefix; see :mod:`breakpilot_store.naming`).
+    """
+    if conn.execute(_ROOT_THREAD, {"sid": src}).scalar() != "":
+        return None
+    thread_id = root_thread_of(dst)
+    if thread_id is None:
+        hint = thread_session_id(dst, "")
+        use = "" if root_thread_of(hint) is None else f"; for thread {dst!r} use {hint!r}"
+        raise CheckpointValueError(
+            f"session {src!r} is a LangGraph thread, and {dst!r} cannot name one (a '|' "
+            "starts a namespace, '%' starts an escape, and sessions beginning 'adk:' or "
+            f"'oai:' are the ADK and OpenAI integrations'){use}"
+        )
+    return thread_id
+
+
+def register_thread(conn: Connection, dst: str, thread_id: str | None) -> None:
+    """Record ``dst`` as the root namespace of ``thread_id`` (nothing for ``None``)."""
+    if thread_id is not None:
+        conn.execute(_ADD_THREAD, {"sid": dst, "tid": thread_id, "ns": ""})
 
 
 def copy_session(conn: Connection, src: str, dst: str, now: datetime) -> int:
@@ -96,8 +120,9 @@ def copy_session(conn: Connection, src: str, dst: str, now: datetime) -> int:
     """
     src = check_key(src, "source session_id")
     dst = check_key(dst, "new session_id")
+    thread_id = thread_of_copy(conn, src, dst)
     copied = copy_history(conn, src, dst, now)
-    register_thread(conn, src, dst)
+    register_thread(conn, dst, thread_id)
     return copied
 
 
@@ -116,6 +141,7 @@ def fork_session(conn: Connection, checkpoint_id: str, dst: str, now: datetime) 
     src, seq = parts
     if conn.execute(_HAS_SEQ, {"sid": src, "seq": seq}).first() is None:
         raise UnknownSessionError(f"no checkpoint {checkpoint_id!r}")
+    thread_id = thread_of_copy(conn, src, dst)
     copied = copy_history(conn, src, dst, now, upto=seq)
-    register_thread(conn, src, dst)
+    register_thread(conn, dst, thread_id)
     return copied

@@ -4,7 +4,8 @@
 per checkpoint. LangGraph is imported only here, never by the core package.
 """
 
-from .operations import NS_SEPARATOR, ThreadConflictError, session_id_for
+from ..naming import NS_SEPARATOR
+from .operations import ThreadConflictError, session_id_for
 from .saver import BreakpilotSaver
 from .values import UnknownValueTypeError, ValueCodec
 

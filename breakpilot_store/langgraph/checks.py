@@ -45,6 +45,32 @@ def optional_id(value: Any, what: str) -> str | None:
     return check_key(value, what)
 
 
+def config_id(value: Any, what: str) -> str | None:
+    """A config's ``checkpoint_id``: as :func:`optional_id`, with ``""`` meaning none.
+
+    SqliteSaver and InMemorySaver read an empty one as "the newest".
+    """
+    return None if isinstance(value, str) and not value else optional_id(value, what)
+
+
+def checkpoint(value: Any) -> str:
+    """Check a checkpoint handed to ``put`` and return its id.
+
+    A dict with a str ``id`` (LangGraph's are uuid6 text) and, if it has them, a dict of
+    channel values. Anything else was stored before and then could not be read back.
+    """
+    if not isinstance(value, dict):
+        raise CheckpointTypeError(f"checkpoint must be a dict, not {type(value).__name__}")
+    if "id" not in value:
+        raise CheckpointValueError("checkpoint has no 'id'")
+    values = value.get("channel_values", {})
+    if not isinstance(values, dict):
+        raise CheckpointTypeError(
+            f"checkpoint['channel_values'] must be a dict, not {type(values).__name__}"
+        )
+    return check_key(value["id"], "checkpoint['id']")
+
+
 def limit(value: Any) -> int | None:
     """``list``'s ``limit``: ``None`` or an int; beyond any thread's size means all."""
     if value is None:

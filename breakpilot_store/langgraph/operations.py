@@ -30,13 +30,8 @@ from ..core import copying, counters
 from ..core import repository as repo
 from ..core.operations import Attempt
 from ..errors import CheckpointValueError
-from ..integration import INTEGRATION_PREFIXES
+from ..naming import INTEGRATION_PREFIXES, thread_session_id
 from ..schema import UTCDateTime, checkpoints, langgraph_threads, langgraph_writes
-
-#: Between a thread id and a non-empty namespace in a session id. LangGraph joins the
-#: levels of a nested namespace with the same character, so a subgraph's session reads
-#: as the path to it: ``t-1|tools:6f1c…|inner:9a2b…``.
-NS_SEPARATOR = "|"
 
 _c = checkpoints.c
 _t = langgraph_threads.c
@@ -60,14 +55,10 @@ def session_id_for(thread_id: str, checkpoint_ns: str) -> str:
     """The session that holds a thread's namespace: the thread id, or ``thread|ns``.
 
     In the thread id, ``%`` is written ``%25`` and ``|`` is written ``%7C`` (revision
-    0008), so the first ``|`` ends it: thread ``a|b`` is the session ``a%7Cb``, apart
-    from thread ``a`` namespace ``b``. The namespace is kept as it is, since LangGraph
-    joins a nested namespace's levels with ``|`` itself. Most thread ids hold neither
-    character and are their own session id.
+    0008): thread ``a|b`` is the session ``a%7Cb``, apart from thread ``a`` namespace
+    ``b`` (:func:`breakpilot_store.naming.thread_session_id`).
     """
-    if "|" in thread_id or "%" in thread_id:
-        thread_id = thread_id.replace("%", "%25").replace("|", "%7C")
-    return thread_id if not checkpoint_ns else f"{thread_id}{NS_SEPARATOR}{checkpoint_ns}"
+    return thread_session_id(thread_id, checkpoint_ns)
 
 
 def target(thread_id: Any, checkpoint_ns: Any = "") -> Target:
@@ -629,6 +620,8 @@ def list_checkpoints(
         limit: At most this many (after ``keep``).
         keep: Called with each row's metadata text; ``False`` drops the row (filters).
     """
+    if limit is not None and limit <= 0:
+        return []  # as InMemorySaver (SqliteSaver reads a negative one as "all")
     query = select(_t.thread_id, _t.checkpoint_ns, *_ROW).join(
         langgraph_threads, _t.session_id == _c.session_id
     )

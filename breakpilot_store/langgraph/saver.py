@@ -295,7 +295,8 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         rest = {key: item for key, item in checkpoint.items() if key != "channel_values"}
         doc = self._codec.to_json(rest)
         doc["channel_values"] = {
-            key: self._value_json(item) for key, item in checkpoint["channel_values"].items()
+            key: self._value_json(item)
+            for key, item in checkpoint.get("channel_values", {}).items()
         }
         doc[PARENT_KEY] = parent_id
         with checks.encodable("the checkpoint"):
@@ -347,7 +348,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
 
     def _get_op(self, config: RunnableConfig) -> tuple[ops.Target, Any]:
         where = self._where(config)
-        checkpoint_id = checks.optional_id(get_checkpoint_id(config), "checkpoint_id")
+        checkpoint_id = checks.config_id(get_checkpoint_id(config), "checkpoint_id")
         return where, functools.partial(ops.get_tuple, where=where, checkpoint_id=checkpoint_id)
 
     def _list_op(
@@ -360,7 +361,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         configurable = checks.configurable(config)
         thread_id = configurable.get("thread_id")
         ns = configurable.get("checkpoint_ns")
-        checkpoint_id = checks.optional_id(configurable.get("checkpoint_id"), "checkpoint_id")
+        checkpoint_id = checks.config_id(configurable.get("checkpoint_id"), "checkpoint_id")
         before_id = checks.optional_id(
             get_checkpoint_id(before) if before else None, "before's checkpoint_id"
         )
@@ -374,8 +375,11 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
             wanted = dict(filter)
 
             def keep(metadata: str) -> bool:
+                # A key the metadata lacks matches None, as in InMemorySaver and SqliteSaver.
                 found = self._codec.loads(metadata)
-                return all(key in found and found[key] == value for key, value in wanted.items())
+                return isinstance(found, dict) and all(
+                    found.get(key) == value for key, value in wanted.items()
+                )
 
         return functools.partial(
             ops.list_checkpoints,
@@ -391,6 +395,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> tuple[Any, RunnableConfig]:
         where = self._where(config)
+        checkpoint_id = checks.checkpoint(checkpoint)
         parent_id = config["configurable"].get("checkpoint_id")
         data = self._encode_checkpoint(checkpoint, parent_id)
         with checks.encodable("the metadata"):
@@ -399,7 +404,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
         op = functools.partial(
             ops.put,
             where=where,
-            checkpoint_id=checkpoint["id"],
+            checkpoint_id=checkpoint_id,
             data=data,
             metadata=meta,
             now=_now(),
@@ -409,7 +414,7 @@ class BreakpilotSaver(BaseCheckpointSaver[int]):
             "configurable": {
                 "thread_id": where.thread_id,
                 "checkpoint_ns": where.checkpoint_ns,
-                "checkpoint_id": checkpoint["id"],
+                "checkpoint_id": checkpoint_id,
             }
         }
         return op, saved

@@ -29,7 +29,8 @@ from ..codec import check_key, encode_object
 from ..core import item_log
 from ..core import repository as repo
 from ..errors import CheckpointTypeError, StoreClosedError
-from ..integration import OPENAI_PREFIX, StoreArg, async_store
+from ..integration import StoreArg, async_store
+from ..naming import OPENAI_PREFIX
 
 #: The prefix of the store sessions that hold SDK conversations.
 SESSION_PREFIX = OPENAI_PREFIX

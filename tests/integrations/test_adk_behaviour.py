@@ -209,6 +209,20 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
             ("get", A, U, "s", None),
         ],
     ),
+    # Found by the hostile campaign: times beyond datetime's years raised ValueError.
+    # ADK's DatabaseSessionService raises ValueError itself; the in-memory one answers.
+    "after_timestamp_beyond_the_years": (
+        ("memory",),
+        [
+            ("create", "h", A, U, "s", None),
+            *[("append", "h", ev(i, f"m{i}")) for i in range(3)],
+            ("get", A, U, "s", {"after_timestamp": 1e15}),
+            ("get", A, U, "s", {"after_timestamp": 253402300800.0}),
+            ("get", A, U, "s", {"after_timestamp": -1e12}),
+            ("get", A, U, "s", {"after_timestamp": float("inf")}),
+            ("get", A, U, "s", {"after_timestamp": float("-inf")}),
+        ],
+    ),
     "unicode_and_large": (
         BOTH,
         [

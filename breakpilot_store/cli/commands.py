@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..codec import check_key
-from ..core import counters, leases
+from ..core import counters, leases, side_rows
 from ..core.document import read_document
 from ..core.repository import counters_out_of_step
 from ..engine import MIN_SQLITE, create_store_engine, resolve_url, sqlite_path
@@ -551,6 +551,7 @@ def copy(opts: Options, source: str | None, target: str, prefix: str | None, for
                         f"session {sid!r} did not verify after the copy: sent {sent}, "
                         f"the destination held {before} and now holds {after}"
                     )
+                _copy_side_rows(src, dst, sid, created)
                 results.append(
                     {"session_id": sid, "checkpoints": sent, "written": written, "held": after}
                 )
@@ -567,6 +568,31 @@ def copy(opts: Options, source: str | None, target: str, prefix: str | None, for
         f"copied {plural(len(results), 'session')} ({plural(copied, 'checkpoint')}) "
         f"from {describe(src_url)} to {describe(dst_url)}"
     )
+
+
+def _copy_side_rows(src: CheckpointStore, dst: CheckpointStore, sid: str, created: Any) -> None:
+    """Copy what the integrations keep beside ``sid``'s checkpoints, then verify it.
+
+    A LangGraph thread's mapping and pending writes, an ADK session's row and its app
+    and user state: without them the copy's checkpoints were there, but the saver and
+    the ADK service found no thread and no session (and a saver refused to write on).
+    """
+    rows = src.run(lambda conn: side_rows.read(conn, sid))
+    if rows is None or not any(rows.values()):
+        return
+
+    def write(conn: Any) -> None:
+        counters.add_session(conn, sid, created)  # a thread with only pending writes
+        side_rows.write(conn, sid, rows)
+
+    dst.run(write, write=True)
+    held = dst.run(lambda conn: side_rows.read(conn, sid))
+    lacking = side_rows.differences(rows, held or {})
+    if lacking:
+        raise DatabaseError(
+            f"session {sid!r} did not verify after the copy: the destination lacks "
+            f"{', '.join(lacking)} (LangGraph or ADK rows)"
+        )
 
 
 # -- removing data ----------------------------------------------------------------------

@@ -36,13 +36,36 @@ class AsyncLeaseHolder(LeaseState):
         super().__init__(session_id, duration, **kwargs)
         self._astore = astore
         self._task: asyncio.Task[None] | None = None
+        self._acquiring: asyncio.Task[None] | None = None
 
     async def acquire(self) -> None:
         """Acquire the lease, waiting up to ``wait`` seconds; then start the heartbeat.
 
+        One acquisition at a time, whoever asks: concurrent first writes await the same
+        one (each on its own, the second was refused by the first's live lease, and with
+        ``takeover`` each started a heartbeat). It runs as a task of its own, shielded
+        from the caller's cancellation, so an acquisition the writer committed is always
+        recorded, and :meth:`release` can give it back.
+
         Raises:
             SessionLeasedError: Another holder's lease stayed live for the whole wait.
+            LeaseLostError: This holder was released (its manager closed).
         """
+        self.ensure_held()
+        if self.token:
+            return
+        if self._acquiring is None:
+            self._acquiring = asyncio.ensure_future(self._acquire())
+        acquiring = self._acquiring
+        try:
+            await asyncio.shield(acquiring)
+        finally:
+            if acquiring.done() and self._acquiring is acquiring:
+                self._acquiring = None  # a refusal may be tried again
+                if not acquiring.cancelled():
+                    acquiring.exception()  # retrieved: its error reached the callers
+
+    async def _acquire(self) -> None:
         deadline = time.monotonic() + self.wait
         while True:
             holder = self.took(await self._astore.run(self.acquire_op, write=True))
@@ -76,6 +99,10 @@ class AsyncLeaseHolder(LeaseState):
         if self.released:
             return
         self.released = True
+        if self._acquiring is not None:
+            # Its caller was cancelled, or is still waiting: let the acquisition finish,
+            # so that a lease it took is released here, not left to expire.
+            await asyncio.wait({self._acquiring})  # its outcome, not its error
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

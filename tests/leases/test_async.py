@@ -87,3 +87,65 @@ def test_async_manager_lease_holds_through_group_commits(backend_url: str, raw) 
             assert raw().query("SELECT owner, token FROM leases") == [(None, 2)]
 
     asyncio.run(scenario())
+
+
+def test_concurrent_first_writes_share_one_acquisition(backend_url: str, raw) -> None:  # noqa: ANN001
+    """Found by our hostile round 5: of two first writes at once, the second was refused
+    by the first's live lease (naming its own manager); with ``takeover`` both acquired
+    (token 2), and a heartbeat left running reported a loss after ``close()``."""
+    from breakpilot_store import AsyncCheckpointManager
+
+    async def scenario() -> None:
+        async with AsyncCheckpointStore(backend_url) as astore:
+            for session, kwargs in (("plain", {}), ("taken", {"takeover": True})):
+                mgr = AsyncCheckpointManager(session, store=astore, lease=0.6, **kwargs)
+                heard: list[LeaseLostError] = []
+                mgr.on_lease_lost(heard.append)
+                made = await asyncio.gather(*(mgr.create("n", {"i": i}) for i in range(5)))
+                assert sorted(cp.seq for cp in made) == [1, 2, 3, 4, 5]
+                assert mgr.lease_token == 1
+                beats = [t for t in asyncio.all_tasks() if t.get_name().endswith(session)]
+                assert len(beats) == 1
+                await mgr.close()
+                await asyncio.sleep(0.5)  # more than a heartbeat's interval
+                assert heard == [] and beats[0].done()
+        assert raw().query("SELECT session_id, owner, token FROM leases ORDER BY 1") == [
+            ("plain", None, 1),
+            ("taken", None, 1),
+        ]
+
+    asyncio.run(scenario())
+
+
+def test_an_acquisition_whose_caller_is_cancelled_is_kept_then_released(db_path) -> None:  # noqa: ANN001
+    """Found by our hostile round 5: cancelled after the writer committed it, the
+    acquisition was forgotten: the manager was refused by its own lease, and close()
+    released nothing (the lease stood until it expired)."""
+    import contextlib
+    import sqlite3
+
+    from breakpilot_store import AsyncCheckpointManager
+
+    async def scenario() -> None:
+        async with AsyncCheckpointStore(db_path) as astore:
+            await astore.create(S, "before", {})
+            raw = sqlite3.connect(db_path, isolation_level=None)
+            raw.execute("BEGIN IMMEDIATE")  # the writer waits here, holding the acquisition
+            mgr = AsyncCheckpointManager(S, store=astore, lease=30.0, owner="me")
+            task = asyncio.create_task(mgr.acquire_lease())
+            await asyncio.sleep(0.2)
+            task.cancel()
+            await asyncio.sleep(0.05)
+            raw.execute("ROLLBACK")
+            raw.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert (await mgr.create("after", {})).seq == 2  # its own lease: no refusal
+            await mgr.close()
+        check = sqlite3.connect(db_path)
+        try:
+            assert check.execute("SELECT owner, token FROM leases").fetchall() == [(None, 1)]
+        finally:
+            check.close()
+
+    asyncio.run(scenario())

@@ -35,6 +35,7 @@ read (``get_latest()``) shows which happened.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -74,10 +75,28 @@ READERS = 4
 
 _END = object()
 
-#: ``(store, task)`` while ``task`` reads the next item of an async iterable for an
-#: import of ``store`` (:func:`_next`): a write to that store from there would wait for
-#: the import, which waits for the item.
-_READING: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar(
+
+class _Reading:
+    """An import of ``store`` reading an async iterable (while ``active``).
+
+    Set in the context of each item's read (:func:`_next`), so tasks the iterable
+    starts carry it too: a write to that store from any of them, while the import is
+    open, would wait for the import, which waits for the item (a write awaited through
+    ``gather`` or a task of its own hung for ever when only the reading task was
+    checked). Once the import ends, ``active`` is false and such tasks write freely.
+    """
+
+    __slots__ = ("store", "active")
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.active = True
+
+    def blocks(self, store: Any) -> bool:
+        return self.active and self.store is store
+
+
+_READING: contextvars.ContextVar[_Reading | None] = contextvars.ContextVar(
     "breakpilot_store_import_reading", default=None
 )
 
@@ -117,6 +136,9 @@ class AsyncCheckpointStore(Uncopyable):
         self._store: CheckpointStore | None = None
         self._owns = True
         self._closed = False
+        # Done when the first close() has finished: a close() made meanwhile (from any
+        # loop) waits for it, as a second close() of a sync store would block.
+        self._close_done: concurrent.futures.Future[None] = concurrent.futures.Future()
         #: The writer and reader threads are being shut (later than ``_closed``: see
         #: :meth:`close`).
         self._shut = False
@@ -304,7 +326,9 @@ class AsyncCheckpointStore(Uncopyable):
         if store.engine.dialect.name == "postgresql":
             from .postgres.aio import AsyncPostgres
 
-            self._postgres = AsyncPostgres(store.engine, store._where, store._execute_hot_write)
+            self._postgres = AsyncPostgres(
+                store.engine, store._where, store._execute_hot_write, lambda: store.closed
+            )
             if not store.readonly:
                 self._writer = self._postgres.writer  # the same writer thread as SQLite's
                 self._stop_with_me(self._writer)
@@ -314,7 +338,11 @@ class AsyncCheckpointStore(Uncopyable):
 
         if not store.readonly:
             self._writer = GroupWriter(
-                store.engine, store._where, hot=True, alone=store._execute_hot_write
+                store.engine,
+                store._where,
+                hot=True,
+                alone=store._execute_hot_write,
+                closed=lambda: store.closed,
             )
             self._stop_with_me(self._writer)
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="breakpilot-store-read")
@@ -339,8 +367,15 @@ class AsyncCheckpointStore(Uncopyable):
         :meth:`wrap` stays open.
         """
         if self._closed:
+            await asyncio.wrap_future(self._close_done)
             return
         self._closed = True
+        try:
+            await self._close()
+        finally:
+            self._close_done.set_result(None)
+
+    async def _close(self) -> None:
         self._live = False
         opening = self._opening
         if opening is not None and not opening.done:
@@ -405,7 +440,7 @@ class AsyncCheckpointStore(Uncopyable):
         store = await self._ready()
         if op.write:
             reading = _READING.get()
-            if reading is not None and reading[0] is self and reading[1] is asyncio.current_task():
+            if reading is not None and reading.blocks(self):
                 raise StoreBusyError(
                     f"a write to {store._where} from inside the async iterable of its own "
                     "import_checkpoints would wait for that import, which waits for the "
@@ -432,6 +467,15 @@ class AsyncCheckpointStore(Uncopyable):
         return self._writer.submit(op, asyncio.get_running_loop())
 
     async def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
+        if self._memory:
+            reading = _READING.get()
+            if reading is not None and reading.blocks(self):
+                # The in-memory database's one thread is running that import.
+                raise StoreBusyError(
+                    f"a call on in-memory store {self._url!s} from inside the async "
+                    "iterable of its own import_checkpoints would wait for that import, "
+                    "which waits for the iterable: call it before or after the import"
+                )
         return await asyncio.get_running_loop().run_in_executor(self._readers, function, *args)
 
     async def _call(self, function: Callable[[CheckpointStore], T]) -> T:
@@ -451,13 +495,20 @@ class AsyncCheckpointStore(Uncopyable):
                 yield piece
             return
         loop = asyncio.get_running_loop()
-        with ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-stream") as thread:
+        # Shut down without waiting (not ``with``: its exit joins the thread on the
+        # loop's own thread, which a second cancel while closing reached, blocking the
+        # loop until the read in flight ended): the queued close still runs, then the
+        # thread ends.
+        thread = ThreadPoolExecutor(1, thread_name_prefix="breakpilot-store-stream")
+        try:
             pieces = await loop.run_in_executor(thread, make, store)
             try:
                 while (piece := await loop.run_in_executor(thread, next, pieces, _END)) is not _END:
                     yield piece
             finally:
                 await asyncio.shield(loop.run_in_executor(thread, pieces.close))
+        finally:
+            thread.shutdown(wait=False)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -581,6 +632,29 @@ class AsyncCheckpointStore(Uncopyable):
         raises :class:`StoreBusyError` rather than waiting forever.
         """
         store = await self._ready()
+        try:
+            return await self._import(
+                store, session_id, entries, on_entry, min_last_seq, force, fence
+            )
+        except asyncio.CancelledError:
+            raise  # (an in-memory store's import may still be reading it: left to it)
+        except BaseException:
+            # As the sync import closes a generator it was given: a failed import's
+            # iterable (and what it holds: a lock, a file) is released now, not when the
+            # cyclic collector finds the error's traceback that refers to it.
+            await _close_iterable(entries)
+            raise
+
+    async def _import(
+        self,
+        store: CheckpointStore,
+        session_id: str,
+        entries: Iterable[Any] | AsyncIterable[Any],
+        on_entry: Any,
+        min_last_seq: int,
+        force: bool,
+        fence: Any,
+    ) -> int:
         if isinstance(entries, AsyncIterable):
             caller = asyncio.current_task()
             entries = _blocking_iter(entries, asyncio.get_running_loop(), self, caller)
@@ -849,9 +923,28 @@ def _shut(writer: Any, readers: ThreadPoolExecutor | None, store: CheckpointStor
         store.close()
 
 
-async def _next(iterator: AsyncIterator[Any], store: AsyncCheckpointStore, caller: Any) -> Any:
-    # A task of its own (run_coroutine_threadsafe), so the mark is this task's alone.
-    _READING.set((store, asyncio.current_task()))
+async def _close_iterable(entries: Any) -> None:
+    """Close an import's iterable if it can be (a generator; an async one awaited)."""
+    close = getattr(entries, "aclose", None)
+    if close is not None:
+        await _quietly(close)
+        return
+    close = getattr(entries, "close", None)
+    if close is not None and isinstance(entries, Iterator):
+        with contextlib.suppress(Exception):  # running (another thread): it ends itself
+            close()
+
+
+async def _quietly(close: Callable[[], Awaitable[Any]]) -> None:
+    # Its errors were the iterable's to raise while it was read; closing it is tidying.
+    with contextlib.suppress(Exception):
+        await close()
+
+
+async def _next(iterator: AsyncIterator[Any], mark: _Reading, caller: Any) -> Any:
+    # A task of its own (run_coroutine_threadsafe): the mark is in its context, and in
+    # that of every task it starts.
+    _READING.set(mark)
     if caller is not None and caller.cancelling():
         # The import's caller was cancelled: read no more, so the import fails as a
         # whole at once (rolled back) instead of reading the rest of a slow iterable
@@ -869,9 +962,22 @@ def _blocking_iter(
     store: AsyncCheckpointStore,
     caller: Any,
 ) -> Iterator[Any]:
-    """Read an async iterable from a worker thread, awaiting each item on ``loop``."""
+    """Read an async iterable from a worker thread, awaiting each item on ``loop``.
+
+    When the import ends (done, failed or dropped), the iterable is closed on ``loop``
+    (not waited for: this may run on the loop's own thread), as a sync import closes a
+    generator: a lock it holds is not kept until the garbage collector comes by.
+    """
     iterator = entries.__aiter__()
-    while (
-        item := asyncio.run_coroutine_threadsafe(_next(iterator, store, caller), loop).result()
-    ) is not _END:
-        yield item
+    mark = _Reading(store)
+    try:
+        while (
+            item := asyncio.run_coroutine_threadsafe(_next(iterator, mark, caller), loop).result()
+        ) is not _END:
+            yield item
+    finally:
+        mark.active = False
+        close = getattr(iterator, "aclose", None)
+        if close is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                asyncio.run_coroutine_threadsafe(_quietly(close), loop)

@@ -64,13 +64,14 @@ class AsyncPostgres:
         engine: The sync store's engine; its asyncio twin gets the same settings.
         where: How errors name the database.
         alone: The sync store's hot path for a write alone in its queue.
+        closed: Whether that sync store was closed (see ``GroupWriter``).
     """
 
-    def __init__(self, engine: Engine, where: str, alone: Any) -> None:
+    def __init__(self, engine: Engine, where: str, alone: Any, closed: Any = None) -> None:
         self._engine = async_twin(engine)
         self._where = where
         #: The writer thread; the async store submits its writes here.
-        self.writer = PostgresGroupWriter(engine, where, hot=False, alone=alone)
+        self.writer = PostgresGroupWriter(engine, where, hot=False, alone=alone, closed=closed)
         self._loop: asyncio.AbstractEventLoop | None = None  # the one it belongs to
 
     @property

@@ -77,6 +77,8 @@ class GroupWriter:
             (a SQLite file's hot path).
         alone: Runs a hot write that is alone in its group, on this thread (the sync
             store's hot path: no group, no savepoint).
+        closed: Whether the sync store the writes go to was closed (checked before
+            each group: those writes then fail with ``StoreClosedError``).
     """
 
     def __init__(
@@ -86,8 +88,10 @@ class GroupWriter:
         *,
         hot: bool,
         alone: Callable[[Operation[Any]], Any] | None = None,
+        closed: Callable[[], bool] | None = None,
     ) -> None:
         self._engine = engine
+        self._store_closed = closed
         self._where = where
         self._hot = hot
         self._alone = alone
@@ -161,7 +165,13 @@ class GroupWriter:
                             item.state = TAKEN
                             group.append(item)
                 stop = _STOP in batch  # (a write compares by identity)
-                if len(group) == 1 and group[0].op.hot and self._alone is not None:
+                if group and self._store_closed is not None and self._store_closed():
+                    # The sync store under a wrap() front was closed: its engine, disposed,
+                    # would quietly open a new pool for this thread.
+                    self._delivering = _resolve(
+                        group, StoreClosedError(f"store {self._where} is closed")
+                    )
+                elif len(group) == 1 and group[0].op.hot and self._alone is not None:
                     self._run_alone(group[0])
                 elif group:
                     conn = self._connection(conn)

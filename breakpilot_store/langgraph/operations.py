@@ -329,13 +329,109 @@ def put(
         if seq is None:
             return  # rewritten in place: nothing new to trim
     if keep_last is not None:
-        removed = [row[0] for row in conn.execute(_TRIM, {"sid": sid, "keep": keep_last})]
+        removed, held = _trim(conn, sid, keep_last, delta=_uses_delta(conn, sid, data, metadata))
         if removed:
             # A write that is not a plain create: the session's row takes the exact
-            # counter (the trim left exactly keep_last checkpoints).
-            counters.rebase(conn, sid, seq, keep_last, now)
+            # counter (the trim left exactly ``held`` checkpoints).
+            counters.rebase(conn, sid, seq, held, now)
             for name in removed:  # one by one: a hot operation binds no lists
                 conn.execute(_DELETE_WRITES_OF, {"sid": sid, "cid": name})
+
+
+#: The metadata key of LangGraph's ``DeltaChannel`` (beta): per channel, the updates and
+#: supersteps since the channel's last ``_DeltaSnapshot``. A thread without it has no
+#: delta channel (``CheckpointMetadata.counters_since_delta_snapshot``).
+_DELTA_KEY = '"counters_since_delta_snapshot"'
+#: A namespace's rows, newest first, with what the delta-aware trim reads.
+#: (Core, not text(): PostgreSQL's JSON then comes back as text, as it is stored.)
+_ROWS_NEWEST_FIRST = (
+    select(_c.seq, _c.name, _c.metadata)
+    .where(_c.session_id == bindparam("sid"))
+    .order_by(_c.name.desc(), _c.seq.desc())
+)
+_DELETE_ONE = text("DELETE FROM checkpoints WHERE session_id = :sid AND seq = :seq")
+#: A delta channel's snapshot in ``channel_values`` (the tagged type's name).
+_SNAPSHOT_MARK = "_DeltaSnapshot"
+_NEWEST_METADATA = (
+    select(_c.metadata)
+    .where(_c.session_id == bindparam("sid"))
+    .order_by(_c.name.desc(), _c.seq.desc())
+    .limit(3)
+)
+
+
+def _uses_delta(conn: Any, sid: str, data: Any, metadata: str) -> bool:
+    """Whether the namespace has delta channels (see :func:`_trim`).
+
+    Told by the new checkpoint itself, but for a snapshot step: its metadata has no
+    counters, and with a custom ``serde=`` its values are opaque. Then by the metadata
+    of the rows just before it (few: the window of a step or two).
+    """
+    if _DELTA_KEY in metadata:
+        return True
+    if isinstance(data, str) and _SNAPSHOT_MARK in data:
+        return True
+    found = conn.execute(_NEWEST_METADATA, {"sid": sid}).fetchall()
+    return any(_DELTA_KEY in row[0] for row in found)
+
+
+def _trim(conn: Any, sid: str, keep: int, *, delta: bool) -> tuple[list[str], int]:
+    """Remove all but the ``keep`` newest checkpoints; ``(removed names, rows held)``.
+
+    With ``delta`` (the thread has delta channels), also keep every checkpoint a
+    kept one needs to rebuild its delta channels: LangGraph rebuilds one by replaying
+    the pending writes of each ancestor back to the one holding the channel's last
+    snapshot (``BaseCheckpointSaver.prune``'s warning). That ancestor is, by the kept
+    checkpoint's ``counters_since_delta_snapshot``, at most that many supersteps before
+    it: each kept checkpoint keeps the rows whose ``step`` is at or after its own step
+    less the most supersteps of any channel (one more, to be safe). Rows of other
+    branches in that window stay too: kept, never lost.
+    """
+    if not delta:
+        removed = [row[0] for row in conn.execute(_TRIM, {"sid": sid, "keep": keep})]
+        return removed, keep
+    rows = conn.execute(_ROWS_NEWEST_FIRST, {"sid": sid}).fetchall()
+    needs = [need for _, _, meta in rows[:keep] if (need := _delta_floor(meta)) is not None]
+    floor = min(needs, default=None)
+    removed = []
+    for seq, name, meta in rows[keep:]:
+        step = _step(meta)
+        if floor is None or (step is not None and step < floor):
+            conn.execute(_DELETE_ONE, {"sid": sid, "seq": seq})
+            removed.append(name)
+    return removed, len(rows) - len(removed)
+
+
+def _metadata(text_: str) -> dict[str, Any]:
+    try:
+        found = orjson.loads(text_)
+    except orjson.JSONDecodeError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _step(metadata: str) -> int | None:
+    step = _metadata(metadata).get("step")
+    return step if type(step) is int else None
+
+
+def _delta_floor(metadata: str) -> float | None:
+    """The lowest step a checkpoint with this metadata needs (``None``: no need)."""
+    found = _metadata(metadata)
+    counters_ = found.get("counters_since_delta_snapshot")
+    if not isinstance(counters_, dict) or not counters_:
+        return None
+    step = found.get("step")
+    if type(step) is not int:
+        return float("-inf")  # cannot tell: keep everything
+    most = 0
+    for value in counters_.values():
+        # (updates, supersteps): a list, or the saver's tagged tuple.
+        items = value.get("items") if isinstance(value, dict) else value
+        if not isinstance(items, list) or len(items) != 2 or type(items[1]) is not int:
+            return float("-inf")
+        most = max(most, items[1])
+    return step - most - 1
 
 
 def _put_full(
@@ -537,7 +633,9 @@ def prune(conn: Connection, thread_ids: Sequence[str], strategy: str, now: datet
             continue
         for sid, _ in conn.execute(_THREAD_SESSIONS, {"tid": thread_id}).all():
             counters.fold(conn, sid, now)
-            removed = conn.execute(_TRIM, {"sid": sid, "keep": 1}).scalars().all()
+            recent = conn.execute(_NEWEST_METADATA, {"sid": sid}).fetchall()
+            delta = any(_DELTA_KEY in row[0] for row in recent)
+            removed, _ = _trim(conn, sid, 1, delta=delta)
             counters.adjust(conn, sid, -len(removed))
             _delete_writes(conn, sid, removed)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
+import pytest
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
+from langgraph.graph import END, START, StateGraph
 
 from breakpilot_store.langgraph import BreakpilotSaver
 from tests.langgraph.graphs import counting_graph, start_count
@@ -85,3 +88,59 @@ def test_default_keeps_everything(backend_url: str) -> None:
     with BreakpilotSaver(backend_url) as saver:
         put_chain(saver, "all", "", 6)
         assert len(list(saver.list({"configurable": {"thread_id": "all"}}))) == 6
+
+
+def _delta_reducer(state: Any, writes: Any) -> list:
+    return list(state or []) + [x for w in writes for x in w]
+
+
+class _DeltaState3(TypedDict):
+    log: Annotated[list, DeltaChannel(_delta_reducer, snapshot_frequency=3)]
+    total: int
+
+
+class _DeltaState100(TypedDict):
+    log: Annotated[list, DeltaChannel(_delta_reducer, snapshot_frequency=100)]
+    total: int
+
+
+def _delta_graph(saver: Any, frequency: int) -> Any:
+    def node(state: Any) -> dict[str, Any]:
+        return {"log": [f"n{len(state['log'])}"], "total": state.get("total", 0) + 1}
+
+    builder = StateGraph(_DeltaState3 if frequency == 3 else _DeltaState100)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    builder.add_edge("node", END)
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.mark.parametrize("frequency", [3, 100])
+def test_retention_keeps_what_delta_channels_are_rebuilt_from(
+    backend_url: str, raw: Any, frequency: int
+) -> None:
+    """Found by our hostile round 5: ``keep_last`` and ``prune`` kept the N newest rows
+    only, so a ``DeltaChannel`` (rebuilt from ancestors' writes back to its last
+    snapshot) silently read as almost empty: ['n'] where InMemorySaver has the whole
+    log. Each checkpoint kept now keeps the ancestors its delta channels need; with
+    snapshots every 3 updates the old rows still go."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    def run(saver: Any, thread: str, prune: bool = False) -> Any:
+        graph = _delta_graph(saver, frequency)
+        config = {"configurable": {"thread_id": thread}}
+        for i in range(12):
+            graph.invoke({"log": [f"in{i}"], "total": 0}, config)
+        if prune:
+            saver.prune([thread])
+        return graph.get_state(config).values
+
+    expected = run(InMemorySaver(), "t")
+    assert len(expected["log"]) == 24
+    for thread, kwargs, prune in (("kept", {"keep_last": 2}, False), ("pruned", {}, True)):
+        with BreakpilotSaver(backend_url, **kwargs) as saver:
+            assert run(saver, thread, prune) == expected, thread
+        count = "SELECT count(*) FROM checkpoints WHERE session_id = ?"
+        held = raw().query(count, (thread,))[0][0]
+        # 12 invokes x 3 checkpoints: a snapshot every 3 updates lets most go.
+        assert held < 20 if frequency == 3 else held == 36, (thread, held)

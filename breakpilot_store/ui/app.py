@@ -18,17 +18,17 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..checkpoint import split_id
-from ..codec import render_json
+from ..codec import check_key, render_json
 from ..core import bounds, browse
 from ..core import repository as repo
 from ..core.diff import MISSING, count_kinds, diff_checkpoints
 from ..engine import sqlite_path
-from ..errors import BreakpilotStoreError
+from ..errors import BreakpilotStoreError, CheckpointTypeError, CheckpointValueError
 from ..store import CheckpointStore
 from .security import Gate
 
@@ -202,6 +202,8 @@ class View:
         """``/session?id=``: one session's facts, chart, gaps and checkpoints."""
         session_id = request.query_params.get("id", "")
         before = _int(request.query_params.get("before"))
+        if _session(session_id) is None:
+            return self.problem(404, f"no session {session_id!r}")
 
         def read(conn: Any) -> Any:
             infos = repo.list_sessions(conn, session_id=session_id)
@@ -235,6 +237,8 @@ class View:
         if parts is None:
             return self.problem(400, f"{checkpoint_id!r} is not a checkpoint id (SESSION:SEQ)")
         session_id, seq = parts
+        if _session(session_id) is None:
+            return self.problem(404, f"no checkpoint {checkpoint_id!r}")
 
         def read(conn: Any) -> Any:
             row = conn.execute(
@@ -268,7 +272,7 @@ class View:
         b_id = request.query_params.get("b", "")
         found = []
         for cid in (a_id, b_id):
-            cp = self.store.get(cid) if split_id(cid) is not None else None
+            cp = self._checkpoint(cid)
             if cp is None:
                 return self.problem(404, f"no checkpoint {cid!r} (ids are SESSION:SEQ)")
             found.append(cp)
@@ -292,7 +296,7 @@ class View:
         try:
             page = self._sessions(query)
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return _json({"error": str(exc)}, 400)
         rows = [{k: _iso(v) for k, v in row.items()} for row in page.rows]
         return _json({"columns": page.columns, "rows": rows, "total": page.total})
 
@@ -301,6 +305,8 @@ class View:
         session_id = request.query_params.get("id", "")
         after = _int(request.query_params.get("after"))
         known_held = _int(request.query_params.get("held"))
+        if _session(session_id) is None:
+            return _json({"exists": False, "entries": []})
 
         def read(conn: Any) -> Any:
             state = browse.session_state(conn, session_id)
@@ -330,7 +336,9 @@ class View:
     def timeline_json(self, request: Request) -> Response:
         """``/api/timeline?id=``: ``[time, seq, name]`` of the chart's points."""
         session_id = request.query_params.get("id", "")
-        points = self.store.run(lambda conn: browse.timeline(conn, session_id, CHART_POINTS))
+        points = []
+        if _session(session_id) is not None:
+            points = self.store.run(lambda conn: browse.timeline(conn, session_id, CHART_POINTS))
         return _json(
             {
                 "points": [[t.timestamp(), seq, name] for seq, name, t in points],
@@ -341,10 +349,16 @@ class View:
     def checkpoint_json(self, request: Request) -> Response:
         """``/api/checkpoint?id=``: one checkpoint in the export format."""
         checkpoint_id = request.query_params.get("id", "")
-        cp = self.store.get(checkpoint_id) if split_id(checkpoint_id) is not None else None
+        cp = self._checkpoint(checkpoint_id)
         if cp is None:
-            return JSONResponse({"error": f"no checkpoint {checkpoint_id!r}"}, status_code=404)
+            return _json({"error": f"no checkpoint {checkpoint_id!r}"}, 404)
         return _json(cp.to_dict())
+
+    def _checkpoint(self, checkpoint_id: str) -> Any:
+        """The checkpoint of an id from a URL; ``None`` if there is none, or cannot be."""
+        if split_id(checkpoint_id) is None or _session(checkpoint_id.rpartition(":")[0]) is None:
+            return None
+        return self.store.get(checkpoint_id)
 
 
 #: Highest page number asked for (its offset still fits a 64-bit integer).
@@ -377,12 +391,25 @@ def _entry(e: browse.Entry) -> dict[str, Any]:
     }
 
 
-def _json(value: Any) -> Response:
+def _session(value: str) -> str | None:
+    """A session id from a URL, or ``None`` if no session can have it.
+
+    NUL, too long, a lone surrogate: such ids are no session's, and PostgreSQL refuses
+    a NUL (a 503 before).
+    """
+    try:
+        return check_key(value, "session id")
+    except (CheckpointValueError, CheckpointTypeError):
+        return None
+
+
+def _json(value: Any, status: int = 200) -> Response:
     # orjson: datetimes as ISO-8601, non-ASCII kept; ints past 2**53 stay exact in the
     # text (the browser's JSON.parse rounds them, which only the tree view shows).
     # "<" only occurs inside strings: escaped, the JSON stays the same and no browser
     # that sniffs it as HTML finds a tag in it.
-    return Response(render_json(value).replace(b"<", b"\\u003c"), media_type="application/json")
+    body = render_json(value).replace(b"<", b"\\u003c")
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def create_app(store: CheckpointStore, token: str | None = None) -> Any:
@@ -400,9 +427,14 @@ def create_app(store: CheckpointStore, token: str | None = None) -> Any:
             try:
                 return method(request)
             except BreakpilotStoreError as exc:
+                # A refused argument is the request's fault (400); anything else is the
+                # database's (503).
+                status = (
+                    400 if isinstance(exc, (CheckpointValueError, CheckpointTypeError)) else 503
+                )
                 if request.url.path.startswith("/api/"):
-                    return JSONResponse({"error": str(exc)}, status_code=503)
-                return view.problem(503, str(exc))
+                    return _json({"error": str(exc)}, status)
+                return view.problem(status, str(exc))
 
         return endpoint
 

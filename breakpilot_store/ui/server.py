@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -12,15 +13,25 @@ from ..store import CheckpointStore
 from .app import create_app
 from .security import is_loopback
 
+#: What a token may hold: characters a URL, a cookie and an HTTP header all keep.
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")
+
 
 def check_binding(host: str, token: str | None) -> str | None:
     """Return the token the server needs for ``host`` (``None`` on loopback without one).
 
     Raises:
-        CheckpointValueError: A token was given but is too short to be a secret.
+        CheckpointValueError: A token was given but is too short to be a secret, or
+            holds characters a URL, cookie or header would not keep.
     """
     if token is not None and len(token) < 16:
         raise CheckpointValueError("--token must be at least 16 characters")
+    if token is not None and not TOKEN_CHARACTERS.fullmatch(token):
+        # It travels in a URL, a cookie and a header: others broke one of them (a
+        # non-latin-1 one made every request a 500; a space or ';' lost the cookie).
+        raise CheckpointValueError(
+            "--token may hold only letters, digits and - . _ ~ + / = (as a URL keeps them)"
+        )
     if token is None and not is_loopback(host):
         return secrets.token_urlsafe(24)
     return token

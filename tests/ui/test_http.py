@@ -164,3 +164,43 @@ def test_the_sessions_page_shows_leases_escaped(serve, tmp_path):
         assert rows["other"]["lease_owner"] is None
     finally:
         mgr.close()
+
+
+def test_tokens_a_url_cookie_or_header_would_not_keep_are_refused():
+    """Found by our hostile round 5: a token with a non-latin-1 character made every
+    request a 500 (the cookie could not be encoded); one with a space, '"' or ';' lost
+    the cookie, so the page's own requests got 401 after the first load."""
+    import pytest
+
+    from breakpilot_store.errors import CheckpointValueError
+
+    for token in ("tökén-€-1234567890abc", "my secret token 12345", 'quote"tok\\en1234567890'):
+        with pytest.raises(CheckpointValueError, match="may hold only letters"):
+            check_binding("0.0.0.0", token)
+    for token in ("plain-token-1234567890", "plus+slash/equals=~_.", "x" * 16):
+        assert check_binding("0.0.0.0", token) == token
+
+
+def test_ids_no_session_can_have_are_not_found_on_each_backend(serve, backend_url):
+    """Found by our hostile round 5: ids with NUL or over 1024 characters gave 503 (a
+    server error) on /api/checkpoint and /diff, and on PostgreSQL on every page (the
+    server refuses a NUL); and an error's JSON echoed a hostile id with a raw '<'."""
+    _fill(backend_url)
+    server = serve(backend_url)
+    long = "x" * 20_000
+    for path in (
+        "api/checkpoint?id=%00:1",
+        f"api/checkpoint?id={long}:1",
+        "diff?a=%00:1&b=agent-7:1",
+        f"diff?a={long}:1&b=agent-7:1",
+        "checkpoint?id=%00:1",
+        "session?id=%00",
+        f"session?id={long}",
+    ):
+        assert server.get(path)[0] == 404, path
+    for path in ("api/entries?id=%00", "api/timeline?id=%00", f"api/entries?id={long}"):
+        status, body, _ = server.get(path)
+        assert status == 200, path
+        assert json.loads(body).get("exists", False) is False and not json.loads(body).get("points")
+    status, body, _ = server.get("api/checkpoint?id=%3Cscript%3Ealert(1)%3C/script%3E:3")
+    assert status == 404 and "<" not in body and "\\u003cscript" in body

@@ -439,13 +439,7 @@ class AsyncCheckpointStore(Uncopyable):
     async def _execute(self, op: Operation[T]) -> T:
         store = await self._ready()
         if op.write:
-            reading = _READING.get()
-            if reading is not None and reading.blocks(self):
-                raise StoreBusyError(
-                    f"a write to {store._where} from inside the async iterable of its own "
-                    "import_checkpoints would wait for that import, which waits for the "
-                    "iterable: write before or after the import (or to another store)"
-                )
+            self._refuse_inside_import("a write to", "write before or after the import")
             if store.readonly:
                 raise ReadOnlyStoreError(f"store {store._where} was opened read-only")
             if self._memory:
@@ -454,6 +448,22 @@ class AsyncCheckpointStore(Uncopyable):
         if self._postgres is not None:
             return await self._postgres.read(op)
         return await self._on_thread(store._execute, op)
+
+    def _refuse_inside_import(self, what: str, instead: str) -> None:
+        """Refuse a call made from inside this store's import's async iterable.
+
+        It would wait for that import, which waits for the iterable's next item.
+
+        Raises:
+            StoreBusyError: The calling task was started, or runs, in such a read.
+        """
+        reading = _READING.get()
+        if reading is not None and reading.blocks(self):
+            raise StoreBusyError(
+                f"{what} store {self._url!s} from inside the async iterable of its own "
+                f"import_checkpoints would wait for that import, which waits for the "
+                f"iterable: {instead}"
+            )
 
     def _submit(self, op: Operation[T]) -> asyncio.Future[T]:
         """Queue a write on the group-commit writer; the caller awaits its outcome.
@@ -467,15 +477,8 @@ class AsyncCheckpointStore(Uncopyable):
         return self._writer.submit(op, asyncio.get_running_loop())
 
     async def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
-        if self._memory:
-            reading = _READING.get()
-            if reading is not None and reading.blocks(self):
-                # The in-memory database's one thread is running that import.
-                raise StoreBusyError(
-                    f"a call on in-memory store {self._url!s} from inside the async "
-                    "iterable of its own import_checkpoints would wait for that import, "
-                    "which waits for the iterable: call it before or after the import"
-                )
+        if self._memory:  # its one thread may be running that import
+            self._refuse_inside_import("a call on in-memory", "call it before or after the import")
         return await asyncio.get_running_loop().run_in_executor(self._readers, function, *args)
 
     async def _call(self, function: Callable[[CheckpointStore], T]) -> T:

@@ -36,11 +36,10 @@ from . import operations as ops
 from .operations import StoredSession
 
 
-def _utc(timestamp: float, what: str = "timestamp") -> datetime:
-    """An ADK timestamp (seconds since the epoch) as an aware UTC datetime.
+def _from_epoch(timestamp: float, what: str) -> datetime | None:
+    """Seconds since the epoch as an aware UTC datetime; ``None`` beyond the years 1-9999.
 
     Raises:
-        CheckpointValueError: NaN, infinite, or outside the years 1-9999.
         CheckpointTypeError: Not a number.
     """
     try:
@@ -49,10 +48,21 @@ def _utc(timestamp: float, what: str = "timestamp") -> datetime:
         raise CheckpointTypeError(
             f"{what} must be seconds since the epoch, not {type(timestamp).__name__}"
         ) from exc
-    except (ValueError, OverflowError, OSError) as exc:
-        raise CheckpointValueError(
-            f"{what} {timestamp!r} is not a time in the years 1-9999 ({exc})"
-        ) from exc
+    except (ValueError, OverflowError, OSError):  # NaN, infinite, or out of range
+        return None
+
+
+def _utc(timestamp: float, what: str = "timestamp") -> datetime:
+    """An ADK timestamp as an aware UTC datetime.
+
+    Raises:
+        CheckpointValueError: NaN, infinite, or outside the years 1-9999.
+        CheckpointTypeError: Not a number.
+    """
+    found = _from_epoch(timestamp, what)
+    if found is None:
+        raise CheckpointValueError(f"{what} {timestamp!r} is not a time in the years 1-9999")
+    return found
 
 
 #: The latest moment the store keeps: nothing is at or after a later one.
@@ -66,14 +76,10 @@ def _after(timestamp: float) -> datetime | None:
     """
     if timestamp != timestamp:  # NaN
         raise CheckpointValueError("after_timestamp must be a number, not NaN")
-    try:
-        return datetime.fromtimestamp(timestamp, timezone.utc)
-    except TypeError as exc:
-        raise CheckpointTypeError(
-            f"after_timestamp must be seconds since the epoch, not {type(timestamp).__name__}"
-        ) from exc
-    except (ValueError, OverflowError, OSError):
+    found = _from_epoch(timestamp, "after_timestamp")
+    if found is None:
         return None if timestamp < 0 else _LAST
+    return found
 
 
 def _deltas(state: dict[str, Any] | None) -> dict[str, dict[str, Any]]:

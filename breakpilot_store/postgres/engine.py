@@ -89,9 +89,37 @@ def _seconds(value: Any, what: str, *, allow_none: bool = True) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CheckpointTypeError(f"{what} must be a number of seconds, not {value!r}")
-    if value < 0:
-        raise CheckpointValueError(f"{what} must be >= 0 seconds, not {value!r}")
+    if not 0 <= value <= MAX_SECONDS:  # (NaN fails both)
+        raise CheckpointValueError(
+            f"{what} must be 0 to {MAX_SECONDS:,} seconds (PostgreSQL's longest), not {value!r}"
+        )
     return float(value)
+
+
+#: The longest timeout PostgreSQL takes: its settings are 32-bit milliseconds. A larger
+#: one made the server refuse the connection, which read as "cannot be reached".
+MAX_SECONDS = 2**31 // 1000 - 1
+
+
+def _check_no_nul(url: URL, application_name: Any) -> None:
+    """Refuse a NUL anywhere libpq would read the connection's parameters.
+
+    libpq's parameters are C strings: a NUL ends the one it is in, and the settings
+    after it (the ``options`` that carry ``search_path`` and the timeouts) were lost, so
+    a store given ``schema=`` created its tables in ``public``.
+    """
+    parts = {
+        "user name": url.username,
+        "password": url.password,
+        "host": url.host,
+        "database": url.database,
+        "application_name": application_name,
+    }
+    for key, value in url.query.items():
+        parts[f"URL parameter {key!r}"] = " ".join(value) if isinstance(value, tuple) else value
+    for what, value in parts.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise CheckpointValueError(f"the PostgreSQL {what} must not contain NUL characters")
 
 
 def _ms(seconds: float) -> int:
@@ -212,6 +240,13 @@ def create_postgres_engine(
         raise CheckpointTypeError(f"pool_pre_ping must be a bool, not {pool['pool_pre_ping']!r}")
     busy = _seconds(busy_timeout, "busy_timeout", allow_none=False)
     statement = _seconds(statement_timeout, "statement_timeout")
+    if application_name is not None and not isinstance(application_name, str):
+        raise CheckpointTypeError(
+            f"application_name must be a str, not {type(application_name).__name__}"
+        )
+    if not isinstance(pgbouncer, bool):
+        raise CheckpointTypeError(f"pgbouncer must be a bool, not {pgbouncer!r}")
+    _check_no_nul(url, application_name)
     if schema is not None:
         schema = check_schema(schema)
     if url.drivername == "postgresql":  # a libpq-style URL: psycopg 3 is the driver

@@ -253,3 +253,31 @@ def test_bad_schema_names_are_refused_before_any_io(pg_base_url, pg_admin, schem
     with pytest.raises(CheckpointValueError, match=match):
         CheckpointStore(pg_base_url, schema=schema)
     assert pg_admin.execute(where).fetchall() == before
+
+
+def test_a_nul_in_the_connection_settings_is_refused_not_cut(pg_base_url, pg_admin) -> None:
+    """Found by our hostile round 5: libpq cuts a parameter at a NUL, and the startup
+    options after it (``search_path``, the timeouts) were lost: with ``schema=`` the store
+    created its tables in ``public`` and wrote there. Also untyped before: NaN or
+    infinite timeouts, a timeout PostgreSQL cannot take (read as "cannot be reached"),
+    and a ``pgbouncer`` that is not a bool (the string "false" turned it on)."""
+    from tests.pg_support import unique_schema
+
+    schema = unique_schema("nul")
+    password = pg_base_url.replace("postgres@", "postgres:x%00y@", 1)
+    where = "SELECT schemaname FROM pg_tables WHERE tablename = 'checkpoints' ORDER BY 1"
+    before = pg_admin.execute(where).fetchall()
+    cases = [
+        (pg_base_url, {"application_name": "a\x00b"}, CheckpointValueError, "application_name"),
+        (pg_base_url + "?application_name=a%00b", {}, CheckpointValueError, "URL parameter"),
+        (password, {}, CheckpointValueError, "password"),
+        (pg_base_url, {"statement_timeout": float("nan")}, CheckpointValueError, "0 to"),
+        (pg_base_url, {"statement_timeout": float("inf")}, CheckpointValueError, "0 to"),
+        (pg_base_url, {"busy_timeout": 1e12}, CheckpointValueError, "PostgreSQL's longest"),
+        (pg_base_url, {"pgbouncer": "false"}, CheckpointTypeError, "pgbouncer must be a bool"),
+        (pg_base_url, {"application_name": 5}, CheckpointTypeError, "application_name"),
+    ]
+    for url, kwargs, error, match in cases:
+        with pytest.raises(error, match=match):
+            CheckpointStore(url, schema=schema, **kwargs)
+    assert pg_admin.execute(where).fetchall() == before  # nothing made, in public or not

@@ -121,8 +121,12 @@ def check_no_pending_wal(url: URL, where: str) -> None:
 def open_snapshot_if_needed(engine: Engine, url: URL, where: str, busy_timeout: float) -> Engine:
     """Return ``engine``, or a snapshot engine if the file is in a read-only place.
 
-    For read-only tools that do not open a store (``doctor``, ``db current``).
+    For read-only tools that do not open a store (``doctor``, ``db current``). Only
+    a SQLite file can be in a read-only place: any other engine is returned as it is
+    (its probe of ``sqlite_master`` failed on every PostgreSQL URL).
     """
+    if engine.dialect.name != "sqlite":
+        return engine
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()

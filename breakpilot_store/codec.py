@@ -46,8 +46,9 @@ T = TypeVar("T", str, bytes)
 #: connection, which would read as an unreachable server; checked before any I/O instead.
 MAX_VALUE_BYTES = 1_000_000_000
 
-#: Longest session id or checkpoint name accepted, in characters. They are keys of
-#: indexes and appear in every id; a bound keeps indexes sane and errors clear.
+#: Longest session id or checkpoint name accepted, in characters and in UTF-8 bytes.
+#: They are keys of indexes and appear in every id; a bound keeps indexes sane and
+#: errors clear (and two of them fit one PostgreSQL B-tree entry, 2,704 bytes).
 MAX_KEY_LENGTH = 1024
 
 
@@ -377,6 +378,14 @@ def check_key(value: Any, what: str) -> str:
         raise CheckpointValueError(
             f"{what} is {len(value)} characters long; the limit is {MAX_KEY_LENGTH}"
         )
-    if not value.isascii() and not _utf8_ok(value):
-        raise CheckpointValueError(f"{what} contains a lone surrogate: {value!r}")
+    if not value.isascii():
+        if not _utf8_ok(value):
+            raise CheckpointValueError(f"{what} contains a lone surrogate: {_shown(repr(value))}")
+        size = len(value.encode())
+        if size > MAX_KEY_LENGTH:
+            # PostgreSQL's B-tree entries hold at most 2,704 bytes: a session id with a
+            # name in the (session_id, name, seq) index must fit, as on SQLite.
+            raise CheckpointValueError(
+                f"{what} is {size} bytes as UTF-8; the limit is {MAX_KEY_LENGTH} bytes"
+            )
     return value

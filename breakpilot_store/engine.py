@@ -221,24 +221,28 @@ def create_sqlite_engine(
         # take a write lock even by mistake.
         snapshot = "&immutable=1" if immutable else ""
         url = make_url(f"sqlite:///file:{quote(str(path))}?mode=ro{snapshot}&uri=true")
-    if path is None:
-        # In memory: one database for the store, whichever thread calls (see memory.py).
-        from .sqlite.memory import SharedMemoryPool
+    try:
+        if path is None:
+            # In memory: one database for the store, whichever thread calls (see memory.py).
+            from .sqlite.memory import SharedMemoryPool
 
-        engine = create_engine(
-            url,
-            poolclass=SharedMemoryPool,
-            pool_timeout=busy_timeout,
-            connect_args={"timeout": busy_timeout, "check_same_thread": False},
-        )
-    else:
-        # No bound on the connections: each thread that creates keeps one pinned for
-        # its life (sqlite/fastpath.py), so a bounded pool ran dry with a thread pool's
-        # 15th live thread, and every other call then waited for a connection although
-        # no lock was held. SQLite connections are cheap; five idle ones are kept.
-        engine = create_engine(
-            url, pool_size=5, max_overflow=-1, connect_args={"timeout": busy_timeout}
-        )
+            engine = create_engine(
+                url,
+                poolclass=SharedMemoryPool,
+                pool_timeout=busy_timeout,
+                connect_args={"timeout": busy_timeout, "check_same_thread": False},
+            )
+        else:
+            # No bound on the connections: each thread that creates keeps one pinned for
+            # its life (sqlite/fastpath.py), so a bounded pool ran dry with a thread pool's
+            # 15th live thread, and every other call then waited for a connection although
+            # no lock was held. SQLite connections are cheap; five idle ones are kept.
+            engine = create_engine(
+                url, pool_size=5, max_overflow=-1, connect_args={"timeout": busy_timeout}
+            )
+    except (ValueError, TypeError) as exc:
+        # A URL parameter SQLAlchemy's driver reads and cannot (?timeout=abc).
+        raise CheckpointValueError(f"cannot use the SQLite URL {url}: {exc}") from exc
     synchronous = _SYNCHRONOUS[durability]
     busy_ms = int(busy_timeout * 1000)
     wal = path is not None and not readonly

@@ -96,7 +96,13 @@ class SinceType(click.ParamType):
             )
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return moment
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            # Its UTC form is before year 1 or after 9999 (0001-01-01T00:00+01:00): as
+            # a duration reaching there, everything or nothing.
+            before = moment.year == 1
+            return (datetime.min if before else datetime.max).replace(tzinfo=timezone.utc)
 
 
 DURATION = DurationType()

@@ -21,7 +21,7 @@ from ..codec import check_key
 from ..errors import CheckpointValueError, UnknownSessionError
 from ..naming import root_thread_of, thread_session_id
 from ..schema import checkpoints, langgraph_threads
-from . import counters
+from . import counters, leases
 
 _c = checkpoints.c
 _HAS_SEQ = select(_c.seq).where(_c.session_id == bindparam("sid"), _c.seq == bindparam("seq"))
@@ -76,6 +76,9 @@ def copy_history(
         raise CheckpointValueError(
             f"session {dst!r} already exists; copy or fork into a new session id"
         )
+    # A session deleted with force=True keeps its lease row: its holder still writes
+    # there, and a copy would lay other history under its next checkpoint.
+    leases.check(conn, dst, None, now)
     counters.add_session(conn, dst, now)
     copied = conn.execute(_COPY_ROWS, {"dst": dst, "src": src, "upto": upto}).rowcount
     counters.rebase(conn, dst, max(upto, 0), copied, now)

@@ -37,7 +37,7 @@ from .importer import ImportWriter
 from .pipeline import pipelined
 from .repository import SessionInfo
 from .retention import retention_delete, retention_params
-from .transfer import ImportEntry, gc_paused, parse_entry
+from .transfer import MAX_IMPORT_SEQ, ImportEntry, gc_paused, parse_entry
 
 T = TypeVar("T")
 
@@ -426,8 +426,12 @@ def import_checkpoints(
     (not for a connection bound to its thread, such as SQLite's ``:memory:``).
     """
     session_id = check_key(session_id, "session_id")
-    if type(min_last_seq) is not int or min_last_seq < 0:
-        raise CheckpointValueError(f"min_last_seq must be an int >= 0, not {min_last_seq!r}")
+    if type(min_last_seq) is not int or not 0 <= min_last_seq <= MAX_IMPORT_SEQ:
+        # Bounded as import seqs are: a counter at 2**63 - 1 left every later create of
+        # the session failing (an untyped OverflowError on SQLite).
+        raise CheckpointValueError(
+            f"min_last_seq must be an int from 0 to {MAX_IMPORT_SEQ}, not {min_last_seq!r}"
+        )
     if not isinstance(entries, Document):
         try:
             iter(entries)

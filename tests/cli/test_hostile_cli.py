@@ -264,3 +264,17 @@ def test_list_json_of_a_checkpoint_nested_500_levels(run, tmp_path):
     result = run("--db", path, "--json", "list", "deep")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["data"] == value
+
+
+def test_since_times_whose_utc_form_leaves_the_calendar(run, tmp_path):
+    """Found by our hostile round 5: ``--since 0001-01-01T00:00:00+01:00`` (before year 1
+    in UTC) failed on SQLite with "date value out of range"; as docs/cli.md says of a
+    duration, reaching before year 1 means everything (and after 9999, nothing)."""
+    db = tmp_path / "s.db"
+    with CheckpointStore(db) as store:
+        store.create("a", "kept", {})
+    for since, shown in (("0001-01-01T00:00:00+01:00", True), ("9999-12-31T23:59:59-01:00", False)):
+        for extra in ([], ["--json"]):
+            result = run("--db", db, *extra, "list", "a", "--since", since)
+            assert result.exit_code == 0, result.output
+            assert ("kept" in result.output) is shown, (since, extra, result.output)

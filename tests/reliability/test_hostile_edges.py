@@ -311,3 +311,48 @@ def test_stores_and_managers_refuse_pickling_and_copying(tmp_path) -> None:
         (2, "still"),
     ]
     raw.close()
+
+
+def test_key_limits_are_bytes_too_and_the_same_on_both_backends(backend_url, raw) -> None:
+    """Found by our hostile round 5: 1,024 CJK characters (3,072 bytes) passed the
+    length check and PostgreSQL refused them ("index row size exceeds btree maximum",
+    a DatabaseError) where SQLite kept them, so such a store could not be copied across."""
+    with CheckpointStore(backend_url) as store:
+        widest = "中" * 341  # 1,023 bytes: as a session id and a name, one index entry
+        assert store.create(widest, widest, {"a": 1}).id == f"{widest}:1"
+        before = raw().dump()
+        for session_id, name in (("中" * 342, "n"), ("s", "中" * 342), ("😀" * 257, "n")):
+            with pytest.raises(CheckpointValueError, match="bytes as UTF-8; the limit is 1024"):
+                store.create(session_id, name, {})
+        assert raw().dump() == before
+
+
+def test_round5_core_bounds_and_a_copy_into_a_leased_session(backend_url, raw, tmp_path) -> None:
+    """Found by our hostile round 5: ``min_last_seq=2**63-1`` was taken, and every later
+    create of the session then failed (an untyped ``OverflowError`` on SQLite); a SQLite
+    URL's ``?timeout=abc`` escaped as a bare ``ValueError``; ``copy_session`` and
+    ``fork_session`` wrote into a session whose holder's live lease survived a forced
+    ``delete_session``, under that holder's next checkpoint."""
+    from breakpilot_store import SessionLeasedError
+
+    with CheckpointStore(backend_url) as store:
+        store.create("src", "a", {})
+        before = raw().dump()
+        for bound in (2**63 - 1, 2**63, 2**62 + 1, -1):
+            with pytest.raises(CheckpointValueError, match="min_last_seq must be an int from 0"):
+                store.import_checkpoints("ov", [], min_last_seq=bound)
+        assert raw().dump() == before
+        assert store.import_checkpoints("ov", [], min_last_seq=2**62) == 0  # the bound itself
+        holder = CheckpointManager("leased", store=store, lease=30.0)
+        holder.create("mine", {})
+        with CheckpointStore(backend_url) as other:
+            other.delete_session("leased", force=True)
+            for attempt in (
+                lambda: other.copy_session("src", "leased"),
+                lambda: other.fork_session("src:1", "leased"),
+            ):
+                with pytest.raises(SessionLeasedError):
+                    attempt()
+        holder.close()
+    with pytest.raises(CheckpointValueError, match="cannot use the SQLite URL"):
+        CheckpointStore(f"sqlite:///{tmp_path / 'x.db'}?timeout=abc")

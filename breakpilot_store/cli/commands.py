@@ -10,6 +10,7 @@ stderr; ``--debug`` adds the traceback), 2 a usage error.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import sqlite3
@@ -106,10 +107,35 @@ def _one_line(exc: BaseException) -> str:
     return safe(text)  # messages quote ids and paths: no escape sequence gets through
 
 
+class _ClosedStdout(io.TextIOBase):
+    """Standard output when file descriptor 1 is closed: every write is an error.
+
+    Python then sets ``sys.stdout`` to ``None``, and click's ``echo`` writes nothing
+    without a word: ``sessions >&-`` exited 0 having shown nothing (a script's check
+    "succeeded"), and ``export >&-`` died on ``None.write``. Now a command that writes
+    there fails with one ``Error:`` line; one that writes nothing there still works.
+    """
+
+    def writable(self) -> bool:  # noqa: D102
+        return True
+
+    def write(self, text: str) -> int:  # noqa: D102
+        raise OSError(errno.EBADF, "standard output is closed (file descriptor 1)")
+
+    @property
+    def buffer(self) -> Any:  # noqa: D102 - export writes bytes here
+        return self
+
+    def fileno(self) -> int:  # noqa: D102
+        raise OSError(errno.EBADF, "standard output is closed (file descriptor 1)")
+
+
 class StoreGroup(click.Group):
     """A click group that turns store and I/O errors into one line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:  # noqa: D102
+        if sys.stdout is None:  # started with file descriptor 1 closed (``>&-``)
+            sys.stdout = _ClosedStdout()
         try:
             with lock_wait_notice():
                 return super().invoke(ctx)

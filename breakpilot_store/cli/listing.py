@@ -68,11 +68,18 @@ def stream_list(
     printed = 0
 
     def read(conn: Any) -> Any:
-        nonlocal top, printed
         newest_first = not oldest_first or bool(limit)
-        rows = browse.stream_rows(
+        stream = browse.stream_rows(
             conn, session, name=name, after=since, newest_first=newest_first, limit=limit or None
         )
+        # Closed here, inside the transaction, whatever happens (a reader that went
+        # away: ``| head``): left to the collector, its cursor was closed after the
+        # connection, and SQLAlchemy printed a traceback on stderr.
+        with contextlib.closing(stream):
+            show(stream)
+
+    def show(rows: Any) -> None:
+        nonlocal top, printed
         if oldest_first and limit:  # the newest ``limit``, shown in seq order
             rows = iter(list(rows)[::-1])
         first = list(itertools.islice(rows, FIRST_ROWS))

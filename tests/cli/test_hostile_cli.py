@@ -278,3 +278,46 @@ def test_since_times_whose_utc_form_leaves_the_calendar(run, tmp_path):
             result = run("--db", db, *extra, "list", "a", "--since", since)
             assert result.exit_code == 0, result.output
             assert ("kept" in result.output) is shown, (since, extra, result.output)
+
+
+def test_a_closed_stdout_and_a_reader_that_goes_away(tmp_path):
+    """Found by our hostile round 5 (real processes): with file descriptor 1 closed,
+    ``export`` and ``list`` died with "unexpected AttributeError ... please report it",
+    and ``sessions``, ``show`` and ``doctor`` exited 0 having written nothing (a script's
+    backup "succeeded"); ``list ... | head -1`` printed a traceback (a cursor closed
+    after its connection)."""
+    import shlex
+
+    db = tmp_path / "big.db"
+    with CheckpointStore(db) as store:
+        entries = [
+            {"id": f"big:{i}", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00", "data": {}}
+            for i in range(1, 3001)
+        ]
+        store.import_checkpoints("big", entries)
+    base = f"{shlex.quote(str(SCRIPT))} --db {shlex.quote(str(db))}"
+    for command in ("sessions", "export big", "list big", "show big:1", "doctor"):
+        result = subprocess.run(
+            f"{base} {command} >&-", shell=True, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 1, (command, result.stderr)
+        assert result.stderr == "Error: [Errno 9] standard output is closed (file descriptor 1)\n"
+    out = tmp_path / "out.json"
+    result = subprocess.run(
+        f"{base} export big -o {shlex.quote(str(out))} >&-",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and len(json.loads(out.read_text())) == 3000
+    for extra in ("", "--json"):
+        result = subprocess.run(
+            f"set -o pipefail; {base} {extra} list big --limit 0 | head -1",
+            shell=True,
+            executable="/bin/bash",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 141 and result.stderr == "", (extra, result.stderr)

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import click
 
-from ..errors import BreakpilotStoreError
+from ..errors import BreakpilotStoreError, CheckpointValueError
 from .commands import Options, cli, common, open_read, pass_options
 
 
@@ -41,7 +41,10 @@ def ui(opts: Options, host: str, port: int, token: str | None, open_browser: boo
         raise MissingExtraError(
             f"the web view needs its extra: pip install 'breakpilot-store[ui]' ({exc.name} missing)"
         ) from exc
-    token = check_binding(host, token)
+    try:
+        token = check_binding(host, token)
+    except CheckpointValueError as exc:  # a bad --token is a usage error (status 2)
+        raise click.BadParameter(str(exc).removeprefix("--token "), param_hint="--token") from exc
     with open_read(opts.db) as store:
         sock = listen(host, port)
         bound = sock.getsockname()[1]

@@ -204,3 +204,18 @@ def test_ids_no_session_can_have_are_not_found_on_each_backend(serve, backend_ur
         assert json.loads(body).get("exists", False) is False and not json.loads(body).get("points")
     status, body, _ = server.get("api/checkpoint?id=%3Cscript%3Ealert(1)%3C/script%3E:3")
     assert status == 404 and "<" not in body and "\\u003cscript" in body
+
+
+def test_a_bad_token_is_a_usage_error(tmp_path):
+    """Found by our docs audit: a bad --token exited 1 where docs/cli.md says a bad value
+    is a usage error (status 2)."""
+    from click.testing import CliRunner
+
+    from breakpilot_store.cli.commands import cli
+
+    for token in ("short", "with space 1234567890"):
+        result = CliRunner().invoke(
+            cli, ["--db", str(tmp_path / "a.db"), "ui", "--host", "0.0.0.0", "--token", token]
+        )
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for --token" in result.output

@@ -47,26 +47,45 @@ def _session(thread: str, ns: str) -> str:
 
 
 def _rename(pairs: list[tuple[str, str]]) -> None:
-    """Move each session ``old`` to ``new`` where ``new`` is free."""
+    """Move each session ``old`` to ``new`` where ``new`` is free.
+
+    In passes until nothing more moves: a target held by another session of the list
+    is free once that one has moved on (thread ``a|b`` goes to ``a%7Cb`` after thread
+    ``a%7Cb`` has gone to ``a%257Cb``), whatever order the rows came in. Escaping makes
+    an id longer, and unescaping shorter, so such chains end. A target still held at
+    the end is held by a session that does not move: that one stays, as the module
+    docstring says.
+    """
     conn = op.get_bind()
     taken = sa.text("SELECT 1 FROM sessions WHERE session_id = :new")
-    for old, new in pairs:
-        if old == new or conn.execute(taken, {"new": new}).first() is not None:
-            continue
+    pending = [(old, new) for old, new in pairs if old != new]
+    while pending:
+        waiting = []
+        for old, new in pending:
+            if conn.execute(taken, {"new": new}).first() is not None:
+                waiting.append((old, new))
+                continue
+            _move(conn, old, new)
+        if len(waiting) == len(pending):
+            break
+        pending = waiting
+
+
+def _move(conn: sa.Connection, old: str, new: str) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at, "
+            "lease_token) SELECT :new, base_seq, base_count, created_at, base_at, "
+            "lease_token FROM sessions WHERE session_id = :old"
+        ),
+        {"old": old, "new": new},
+    )
+    for table in _CHILDREN:
         conn.execute(
-            sa.text(
-                "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at, "
-                "lease_token) SELECT :new, base_seq, base_count, created_at, base_at, "
-                "lease_token FROM sessions WHERE session_id = :old"
-            ),
+            sa.text(f"UPDATE {table} SET session_id = :new WHERE session_id = :old"),
             {"old": old, "new": new},
         )
-        for table in _CHILDREN:
-            conn.execute(
-                sa.text(f"UPDATE {table} SET session_id = :new WHERE session_id = :old"),
-                {"old": old, "new": new},
-            )
-        conn.execute(sa.text("DELETE FROM sessions WHERE session_id = :old"), {"old": old})
+    conn.execute(sa.text("DELETE FROM sessions WHERE session_id = :old"), {"old": old})
 
 
 def _threads() -> list[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
 from breakpilot_store import CheckpointStore
@@ -65,17 +66,15 @@ def test_threads_that_collided_are_kept_apart(backend_url: str, raw: Any) -> Non
     ]
 
 
-def _stored_at_0007(url: str, raw: Any) -> None:
+#: (session, thread, namespace) as 0007's saver stored them.
+AT_0007 = [("x|y", "x|y", ""), ("x|y|sub:1", "x|y", "sub:1"), ("50%", "50%", ""), ("t", "t", "")]
+
+
+def _stored_at_0007(url: str, raw: Any, sessions: list[tuple[str, str, str]] = AT_0007) -> None:
     """Threads as revision 0007's saver stored them: the thread id unescaped."""
     at_revision(url, "0007")
     db = raw()
     stamp = T0 if db.kind == "sqlite" else datetime.fromisoformat(T0)
-    sessions = [
-        ("x|y", "x|y", ""),
-        ("x|y|sub:1", "x|y", "sub:1"),
-        ("50%", "50%", ""),
-        ("t", "t", ""),
-    ]
     for session, thread, ns in sessions:
         db.execute(
             "INSERT INTO sessions (session_id, base_seq, base_count, created_at, base_at)"
@@ -107,11 +106,12 @@ def _stored_at_0007(url: str, raw: Any) -> None:
             " VALUES (?, '1ef0', 'task', 0, 'who', ?)",
             (session, f'"{session}"'),
         )
-    db.execute(
-        "INSERT INTO leases (session_id, owner, token, acquired_at, renewed_at, expires_at,"
-        " duration) VALUES ('x|y', NULL, 3, ?, ?, NULL, 10)",
-        (stamp, stamp),
-    )
+    if any(session == "x|y" for session, _, _ in sessions):
+        db.execute(
+            "INSERT INTO leases (session_id, owner, token, acquired_at, renewed_at, expires_at,"
+            " duration) VALUES ('x|y', NULL, 3, ?, ?, NULL, 10)",
+            (stamp, stamp),
+        )
 
 
 def _everything(db: Any) -> list[list[tuple[Any, ...]]]:
@@ -215,3 +215,27 @@ def test_a_row_the_saver_did_not_write_is_a_typed_error(backend_url: str) -> Non
             saver.get_tuple(_cfg("t", ""))
         with pytest.raises(CheckpointValueError, match=r"is not a LangGraph checkpoint"):
             list(saver.list(_cfg("t", "")))
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_the_migration_moves_chains_whatever_the_row_order(
+    backend_url: str, raw: Any, order: int
+) -> None:
+    """Found by our review of this change: thread ``a|b`` goes to ``a%7Cb``, held by
+    thread ``a%7Cb`` until that one goes to ``a%257Cb``. Taken one row at a time in the
+    order the database gave them, ``a|b`` was skipped for good, and read as empty."""
+    chain = [("a|b", "a|b", ""), ("a%7Cb", "a%7Cb", ""), ("a%257Cb", "a%257Cb", "")][::order]
+    _stored_at_0007(backend_url, raw, chain)
+    before = _everything(raw())
+    with CheckpointStore(backend_url) as store:
+        assert sorted(raw().query("SELECT session_id, thread_id FROM langgraph_threads")) == [
+            ("a%25257Cb", "a%257Cb"),
+            ("a%257Cb", "a%7Cb"),
+            ("a%7Cb", "a|b"),
+        ]
+        with BreakpilotSaver(store) as saver:
+            for _, thread, _ in chain:
+                found = saver.get_tuple(_cfg(thread, ""))
+                assert found is not None and found.checkpoint["channel_values"] == {"who": thread}
+        downgrade(store.engine, "0007")
+    assert _everything(raw()) == before

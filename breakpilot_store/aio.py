@@ -635,6 +635,9 @@ class AsyncCheckpointStore(Uncopyable):
         raises :class:`StoreBusyError` rather than waiting forever.
         """
         store = await self._ready()
+        if isinstance(entries, AsyncIterable):
+            caller = asyncio.current_task()
+            entries = _blocking_iter(entries, asyncio.get_running_loop(), self, caller)
         try:
             return await self._import(
                 store, session_id, entries, on_entry, min_last_seq, force, fence
@@ -644,23 +647,25 @@ class AsyncCheckpointStore(Uncopyable):
         except BaseException:
             # As the sync import closes a generator it was given: a failed import's
             # iterable (and what it holds: a lock, a file) is released now, not when the
-            # cyclic collector finds the error's traceback that refers to it.
-            await _close_iterable(entries)
+            # cyclic collector finds the error's traceback that refers to it. For an
+            # async iterable this closes its reader, which ends the import's mark and
+            # closes the iterable on this loop.
+            close = getattr(entries, "close", None)
+            if close is not None and isinstance(entries, Iterator):
+                with contextlib.suppress(Exception):  # still running: it ends itself
+                    close()
             raise
 
     async def _import(
         self,
         store: CheckpointStore,
         session_id: str,
-        entries: Iterable[Any] | AsyncIterable[Any],
+        entries: Iterable[Any],
         on_entry: Any,
         min_last_seq: int,
         force: bool,
         fence: Any,
     ) -> int:
-        if isinstance(entries, AsyncIterable):
-            caller = asyncio.current_task()
-            entries = _blocking_iter(entries, asyncio.get_running_loop(), self, caller)
         if self._postgres is not None:
             # The bulk path uses the driver directly (COPY): the sync code, on a thread.
             def run(s: CheckpointStore) -> int:
@@ -924,18 +929,6 @@ def _shut(writer: Any, readers: ThreadPoolExecutor | None, store: CheckpointStor
         readers.shutdown(wait=True)
     if store is not None:
         store.close()
-
-
-async def _close_iterable(entries: Any) -> None:
-    """Close an import's iterable if it can be (a generator; an async one awaited)."""
-    close = getattr(entries, "aclose", None)
-    if close is not None:
-        await _quietly(close)
-        return
-    close = getattr(entries, "close", None)
-    if close is not None and isinstance(entries, Iterator):
-        with contextlib.suppress(Exception):  # running (another thread): it ends itself
-            close()
 
 
 async def _quietly(close: Callable[[], Awaitable[Any]]) -> None:

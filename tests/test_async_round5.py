@@ -214,3 +214,31 @@ def test_a_failed_import_releases_its_iterable_at_once(tmp_path: Path) -> None:
     finally:
         gc.enable()
     assert not still_locked and plain_closed
+
+
+def test_after_a_failed_import_its_iterables_tasks_write(tmp_path: Path) -> None:
+    """Found reading this change again: a failed import's reader was left to the cyclic
+    collector, so its mark stayed on, and a task the iterable had started was refused
+    ("from inside the async iterable") long after the import was over."""
+
+    async def scenario() -> Any:
+        async with AsyncCheckpointStore(tmp_path / "m.db") as store:
+            later: list[asyncio.Task[Any]] = []
+
+            async def fails() -> Any:
+                async def after() -> Any:
+                    await asyncio.sleep(0.2)
+                    return await store.create("later", "n", {})
+
+                later.append(asyncio.create_task(after()))
+                yield {"not": "an entry"}
+
+            with contextlib.suppress(BreakpilotStoreError):
+                await store.import_checkpoints("t", fails())
+            return await asyncio.wait_for(later[0], 20)
+
+    gc.disable()  # not the collector's doing
+    try:
+        assert asyncio.run(scenario()).id == "later:1"
+    finally:
+        gc.enable()

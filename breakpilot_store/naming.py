@@ -27,6 +27,14 @@ INTEGRATION_PREFIXES = {ADK_PREFIX: "a Google ADK", OPENAI_PREFIX: "an OpenAI Ag
 NS_SEPARATOR = "|"
 
 
+def integration_prefix(session_id: str) -> str | None:
+    """The ADK or OpenAI prefix ``session_id`` begins with, if any."""
+    for prefix in INTEGRATION_PREFIXES:
+        if session_id.startswith(prefix):
+            return prefix
+    return None
+
+
 def thread_session_id(thread_id: str, checkpoint_ns: str) -> str:
     """The store session of a LangGraph thread's namespace (see the module docstring)."""
     if "|" in thread_id or "%" in thread_id:
@@ -40,7 +48,7 @@ def root_thread_of(session_id: str) -> str | None:
     ``None`` for a session id holding ``|`` (a namespace's), a ``%`` that is not one of
     the two escapes, or an ADK or OpenAI prefix.
     """
-    if NS_SEPARATOR in session_id or session_id.startswith(tuple(INTEGRATION_PREFIXES)):
+    if NS_SEPARATOR in session_id or integration_prefix(session_id) is not None:
         return None
     thread_id = session_id
     if "%" in session_id:

@@ -30,7 +30,7 @@ from ..core import copying, counters
 from ..core import repository as repo
 from ..core.operations import Attempt
 from ..errors import CheckpointValueError
-from ..naming import INTEGRATION_PREFIXES, thread_session_id
+from ..naming import INTEGRATION_PREFIXES, integration_prefix, thread_session_id
 from ..schema import UTCDateTime, checkpoints, langgraph_threads, langgraph_writes
 
 _c = checkpoints.c
@@ -81,13 +81,13 @@ def check_new_thread(where: Target) -> None:
     Raises:
         ThreadConflictError: The session id begins as an ADK or OpenAI session's does.
     """
-    for prefix, whose in INTEGRATION_PREFIXES.items():
-        if where.session_id.startswith(prefix):
-            raise ThreadConflictError(
-                f"thread {where.thread_id!r} would be the session {where.session_id!r}, "
-                f"and sessions beginning {prefix!r} are {whose} integration's; "
-                "use another thread_id"
-            )
+    prefix = integration_prefix(where.session_id)
+    if prefix is not None:
+        raise ThreadConflictError(
+            f"thread {where.thread_id!r} would be the session {where.session_id!r}, "
+            f"and sessions beginning {prefix!r} are {INTEGRATION_PREFIXES[prefix]} "
+            "integration's; use another thread_id"
+        )
 
 
 # -- statements ------------------------------------------------------------------------
@@ -371,6 +371,11 @@ def _uses_delta(conn: Any, sid: str, data: Any, metadata: str) -> bool:
         return True
     if isinstance(data, str) and _SNAPSHOT_MARK in data:
         return True
+    return _recent_rows_use_delta(conn, sid)
+
+
+def _recent_rows_use_delta(conn: Any, sid: str) -> bool:
+    """Whether the namespace's newest rows carry delta counters (a few rows read)."""
     found = conn.execute(_NEWEST_METADATA, {"sid": sid}).fetchall()
     return any(_DELTA_KEY in row[0] for row in found)
 
@@ -633,9 +638,7 @@ def prune(conn: Connection, thread_ids: Sequence[str], strategy: str, now: datet
             continue
         for sid, _ in conn.execute(_THREAD_SESSIONS, {"tid": thread_id}).all():
             counters.fold(conn, sid, now)
-            recent = conn.execute(_NEWEST_METADATA, {"sid": sid}).fetchall()
-            delta = any(_DELTA_KEY in row[0] for row in recent)
-            removed, _ = _trim(conn, sid, 1, delta=delta)
+            removed, _ = _trim(conn, sid, 1, delta=_recent_rows_use_delta(conn, sid))
             counters.adjust(conn, sid, -len(removed))
             _delete_writes(conn, sid, removed)
 

@@ -356,7 +356,8 @@ class View:
 
     def _checkpoint(self, checkpoint_id: str) -> Any:
         """The checkpoint of an id from a URL; ``None`` if there is none, or cannot be."""
-        if split_id(checkpoint_id) is None or _session(checkpoint_id.rpartition(":")[0]) is None:
+        parts = split_id(checkpoint_id)
+        if parts is None or _session(parts[0]) is None:
             return None
         return self.store.get(checkpoint_id)
 

@@ -466,6 +466,34 @@ class TestContract:
             dst.import_checkpoints(json.dumps(changed))
         assert dst.create("n", {}).id == "dst:4"
 
+    @pytest.mark.parametrize("same", [True, False])
+    def test_a_backup_of_an_imported_row_is_known_by_its_origin(self, store, raw, same):
+        # Found by a differential campaign: a backup entry ("agent-7:1", origin "other:1")
+        # restored after "other:1" was imported again as agent-7:2 hit the unique origin
+        # index and raised an untyped DatabaseError.
+        m = manager(store)
+        entry = {"id": "other:1", "name": "n", "timestamp": "2026-01-01T00:00:00+00:00"}
+        assert m.import_checkpoints(json.dumps([dict(entry, data={"v": 1})])) == 1
+        backup = m.export()
+        assert m.clear() == 1
+        again = {"v": 1} if same else {"v": 2}
+        assert m.import_checkpoints(json.dumps([dict(entry, data=again)])) == 1
+        before = raw().dump()
+        if same:
+            assert m.import_checkpoints(backup) == 0  # the same checkpoint, held once
+        else:
+            with pytest.raises(ImportConflictError, match="'agent-7:1'.*as 'agent-7:2'"):
+                m.import_checkpoints(backup)
+        assert raw().dump() == before
+        # In one document, the backup entry and its origin: one row.
+        fresh = manager(store, "fresh")
+        both = [json.loads(backup)[0], dict(entry, data={"v": 1}, metadata={})]
+        both[0]["id"] = "fresh:1"
+        assert fresh.import_checkpoints(json.dumps(both)) == 1
+        assert raw().query(
+            "SELECT seq, origin_id FROM checkpoints WHERE session_id = ?", ("fresh",)
+        ) == [(1, "other:1")]
+
     def test_foreign_seqs_go_above_every_own_seq_in_the_document(self, store):
         m = manager(store)
         doc = [

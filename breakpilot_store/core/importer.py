@@ -70,9 +70,7 @@ class ImportWriter:
             return
         self._top, self._foreign = top, foreign
         own = repo.fetch_rows_by_seq(conn, session_id, own_seqs)
-        foreign_rows = repo.fetch_rows_by_origin(
-            conn, session_id, (e.origin for e in batch if e.session_id != session_id)
-        )
+        foreign_rows = repo.fetch_rows_by_origin(conn, session_id, _origins(batch, session_id))
         rows = self._number(batch, own, foreign_rows)
         repo.insert_rows(conn, session_id, rows)
         self.written += len(rows)
@@ -94,12 +92,22 @@ class ImportWriter:
             mine = entry.session_id == session_id
             # A foreign entry is known by its first id: the id it was first imported
             # from if the document carries origin_id (a copy of a copy), else its own.
-            seen = own.get(entry.seq) if mine else foreign.get(entry.origin)
+            # An own entry is known by its seq, and also by the origin_id it carries
+            # (a backup of an imported row, restored after that origin was imported
+            # again under a later seq: the same checkpoint, held once).
+            if mine:
+                seen = own.get(entry.seq)
+                if seen is None and entry.origin_id is not None:
+                    seen = foreign.get(entry.origin_id)
+            else:
+                seen = foreign.get(entry.origin)
             if seen is not None:
                 if not entry.same_as(seen):
+                    held = f"{session_id}:{seen[1]}"
+                    as_held = "" if held == entry.id or seen[1] < 1 else f" as {held!r}"
                     raise ImportConflictError(
                         f"checkpoint {entry.id!r} differs from the one already "
-                        f"stored in session {session_id!r}; nothing was imported"
+                        f"stored in session {session_id!r}{as_held}; nothing was imported"
                     )
                 continue
             if mine:
@@ -129,6 +137,8 @@ class ImportWriter:
             )
             if mine:
                 own[entry.seq] = stored
+                if entry.origin_id is not None:
+                    foreign[entry.origin_id] = stored
             else:
                 foreign[entry.origin] = stored
         return rows
@@ -139,3 +149,15 @@ class ImportWriter:
             repo.renumber_pending(self._conn, self._session_id, self._top)
             return self._top + self._foreign
         return max(self._top, self._base + self._foreign)
+
+
+def _origins(batch: Sequence[ImportEntry], session_id: str) -> list[str]:
+    """The origins a batch's entries are known by.
+
+    Every foreign entry's, and the ``origin_id`` an own entry carries.
+    """
+    return [
+        e.origin if e.session_id != session_id else e.origin_id
+        for e in batch
+        if e.session_id != session_id or e.origin_id is not None
+    ]

@@ -117,6 +117,7 @@ class AsyncCheckpointManager(Uncopyable):
         if not lease.token:
             await lease.acquire()
         lease.ensure_held()
+        lease.keep_beating()
         return lease
 
     async def close(self) -> None:

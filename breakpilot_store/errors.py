@@ -109,12 +109,16 @@ class LeaseLostError(BreakpilotStoreError):
         token: int,
         current_token: int | None = None,
         current_owner: str | None = None,
+        *,
+        reason: str | None = None,
     ) -> None:
         self.session_id = session_id
         self.token = token
         self.current_token = current_token
         self.current_owner = current_owner
-        if current_token is not None and current_token != token:
+        if reason is not None:
+            why = reason
+        elif current_token is not None and current_token != token:
             why = f"the session's token is now {current_token}"
             if current_owner is not None:
                 why += f", held by {current_owner!r}"

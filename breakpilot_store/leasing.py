@@ -13,12 +13,15 @@ The state doubles as the *fence* the store's writes carry (``token``, ``duration
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -45,6 +48,12 @@ POLL_INTERVAL = 0.25
 #: Longest lease or wait accepted (100 years): a thread can wait that long and an expiry
 #: that far ahead is still a date (``lease=2**70`` raised ``OverflowError``).
 MAX_SECONDS = 100 * 365.25 * 86400
+
+#: Shortest lease accepted. The heartbeat renews every third of it: ``lease=5e-324``
+#: made that a loop of back-to-back write transactions (a core's worth of CPU, and
+#: every other writer of the database slowed three-fold) for a lease that had always
+#: expired by the time anyone read it.
+MIN_LEASE = 0.1
 
 
 def default_owner() -> str:
@@ -99,6 +108,11 @@ class LeaseState:
     ) -> None:
         self.session_id = session_id
         self.duration = _seconds(duration, "lease", zero_ok=False)
+        if self.duration < MIN_LEASE:
+            raise CheckpointValueError(
+                f"lease must be at least {MIN_LEASE} seconds (the heartbeat renews it every "
+                f"third of it), not {duration!r}"
+            )
         self.wait = _seconds(wait, "lease_wait", zero_ok=True)
         if type(takeover) is not bool:
             raise CheckpointTypeError(f"takeover must be a bool, not {type(takeover).__name__}")
@@ -114,6 +128,8 @@ class LeaseState:
         self.expires_at: datetime | None = None
         self.lost = False
         self.released = False
+        #: The process that acquired it: a fork's child inherits this object, not the lease.
+        self.pid = 0
         self._renewed = 0.0  # time.monotonic() of the last renewal
         self._callbacks: list[Callable[[LeaseLostError], object]] = []
         self._lock = threading.Lock()
@@ -141,6 +157,38 @@ class LeaseState:
         """
         if self.lost or self.released:
             raise LeaseLostError(self.session_id, self.token)
+        if self.pid != os.getpid() and self.token:
+            raise self.forked()
+
+    def forked(self) -> LeaseLostError:
+        """The error of a write from a forked child of the holder.
+
+        The child inherits the manager and its token but not the lease: with them, its
+        writes passed the fence beside its parent's, and its ``close()`` released the
+        parent's live lease.
+        """
+        return LeaseLostError(
+            self.session_id,
+            self.token,
+            reason=(
+                f"this process ({os.getpid()}) is a fork of the holder ({self.pid}), and the "
+                "lease stays with the holder; make a new manager with lease= here"
+            ),
+        )
+
+    def in_child(self) -> bool:
+        """Whether this is a forked child's copy (it must neither renew nor release)."""
+        return bool(self.token) and self.pid != os.getpid()
+
+    def orphan_release(self) -> Callable[[Connection], bool]:
+        """The release of this lease as a plain operation holding no reference to it.
+
+        A heartbeat holds only a weak reference to its holder, so that a manager
+        dropped without ``close()`` does not renew its lease for the life of the
+        process (a retry in the same process was refused by its own forgotten lease).
+        When the holder is gone, the heartbeat gives the lease back with this.
+        """
+        return functools.partial(leases.release, session_id=self.session_id, token=self.token)
 
     def on_lost(self, callback: Callable[[LeaseLostError], object]) -> None:
         """Register a callback, called once (from the heartbeat or the failing write)."""
@@ -186,6 +234,7 @@ class LeaseState:
         if isinstance(result, LeaseInfo):
             return result
         self.token, self.expires_at = result
+        self.pid = os.getpid()
         self.renewed()
         logger.info(
             "Session %s: lease acquired by %s (token %d)", self.session_id, self.owner, self.token
@@ -238,29 +287,34 @@ class LeaseHolder(LeaseState):
                 raise self.refused(holder)
             time.sleep(pause)
         self._thread = threading.Thread(
-            target=self._beat, name=f"lease-heartbeat:{self.session_id}", daemon=True
+            target=_beat,
+            args=(weakref.ref(self), self._store, self._stop, self.orphan_release()),
+            name=f"lease-heartbeat:{self.session_id}",
+            daemon=True,
         )
         self._thread.start()
+        # Dropped without release(): wake the heartbeat now, to give the lease back.
+        weakref.finalize(self, self._stop.set)
 
-    def _beat(self) -> None:
-        interval = self.heartbeat_interval()
-        while not self._stop.wait(interval):
-            try:
-                expires = self._store.run(self.renew_op, write=True)
-                if expires is None:
-                    self.mark_lost(self._store.run(self.lost_op))
-                    return
-            except StoreClosedError:
-                return
-            except BreakpilotStoreError as exc:
-                # A busy or unreachable database: try again at the next beat; the
-                # lease lasts three beats, and a write fences itself anyway.
-                if self._stop.is_set():
-                    return
-                logger.warning("Session %s: lease renewal failed: %s", self.session_id, exc)
-                continue
-            self.expires_at = expires
-            self.renewed()
+    def beat(self) -> bool:
+        """Renew once (the heartbeat's turn); ``False`` once there is nothing to renew."""
+        try:
+            expires = self._store.run(self.renew_op, write=True)
+            if expires is None:
+                self.mark_lost(self._store.run(self.lost_op))
+                return False
+        except StoreClosedError:
+            return False
+        except BreakpilotStoreError as exc:
+            # A busy or unreachable database: try again at the next beat; the lease
+            # lasts three beats, and a write fences itself anyway.
+            if self._stop.is_set():
+                return False
+            logger.warning("Session %s: lease renewal failed: %s", self.session_id, exc)
+            return True
+        self.expires_at = expires
+        self.renewed()
+        return True
 
     def release(self) -> None:
         """Stop the heartbeat and release the lease (if still held). Idempotent."""
@@ -268,6 +322,8 @@ class LeaseHolder(LeaseState):
             return
         self.released = True
         self._stop.set()
+        if self.in_child():
+            return  # the parent's lease: not this process's to release (no heartbeat here)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         if self.lost or self.token == 0:
@@ -276,3 +332,26 @@ class LeaseHolder(LeaseState):
             self._store.run(self.release_op, write=True)
         except BreakpilotStoreError as exc:  # it expires by itself
             logger.warning("Session %s: lease release failed: %s", self.session_id, exc)
+
+
+def _beat(
+    holder_ref: weakref.ref[LeaseHolder],
+    store: Any,
+    stop: threading.Event,
+    orphan_release: Callable[[Connection], bool],
+) -> None:
+    """The heartbeat thread: renew every third of the lease until stopped.
+
+    It holds its holder weakly (see :meth:`LeaseState.orphan_release`).
+    """
+    holder = holder_ref()
+    interval = 0.0 if holder is None else holder.heartbeat_interval()
+    del holder
+    while not stop.wait(interval):
+        holder = holder_ref()
+        if holder is None or not holder.beat():
+            break
+        del holder  # (not held while the thread waits)
+    if holder_ref() is None:
+        with contextlib.suppress(BreakpilotStoreError):  # else it expires by itself
+            store.run(orphan_release, write=True)

@@ -45,12 +45,13 @@ class CheckpointManager(Uncopyable):
             never).
         store: A :class:`CheckpointStore`, a path or URL (a store is opened for this
             manager and closed by :meth:`close`), or ``None`` for the default store.
-        lease: Hold the session's lease, for this many seconds after each renewal
-            (``None``: no lease). While it is held, writes by anyone else are refused
+        lease: Hold the session's lease, for this many seconds (at least 0.1) after
+            each renewal (``None``: no lease). While it is held, writes by anyone else are refused
             (:class:`SessionLeasedError`); each of this manager's writes checks in its
             own transaction that its fencing token is still current
             (:class:`LeaseLostError` otherwise). A heartbeat thread renews it every
-            ``lease / 3`` seconds; :meth:`close` releases it.
+            ``lease / 3`` seconds; :meth:`close` releases it (so does dropping the
+            manager, at the next beat). A forked child's copy cannot write with it.
         lease_wait: Seconds to wait for another holder's live lease before raising
             :class:`SessionLeasedError` (default: do not wait).
         takeover: Acquire at once even if another holder's lease is live (for a

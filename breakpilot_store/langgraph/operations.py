@@ -259,11 +259,15 @@ def _state(conn: Any, where: Target, name: str, now: datetime) -> tuple[Any, ...
     """
     params = {"sid": where.session_id, "name": name}
     if _is_postgres(conn):
-        counters.lock(conn, where.session_id)
-    row = conn.execute(_STATE, params).fetchone()
+        row = _locked_state(conn, params)
+    else:
+        row = conn.execute(_STATE, params).fetchone()
     if row is None:
         check_new_thread(where)
-        counters.add_session(conn, where.session_id, now)
+        # Locked where it exists: a concurrent first put made it just now (PostgreSQL's
+        # insert waited for that one's commit), and the state re-read below must be
+        # read under the row's lock, or two first puts took the same next seq.
+        counters.add_session(conn, where.session_id, now, locked=_is_postgres(conn))
         added = conn.execute(
             _ADD_THREAD,
             {"sid": where.session_id, "tid": where.thread_id, "ns": where.checkpoint_ns},
@@ -283,6 +287,17 @@ def _state(conn: Any, where: Target, name: str, now: datetime) -> tuple[Any, ...
             f"{row[4]!r}, not thread {where.thread_id!r} namespace {where.checkpoint_ns!r}"
         )
     return (row[0], row[1], row[2], row[5])
+
+
+def _locked_state(conn: Any, params: dict[str, Any]) -> Any:
+    """PostgreSQL: :data:`_STATE` read under the session row's lock (``None``: no row)."""
+    while True:
+        locked = counters.lock(conn, params["sid"])
+        row = conn.execute(_STATE, params).fetchone()
+        if row is None or locked:
+            return row
+        # Made by another transaction between the two statements (a concurrent first
+        # put): lock it before reading, or two first puts took the same next seq.
 
 
 #: SQLite's put in the common case, one statement: the next seq (the counter's rule,

@@ -110,3 +110,47 @@ def test_a_threads_hot_connection_is_taken_again_by_the_next_thread(pg_url: str)
             gc.collect()  # the ended thread's holder goes, and its connection back
         assert [c.id for c in store.list_checkpoints("s")] == ["s:1", "s:2", "s:3"]
     assert len(pids) == 3 and len(set(pids)) == 1, pids
+
+
+def test_concurrent_first_puts_of_new_threads_stay_gapless(
+    pg_base_url: str, pg_schema: str, pg_raw: Any
+) -> None:
+    """Four stores put the first checkpoints of the same new threads at once.
+
+    Found by a hostile campaign (round 6): a put whose lock found no session row (the
+    thread's first put, not yet committed) read the state in its next statement, after
+    that commit, without the lock; two such puts took the same seq (a raw
+    ``DatabaseError``, duplicate key) or deadlocked.
+    """
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from breakpilot_store.langgraph import BreakpilotSaver
+
+    stores = [CheckpointStore(pg_base_url, schema=pg_schema) for _ in range(4)]
+    savers = [BreakpilotSaver(store) for store in stores]
+    errors: list[BaseException] = []
+    rounds = 25
+    try:
+        for n in range(rounds):
+            config = {"configurable": {"thread_id": f"t{n}", "checkpoint_ns": ""}}
+            start = threading.Barrier(len(savers))
+
+            def work(saver: Any, config: dict[str, Any] = config, start: Any = start) -> None:
+                start.wait()
+                try:
+                    for _ in range(3):
+                        saver.put(config, empty_checkpoint(), {}, {})
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(s,)) for s in savers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        for store in stores:
+            store.close()
+    assert errors == []
+    rows = pg_raw("SELECT session_id, count(*), max(seq) FROM checkpoints GROUP BY session_id")
+    assert sorted(rows) == sorted((f"t{n}", 12, 12) for n in range(rounds))

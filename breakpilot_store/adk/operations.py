@@ -146,16 +146,25 @@ def create(
         conn, adk_user_states, {"app_name": app_name, "user_id": user_id}, deltas["user"], now
     )
     counters.add_session(conn, key, now)
-    conn.execute(
-        insert(adk_sessions).values(
-            **keys,
-            store_session_id=key,
-            state=encode_object(deltas["session"], "state"),
-            create_time=now,
-            update_time=now,
-            revision=0,
-        )
-    )
+    values = {
+        **keys,
+        "store_session_id": key,
+        "state": encode_object(deltas["session"], "state"),
+        "create_time": now,
+        "update_time": now,
+        "revision": 0,
+    }
+    if conn.dialect.name == "postgresql":
+        # Another create of the same id may be running (the check above cannot see
+        # it before it commits): its row is waited for and then refused here, typed,
+        # not as the primary key's violation. SQLite's write lock serializes creates.
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(adk_sessions).values(values).on_conflict_do_nothing()
+        if conn.execute(stmt.returning(_s.revision)).first() is None:
+            raise AdkSessionExistsError(f"Session with id {session_id} already exists.")
+    else:
+        conn.execute(insert(adk_sessions).values(values))
     return StoredSession(
         app_name,
         user_id,
@@ -246,7 +255,12 @@ def list_(conn: Connection, app_name: str, user_id: str | None) -> list[StoredSe
 def delete_(conn: Connection, app_name: str, user_id: str, session_id: str) -> bool:
     """Delete an ADK session and its events; ``False`` if there was none."""
     keys = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-    key = conn.execute(select(_s.store_session_id).where(*_where(keys))).scalar()
+    stmt = select(_s.store_session_id).where(*_where(keys))
+    if conn.dialect.name == "postgresql":
+        # The ADK row first, then the store session's, as append() locks them: the
+        # cascade from the store session to a row an append held deadlocked.
+        stmt = stmt.with_for_update()
+    key = conn.execute(stmt).scalar()
     if key is None:
         return False
     # The store session (events, counter) goes, and with it, by cascade, the ADK row;

@@ -253,3 +253,41 @@ def test_threads_reading_a_fresh_checkpoint_see_one_value(store) -> None:
         for t in threads:
             t.join()
         assert all(value is seen[0] for value in seen) and seen[0] == {"k": list(range(50))}
+
+
+@pytest.mark.parametrize("front", ["sync", "async"])
+def test_rows_whose_session_row_was_deleted_by_hand_are_numbered_above(db_path, front) -> None:  # noqa: ANN001
+    """An operator deletes a session's row in the ``sqlite3`` shell (foreign keys off there).
+
+    Found by a hostile campaign (round 6): the checkpoints stayed, the next create
+    assumed an empty session, and every create of that session failed with a UNIQUE
+    ``DatabaseError``, for good (PostgreSQL numbered on above them).
+    """
+    import asyncio
+
+    from breakpilot_store import AsyncCheckpointStore
+
+    with CheckpointStore(db_path) as store:
+        for i in range(5):
+            store.create("a", "step", {"i": i})
+    raw = sqlite3.connect(db_path)
+    with raw:
+        raw.execute("DELETE FROM sessions WHERE session_id = 'a'")
+    assert raw.execute("SELECT count(*) FROM checkpoints").fetchone() == (5,)
+    if front == "sync":
+        with CheckpointStore(db_path) as store:
+            made = [store.create("a", "again", {}).id for _ in range(2)]
+    else:
+
+        async def two() -> list[str]:
+            async with AsyncCheckpointStore(db_path) as store:
+                return [(await store.create("a", "again", {})).id for _ in range(2)]
+
+        made = asyncio.run(two())
+    assert made == ["a:6", "a:7"]
+    assert raw.execute("SELECT seq FROM checkpoints ORDER BY seq").fetchall() == [
+        (n,) for n in range(1, 8)
+    ]
+    with CheckpointStore(db_path) as store:
+        assert store.session_info("a").last_seq == 7
+    raw.close()

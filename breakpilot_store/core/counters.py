@@ -165,7 +165,10 @@ def next_seq(
         row = conn.execute(_BASE_AND_TOP, {"sid": session_id}).fetchone()
         if row is None:
             add_session(conn, session_id, now)
-            row = (0, 0, None)
+            # Rows may be there without their session's row (deleted by hand in a shell
+            # with foreign keys off): numbering goes on above them, as on PostgreSQL.
+            # Assumed empty, every create of the session hit their seqs, for good.
+            row = (0, 0, conn.execute(_TOP, {"sid": session_id}).fetchone()[0])
         base_seq, base_count, top = row
     seq = max(base_seq, top or 0) + 1
     # Everything above the base is a create since it (seq - 1 - base_seq of them,

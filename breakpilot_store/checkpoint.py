@@ -82,7 +82,7 @@ class Checkpoint:
             fields = self.__dict__
             pending = fields.get(_LAZY[name])
             if pending is not None:
-                value = fields.setdefault(name, decode(pending))
+                value = fields.setdefault(name, decode(pending, f"the {name} of {self.id!r}"))
                 fields.pop(_LAZY[name], None)
                 return value
             if name in fields:  # decoded by another thread meanwhile

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import orjson
 import ormsgpack
 
-from .errors import CheckpointTypeError, CheckpointValueError
+from .errors import CheckpointTypeError, CheckpointValueError, CorruptDatabaseError
 
 #: Deepest nesting accepted. The stdlib decoder (and SQLite's JSON functions) recurse, so a
 #: bound well under Python's recursion limit keeps decoding safe for every stored value.
@@ -116,12 +116,24 @@ def _nonfinite(packed: bytes) -> bool:
 _HIGH = (0x7F, 0xFF)
 
 
-def decode(text: str | bytes) -> Any:
-    """Decode stored JSON text (as the codec wrote it) back into Python values."""
+def decode(text: str | bytes, what: str = "a stored value") -> Any:
+    """Decode stored JSON text (as the codec wrote it) back into Python values.
+
+    Raises:
+        CorruptDatabaseError: Text no JSON parser reads (written by hand or damaged),
+            naming ``what``.
+    """
     try:
         return _orjson_loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)  # hand-written text orjson refuses (e.g. NaN): stdlib rules
+        try:
+            return json.loads(text)  # hand-written text orjson refuses (e.g. NaN): stdlib rules
+        except (ValueError, TypeError, RecursionError) as exc:
+            # (UnicodeDecodeError is a ValueError: bytes that are not UTF-8.)
+            raise CorruptDatabaseError(
+                f"{what} is not readable JSON ({_shown(str(exc), 120)}); it was not "
+                "written by this store: `breakpilot-store doctor` lists such rows"
+            ) from exc
 
 
 def _short_int(value: int) -> str:

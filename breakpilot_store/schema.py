@@ -82,11 +82,41 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:  # noqa: D102
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return datetime.fromisoformat(value)
-        return value.astimezone(timezone.utc)
+        return None if value is None else stored_time(value)
+
+
+def stored_time(value: Any, what: str = "a stored timestamp") -> datetime:
+    """A stored timestamp as an aware UTC datetime: SQLite's text, PostgreSQL's value.
+
+    Text without an offset (SQLite's own ``datetime('now')``, say) is read as UTC, as
+    SQLite writes it.
+
+    Raises:
+        CorruptDatabaseError: A value that is no timestamp (written by hand), naming
+            ``what``.
+    """
+    if type(value) is str:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    elif isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    from .errors import CorruptDatabaseError  # (schema is imported before errors is needed)
+
+    raise CorruptDatabaseError(
+        f"{what} is not a timestamp ({_short_repr(value)}); it was not written by this "
+        "store: `breakpilot-store doctor` lists such rows"
+    )
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class PGJSONText(UserDefinedType[str]):

@@ -118,6 +118,13 @@ def translate(exc: SQLAlchemyError, where: str) -> DatabaseError:
         )
     ):
         return StoreUnavailableError(f"database {where} cannot be reached ({detail})")
+    if orig is not None and type(orig).__name__ == "DataError" and sqlstate is None:
+        # Raised by psycopg itself, reading a row: a stored value Python cannot hold
+        # ('infinity' as a timestamp, set by hand).
+        return CorruptDatabaseError(
+            f"database {where} holds a value this store cannot read ({detail}); it was "
+            "not written by this store: `breakpilot-store doctor` lists such rows"
+        )
     return DatabaseError(f"database {where} refused the operation ({detail})")
 
 

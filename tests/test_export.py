@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakpilot_store import Checkpoint, CheckpointStore, DatabaseError
+from breakpilot_store import Checkpoint, CheckpointStore, CorruptDatabaseError, DatabaseError
 from breakpilot_store.core.transfer import EXPORT_BATCH, RENDER_BATCH, seed_timestamp
 from breakpilot_store.schema import to_text
 
@@ -228,13 +228,15 @@ def test_hand_written_timestamps_export_as_before(lite, stamp):
 
 @pytest.mark.parametrize("stamp", ["2026-02-30T00:00:00.000000+00:00", "yesterday"])
 def test_an_unreadable_timestamp_fails_as_before(lite, stamp):
+    # Typed since round 6 (it was the ValueError of datetime.fromisoformat), naming the row.
     store, raw = lite
     _set(raw, EXPORT_BATCH + 2, "created_at", stamp)
-    with pytest.raises(ValueError):
-        reference_export(store, "agent")
-    with pytest.raises(ValueError):
+    row = f"agent:{EXPORT_BATCH + 2}"
+    with pytest.raises(CorruptDatabaseError, match="not a timestamp"):
+        reference_export(store, "agent")  # (Core's typed column: no row to name there)
+    with pytest.raises(CorruptDatabaseError, match=row):
         store.export_json("agent")
-    with pytest.raises(ValueError):
+    with pytest.raises(CorruptDatabaseError, match=row):
         "".join(store.export_chunks("agent"))
 
 
@@ -297,13 +299,17 @@ def test_stored_text_renders_as_isoformat(stamp, zero):
     )
 )
 def test_any_text_renders_as_datetime_would(text):
+    # As datetime reads it, in UTC (text without an offset is UTC, as SQLite writes it);
+    # what datetime cannot read is a typed error (round 6; it was its ValueError).
     try:
-        expected = datetime.fromisoformat(text).isoformat()
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        with pytest.raises(ValueError):
+        with pytest.raises(CorruptDatabaseError):
             seed_timestamp(text)
         return
-    assert seed_timestamp(text) == expected
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    assert seed_timestamp(text) == parsed.astimezone(timezone.utc).isoformat()
 
 
 # -- one snapshot, and interleaving --------------------------------------------------

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..codec import check_key
-from ..core import counters, leases, side_rows
+from ..core import counters, health, leases, side_rows
 from ..core.document import read_document
 from ..core.repository import counters_out_of_step
 from ..engine import MIN_SQLITE, create_store_engine, resolve_url, sqlite_path
@@ -891,6 +891,11 @@ def _diagnose(url: URL, engine: Any) -> list[tuple[str, str, str]]:
             rows.append(("contents", f"{n_sessions} sessions, {n_cps} checkpoints", ""))
             off = counters_out_of_step(conn)
             rows.append(("session counters", f"{off} out of step", _ok(off == 0)))
+            bad_rows, bad_sessions = health.unreadable(conn)
+            rows.append(("unreadable checkpoints", health.describe(bad_rows), _ok(not bad_rows)))
+            rows.append(
+                ("unreadable sessions", health.describe(bad_sessions), _ok(not bad_sessions))
+            )
             # A hand-edited lease: safe, but PostgreSQL's creates take the slow path.
             off = leases.mirrors_out_of_step(conn)
             rows.append(("session lease tokens", f"{off} out of step", "ok" if not off else "warn"))

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
-from ..errors import StoreBusyError
+from ..checkpoint import MAX_SEQ
+from ..errors import CorruptDatabaseError, DatabaseError, StoreBusyError
 from ..schema import UTCDateTime, checkpoints, sessions
 
 if TYPE_CHECKING:
@@ -170,10 +171,31 @@ def next_seq(
             # Assumed empty, every create of the session hit their seqs, for good.
             row = (0, 0, conn.execute(_TOP, {"sid": session_id}).fetchone()[0])
         base_seq, base_count, top = row
-    seq = max(base_seq, top or 0) + 1
+    seq = top_seq(session_id, base_seq, top) + 1
     # Everything above the base is a create since it (seq - 1 - base_seq of them,
     # possibly none), plus the new one.
     return seq, base_count + seq - base_seq
+
+
+def top_seq(session_id: str, base_seq: Any, top: int | None) -> int:
+    """The highest seq a session has handed out: its row's base or its highest row.
+
+    Raises:
+        CorruptDatabaseError: The row's counter is not a number (edited by hand).
+        DatabaseError: The session has handed out every seq a database can store.
+    """
+    if type(base_seq) is not int:
+        raise CorruptDatabaseError(
+            f"session {session_id!r}: its counter (sessions.base_seq) is not an integer "
+            f"({base_seq!r:.40}); it was not written by this store: see `breakpilot-store doctor`"
+        )
+    last = max(base_seq, top or 0)
+    if last >= MAX_SEQ:
+        raise DatabaseError(
+            f"session {session_id!r} has handed out every seq up to {MAX_SEQ}; "
+            "nothing was written (write on under another session id)"
+        )
+    return last
 
 
 #: How often a write re-creates a session that concurrent deletes keep removing

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from ..errors import DatabaseError
 from ..schema import to_text
 from . import counters, leases
 from .group import Pending
@@ -130,22 +131,27 @@ def write_creates(
     bases = {sid: (row[0], row[1]) for sid, row in found.items()}
     tops = {sid: row[2] for sid, row in found.items()}
     held_leases = leases.leases_of(conn, ids, creates[0].op.create.now)  # type: ignore[union-attr]
-    seq_of = {sid: max(bases[sid][0], tops.get(sid) or 0) for sid in ids}
     planned: list[tuple[Pending, int]] = []
     slow: set[str] = set()
+    seq_of: dict[str, int] = {}
+    for sid in ids:
+        try:
+            seq_of[sid] = counters.top_seq(sid, bases[sid][0], tops.get(sid))
+        except DatabaseError:
+            slow.add(sid)  # one by one: each of its creates fails alone, in its savepoint
     for n, item in enumerate(creates, 1):
         if n % YIELD_EVERY == 0:
             yield_gil()
         args = item.op.create
         sid = args.session_id  # type: ignore[union-attr]
+        if sid in slow:
+            continue
         seq = seq_of[sid] + 1
         base_seq, base_count = bases[sid]
         held = base_count + seq - base_seq
         fence = args.fence  # type: ignore[union-attr]
-        if (
-            sid in slow
-            or not leases.allows(held_leases.get(sid), fence)
-            or (fence is not None and fence.renewal_due())
+        if not leases.allows(held_leases.get(sid), fence) or (
+            fence is not None and fence.renewal_due()
         ):
             slow.add(sid)
             continue

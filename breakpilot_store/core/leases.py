@@ -30,14 +30,14 @@ As everywhere in ``core``, nothing here begins, commits or rolls back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, exists, func, text
 
 from ..errors import DatabaseError, LeaseLostError, SessionLeasedError
-from ..schema import UTCDateTime, leases, to_text
+from ..schema import UTCDateTime, leases, stored_time, to_text
 from . import counters
 
 _l = leases.c
@@ -90,9 +90,7 @@ def _pg(conn: Any) -> bool:
 
 def _when(value: Any) -> Any:
     """A stored timestamp as an aware datetime (SQLite's text, or PostgreSQL's value)."""
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return None if value is None else value.astimezone(timezone.utc)
+    return None if value is None else stored_time(value, "a lease's expiry")
 
 
 # Timestamps are bound as SQLite's stored text (to_text) there; PostgreSQL uses now().

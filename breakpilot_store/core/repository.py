@@ -30,7 +30,8 @@ from sqlalchemy import (
 
 from ..checkpoint import Checkpoint
 from ..codec import decode
-from ..schema import KEY, SEQ, JSONText, UTCDateTime, checkpoints, sessions, to_text
+from ..errors import CorruptDatabaseError
+from ..schema import KEY, SEQ, JSONText, UTCDateTime, checkpoints, sessions, stored_time, to_text
 from ..sqlite.fastpath import DriverConnection, fetch_batches
 from . import counters, leases
 from .counters import LIVE_COUNT, LIVE_LAST_SEQ, LIVE_UPDATED_AT
@@ -127,14 +128,16 @@ def row_to_checkpoint(row: Sequence[Any]) -> Checkpoint:
 
     ``created_at`` arrives typed through Core, or as SQLite's stored text on the hot path.
     """
-    created_at = row[3]
-    return Checkpoint(
-        id=f"{row[0]}:{row[1]}",
-        name=row[2],
-        timestamp=datetime.fromisoformat(created_at) if type(created_at) is str else created_at,
-        data=decode(row[4]),
-        metadata=decode(row[5]),
-    )
+    try:
+        return Checkpoint(
+            id=f"{row[0]}:{row[1]}",
+            name=row[2],
+            timestamp=stored_time(row[3]),
+            data=decode(row[4]),
+            metadata=decode(row[5]),
+        )
+    except CorruptDatabaseError as exc:  # (a value written by hand: name its row)
+        raise CorruptDatabaseError(f"checkpoint '{row[0]}:{row[1]}': {exc}") from exc.__cause__
 
 
 def insert_checkpoint(

@@ -21,7 +21,8 @@ import orjson
 
 from ..checkpoint import split_id
 from ..codec import check_key, check_size, decode, encode_object, encode_parsed_object
-from ..errors import BreakpilotStoreError, ImportFormatError
+from ..errors import BreakpilotStoreError, CorruptDatabaseError, ImportFormatError
+from ..schema import stored_time
 
 #: The largest seq an import may carry: half of SQLite's range, so that a session's
 #: counter can never be pushed to where ``last_seq + 1`` overflows into a float.
@@ -62,16 +63,19 @@ def seed_timestamp(stored: Any) -> str:
     (PostgreSQL, through Core). ``isoformat()`` costs ~1.4 µs, ten times the rest.
 
     Raises:
-        ValueError: Text that is not ISO-8601 (as ``datetime.fromisoformat``).
+        CorruptDatabaseError: A value that is not a timestamp (written by hand).
     """
     if type(stored) is not str:
-        return stored.isoformat()
-    parsed = _fromisoformat(stored)  # validates (e.g. no 30 February), as before
+        return stored_time(stored).isoformat()
+    try:
+        parsed = _fromisoformat(stored)  # validates (e.g. no 30 February), as before
+    except ValueError:
+        return stored_time(stored).isoformat()  # raises, naming the value
     # Separators at 4, 7, 10, 13, 16 and 19 pin the shape; the parse checked the
     # digits. (fromisoformat also takes a space for the T, week dates, "," fractions...)
     if len(stored) == 32 and stored[4:20:3] == "--T::." and stored[26:] == "+00:00":
         return stored if stored[20:26] != "000000" else stored[:19] + "+00:00"
-    return parsed.isoformat()
+    return stored_time(parsed).isoformat()  # UTC, as the Checkpoint path reads it
 
 
 def _entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -103,18 +107,25 @@ def _plain_entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
             }
             for session_id, seq, name, stamp, data, meta, _ in rows
         ]
-    except orjson.JSONDecodeError:
-        # Some text orjson refuses (hand-written NaN, say): the codec's rules, per row.
-        return [
-            {
-                "id": f"{session_id}:{seq}",
-                "name": name,
-                "timestamp": seed_timestamp(stamp),
-                "data": decode(data),
-                "metadata": decode(meta),
-            }
-            for session_id, seq, name, stamp, data, meta, _ in rows
-        ]
+    except (orjson.JSONDecodeError, CorruptDatabaseError):
+        # Some text orjson refuses (hand-written NaN, say): the codec's rules, per row,
+        # and a row no rule reads is named.
+        return [_slow_entry(*row[:6]) for row in rows]
+
+
+def _slow_entry(
+    session_id: str, seq: int, name: str, stamp: Any, data: Any, meta: Any
+) -> dict[str, Any]:
+    try:
+        return {
+            "id": f"{session_id}:{seq}",
+            "name": name,
+            "timestamp": seed_timestamp(stamp),
+            "data": decode(data),
+            "metadata": decode(meta),
+        }
+    except CorruptDatabaseError as exc:
+        raise CorruptDatabaseError(f"checkpoint '{session_id}:{seq}': {exc}") from exc.__cause__
 
 
 def _cut(out: bytes, first: bool, last: bool) -> memoryview:

@@ -325,7 +325,11 @@ class PostgresHotPath:
         See :func:`~breakpilot_store.core.repository.fetch_statement` and
         :func:`~breakpilot_store.core.repository.fetch_latest_statement`.
         """
-        return _checkpoint(self._run(statement, params, retry=True))
+        cursor = self._run(statement, params, retry=True)
+        try:
+            return _checkpoint(cursor)
+        except psycopg.Error as exc:  # a stored value Python cannot hold (see translate)
+            raise translate_driver(exc, self._where) from exc
 
 
 def _checkpoint(cursor: psycopg.Cursor[Any]) -> Checkpoint | None:

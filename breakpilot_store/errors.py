@@ -63,7 +63,15 @@ class CorruptDatabaseError(DatabaseError):
 
 
 class SchemaVersionError(BreakpilotStoreError):
-    """The database schema is at a revision this code does not know (newer), or is missing."""
+    """The database schema is at a revision this code does not know (newer), or is missing.
+
+    Attributes:
+        revision: The database's revision (``None``: it has no schema).
+    """
+
+    def __init__(self, message: str, *, revision: str | None = None) -> None:
+        super().__init__(message)
+        self.revision = revision
 
 
 class UnsupportedDatabaseError(BreakpilotStoreError):

@@ -88,7 +88,8 @@ def check_known(revision: str | None, url: URL) -> None:
         raise SchemaVersionError(
             f"database {describe(url)} is at schema revision {revision!r}, which this "
             f"version of breakpilot_store does not know (its newest is {HEAD!r}); "
-            "upgrade breakpilot_store to open it. Nothing was written."
+            "upgrade breakpilot_store to open it. Nothing was written.",
+            revision=revision,
         )
 
 
@@ -177,7 +178,8 @@ def ensure_schema(engine: Engine, url: URL, *, migrate: bool = True) -> str:
         )
         raise SchemaVersionError(
             f"database {describe(url)} {state}; open it with migrate=True or run "
-            "`breakpilot-store db upgrade`"
+            "`breakpilot-store db upgrade`",
+            revision=revision,
         )
     with schema_lock(engine, url):
         # Another opener may have done the work while this one waited for the lock.

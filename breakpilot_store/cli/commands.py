@@ -242,11 +242,27 @@ def open_read(target: str | URL | None) -> CheckpointStore:
 
 
 def open_write(target: str | URL | None, *, create: bool = False) -> CheckpointStore:
-    """Open a store for writing; only ``create=True`` may create or upgrade it."""
+    """Open a store for writing; only ``create=True`` may create its schema.
+
+    No command upgrades an existing database's schema but ``db upgrade`` (an ``import``
+    did, under agents still running the old code). An in-memory database is refused:
+    it would end with the command, and everything written with it.
+    """
     url = resolve_url(target)
+    if url.get_backend_name() == "sqlite" and sqlite_path(url) is None:
+        raise click.UsageError(
+            f"{describe(url)} is an in-memory database: what this command writes would "
+            "be gone when it exits; give a file path or a server URL"
+        )
     if not create:
         _require_file(url)
-    return CheckpointStore(url, migrate=create, busy_timeout=BUSY_TIMEOUT)
+        return CheckpointStore(url, migrate=False, busy_timeout=BUSY_TIMEOUT)
+    try:
+        return CheckpointStore(url, migrate=False, busy_timeout=BUSY_TIMEOUT)
+    except SchemaVersionError as exc:
+        if exc.revision is not None:
+            raise  # an older schema: the operator upgrades it, with every agent
+    return CheckpointStore(url, migrate=True, busy_timeout=BUSY_TIMEOUT)
 
 
 def _where(store: CheckpointStore) -> str:
@@ -864,7 +880,7 @@ def _diagnose(url: URL, engine: Any) -> list[tuple[str, str, str]]:
         ok = sqlite3.sqlite_version_info >= MIN_SQLITE
         rows.append(("SQLite library", sqlite3.sqlite_version, "ok" if ok else "PROBLEM"))
     if path is not None:
-        wal = Path(f"{path}-wal")
+        wal = _wal_of(path)
         wal_size = wal.stat().st_size if wal.exists() else 0
         rows.append(("file", str(path), ""))
         rows.append(("file size", human_bytes(path.stat().st_size), ""))
@@ -928,7 +944,16 @@ def vacuum(opts: Options) -> None:
 def _disk_size(path: Path | None) -> int | None:
     if path is None:
         return None
-    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    return sum(p.stat().st_size for p in (path, _wal_of(path)) if p.exists())
+
+
+def _wal_of(path: Path) -> Path:
+    """The database's WAL file: beside the file a symlink points at, where SQLite puts it.
+
+    (Looked for beside the link, a 4 MB WAL read as 0 B and the large-WAL warning
+    could never fire.)
+    """
+    return Path(f"{path.resolve()}-wal")
 
 
 def _vacuum(store: CheckpointStore) -> None:

@@ -68,13 +68,13 @@ class LineFormat:
         names = [len(printable(r[2])) for r in rows] or [4]
         return cls(len(str(last_seq)), max(names), width)
 
-    def header(self) -> list[str]:
-        """The heading line and the rule under it."""
+    def header(self, rule: str = "\u2500") -> list[str]:
+        """The heading line and the rule under it, of ``rule`` (``-``: no box drawing)."""
         heads = (
             f"{'seq':>{self.seq_width}}  {'name':<{self.name_width}}  "
             f"{'created (UTC)':<{TIME_WIDTH}}  {'size':>{SIZE_WIDTH}}  data"
         )
-        return [heads, "\u2500" * min(len(heads) + self.data_width - 4, 200)]
+        return [heads, rule * min(len(heads) + self.data_width - 4, 200)]
 
     def line(self, row: Sequence[Any]) -> str:
         """One checkpoint as one line."""

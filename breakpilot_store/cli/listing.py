@@ -12,6 +12,7 @@ seq goes down) and followed from its new start.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import sys
 import time
@@ -33,6 +34,30 @@ def _write(lines: Iterator[str] | Sequence[str]) -> None:
     for line in lines:
         write(line)
         write("\n")
+
+
+def _fit_stdout(json_mode: bool) -> str:
+    r"""Let every stored character through a stdout that cannot encode it.
+
+    Under ``PYTHONIOENCODING=ascii`` or a Latin-1 locale the first non-ASCII name or
+    preview raised ``UnicodeEncodeError`` mid-listing ("please report it"), where
+    ``sessions`` (rich) degrades. Lines escape what the terminal cannot show; JSON,
+    whose escapes must be ``\uXXXX``, goes out as UTF-8, JSON's own encoding.
+
+    Returns:
+        The character of the rule under the heading: a box-drawing line where the
+        terminal has it, else ``-``.
+    """
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    if encoding == "utf8" or not isinstance(stream, io.TextIOWrapper):
+        return "\u2500"
+    stream.flush()
+    if json_mode:
+        stream.reconfigure(encoding="utf-8")
+    else:
+        stream.reconfigure(errors="backslashreplace")
+    return "-"
 
 
 def stream_list(
@@ -66,6 +91,7 @@ def stream_list(
     """
     top: int | None = None
     printed = 0
+    rule = _fit_stdout(json_mode or json_lines)
 
     def read(conn: Any) -> Any:
         newest_first = not oldest_first or bool(limit)
@@ -96,7 +122,7 @@ def stream_list(
             sep = ",\n"
         else:
             fmt = LineFormat.for_rows(last_seq, first, out.out.width)
-            _write(fmt.header())
+            _write(fmt.header(rule))
             render = fmt.line
             sep = "\n"
         write = sys.stdout.write

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..codec import check_key
-from ..errors import CheckpointTypeError, CheckpointValueError
+from ..errors import BreakpilotStoreError, CheckpointTypeError, CheckpointValueError
 
 #: A limit above this is "all": no thread holds more rows (and it fits a 64-bit bind).
 MAX_LIMIT = 2**62
@@ -93,8 +93,14 @@ def id_list(values: Any, what: str) -> list[str]:
 
 @contextlib.contextmanager
 def encodable(what: str) -> Iterator[None]:
-    """Turn orjson's refusal (a lone surrogate in a value) into a typed error."""
+    """Turn orjson's refusal (a lone surrogate in a value) into a typed error.
+
+    A typed error the value hook raised inside orjson (``UnknownValueTypeError``, a
+    ``TypeError``, as the README says) leaves as it is, not rewrapped.
+    """
     try:
         yield
+    except BreakpilotStoreError:
+        raise  # (orjson.JSONEncodeError is TypeError itself: UnknownValueTypeError is one)
     except orjson.JSONEncodeError as exc:
         raise CheckpointValueError(f"{what} cannot be stored as JSON: {exc}") from exc

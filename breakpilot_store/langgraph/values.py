@@ -65,6 +65,22 @@ TAG = "$type"
 #: Modules whose classes load without being allowed explicitly (prefix match).
 KNOWN_MODULE_PREFIXES = ("langchain_core.", "langgraph.")
 
+#: The pathlib classes a path is stored as, and read back as: a concrete path of the
+#: other system's flavour (it cannot be made here) comes back as its pure class.
+_PATH_CLASS = {
+    pathlib.PurePosixPath: "PurePosixPath",
+    pathlib.PureWindowsPath: "PureWindowsPath",
+    pathlib.PosixPath: "PosixPath",
+    pathlib.WindowsPath: "WindowsPath",
+}
+_HERE = pathlib.Path  # PosixPath or WindowsPath, as this system makes them
+_PATH_READ: dict[str, Callable[[str], pathlib.PurePath]] = {
+    "PurePosixPath": pathlib.PurePosixPath,
+    "PureWindowsPath": pathlib.PureWindowsPath,
+    "PosixPath": _HERE if _HERE().__class__ is pathlib.PosixPath else pathlib.PurePosixPath,
+    "WindowsPath": _HERE if _HERE().__class__ is pathlib.WindowsPath else pathlib.PureWindowsPath,
+}
+
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _IP_CLASSES = {
     cls.__name__: cls
@@ -193,7 +209,10 @@ class ValueCodec:
         if issubclass(kind, decimal.Decimal):
             return lambda v: {TAG: "decimal", "value": str(v)}
         if issubclass(kind, pathlib.PurePath):
-            return lambda v: {TAG: "path", "value": str(v)}
+            # Its class too: read back as Path, a PureWindowsPath became a one-part
+            # PosixPath (a different, wrong path).
+            name = _PATH_CLASS.get(kind, "PosixPath")
+            return lambda v: {TAG: "path", "class": name, "value": str(v)}
         if issubclass(kind, ZoneInfo):
             return lambda v: {TAG: "zoneinfo", "key": v.key}
         if _IP_CLASSES.get(kind.__name__) is kind:
@@ -330,7 +349,7 @@ class ValueCodec:
             if tag == "int":
                 return int(value["value"])
             if tag == "path":
-                return pathlib.Path(value["value"])
+                return _PATH_READ[value.get("class", "PosixPath")](value["value"])
             if tag == "zoneinfo":
                 return ZoneInfo(value["key"])
             if tag == "ipaddress":

@@ -69,6 +69,9 @@ SAMPLES: list[Any] = [
     {1: "int key", (1, 2): "tuple key"},
     {"$type": "a user's own key", "x": 1},
     pathlib.Path("/tmp/x"),
+    # Round 6: read back as Path, a PureWindowsPath became a one-part PosixPath.
+    pathlib.PureWindowsPath("C:/Users/x"),
+    pathlib.PurePosixPath("/a/b"),
     ZoneInfo("Europe/Paris"),
     ipaddress.IPv4Address("10.0.0.1"),
     ipaddress.IPv6Network("2001:db8::/32"),
@@ -187,6 +190,20 @@ def test_a_saver_refuses_a_value_it_could_not_load_and_writes_nothing(tmp_path: 
         assert saver.get_tuple(config).checkpoint["channel_values"] == {"p": Point(1, 2.0)}
     with BreakpilotSaver(str(db)) as saver, pytest.raises(UnknownValueTypeError):
         saver.get_tuple(config)  # a reader that does not allow it gets a clear error
+
+
+def test_pending_writes_refuse_an_unknown_class_as_the_readme_says(tmp_path: Path) -> None:
+    # Round 6: put_writes (and so every graph step) rewrapped it as CheckpointValueError,
+    # not a TypeError (orjson.JSONEncodeError is TypeError itself, and caught it).
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    with BreakpilotSaver(str(tmp_path / "w.db")) as saver:
+        stored = saver.put(config, _checkpoint({}), {"source": "input", "step": -1}, {})
+        with pytest.raises(UnknownValueTypeError, match="allowed_types"):
+            saver.put_writes(stored, [("v", Point(1, 2.0))], "task")
+        assert list(saver.get_tuple(stored).pending_writes) == []
+        with pytest.raises(UnknownValueTypeError):
+            meta = {"source": "loop", "step": 0, "p": Point(1, 2.0)}
+            saver.put(config, _checkpoint({}), meta, {})
 
 
 def _checkpoint(values: dict[str, Any], checkpoint_id: str | None = None) -> Any:

@@ -42,7 +42,7 @@ from . import operations as ops
 from .values import TAG, ValueCodec
 
 #: The key of ``checkpoints.data`` that holds the parent checkpoint's id.
-PARENT_KEY = "parent_checkpoint_id"
+PARENT_KEY = ops.PARENT_KEY
 #: The tag of a value written by a custom ``serde`` (its type string and bytes).
 SERDE_TAG = "serde"
 

@@ -144,3 +144,57 @@ def test_retention_keeps_what_delta_channels_are_rebuilt_from(
         held = raw().query(count, (thread,))[0][0]
         # 12 invokes x 3 checkpoints: a snapshot every 3 updates lets most go.
         assert held < 20 if frequency == 3 else held == 36, (thread, held)
+
+
+class _Log(TypedDict):
+    log: Annotated[list[str], lambda a, b: a + b]
+
+
+def _nested_graph(saver: BreakpilotSaver) -> Any:
+    inner = StateGraph(_Log)
+    inner.add_node("a", lambda s: {"log": ["a"]})
+    inner.add_node("b", lambda s: {"log": ["b"]})
+    inner.add_edge(START, "a")
+    inner.add_edge("a", "b")
+    inner.add_edge("b", END)
+    outer = StateGraph(_Log)
+    outer.add_node("before", lambda s: {"log": ["before"]})
+    outer.add_node("sub", inner.compile())  # a subgraph call: namespace "sub:<task id>"
+    outer.add_edge(START, "before")
+    outer.add_edge("before", "sub")
+    outer.add_edge("sub", END)
+    return outer.compile(checkpointer=saver)
+
+
+def _namespaces(saver: BreakpilotSaver, thread: str) -> list[str]:
+    config = {"configurable": {"thread_id": thread}}
+    return sorted({t.config["configurable"]["checkpoint_ns"] for t in saver.list(config)})
+
+
+def test_subgraph_calls_go_with_the_root_checkpoint_they_started_from(backend_url: str) -> None:
+    """Round 6: retention per namespace kept every past run's subgraph calls for good.
+
+    ``keep_last=2`` held 42 checkpoints in 21 namespaces after ten runs, and ``prune``
+    kept every call; LangGraph's PostgresSaver deletes a call with the root
+    checkpoint it started from, and leaves the kept head without a removed parent.
+    """
+    config = {"configurable": {"thread_id": "t"}}
+    with BreakpilotSaver(backend_url, keep_last=2) as saver:
+        graph = _nested_graph(saver)
+        for run in range(6):
+            state = graph.invoke({"log": [f"run{run}"]}, config)
+            assert state["log"][-4:] == [f"run{run}", "before", "a", "b"]
+            assert len(_namespaces(saver, "t")) <= 2  # the root, and at most the last call
+        assert len(list(saver.list(config))) <= 4
+    with BreakpilotSaver(backend_url) as saver:  # no keep_last: every call is kept...
+        graph = _nested_graph(saver)
+        for run in range(3):
+            graph.invoke({"log": [f"more{run}"]}, {"configurable": {"thread_id": "u"}})
+        assert len(_namespaces(saver, "u")) == 4
+        saver.prune(["u"])  # ...until a prune: the root's head, and nothing of past calls
+        assert _namespaces(saver, "u") == [""]
+        head = saver.get_tuple({"configurable": {"thread_id": "u", "checkpoint_ns": ""}})
+        assert head.parent_config is None
+        state = graph.invoke({"log": ["after"]}, {"configurable": {"thread_id": "u"}})
+        assert state["log"][-4:] == ["after", "before", "a", "b"]
+        assert state["log"][0] == "more0"  # the state itself was kept whole

@@ -307,7 +307,8 @@ class CheckpointStore(Uncopyable):
         if attempt is not None and self._pg is not None:
             self._check_open(write=True)
             statements, accept = attempt
-            if accept(self._pg.transaction(statements)):
+            done = self._pg.transaction(statements)
+            if done is not None and accept(done):
                 return None
         if serial and write and self._serial is not None:
             self._check_open(write=True)

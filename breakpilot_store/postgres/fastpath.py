@@ -43,6 +43,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from ..checkpoint import Checkpoint
 from ..core import repository as repo
+from ..errors import DatabaseError
 from ..sqlite.fastpath import PinnedConnections
 from ..translate import translate_driver
 from . import direct
@@ -245,7 +246,9 @@ class PostgresHotPath:
                 return False
         return True
 
-    def transaction(self, statements: Sequence[tuple[Any, dict[str, Any]]]) -> list[list[Any]]:
+    def transaction(
+        self, statements: Sequence[tuple[Any, dict[str, Any]]]
+    ) -> list[list[Any]] | None:
         """Run ``statements`` as one transaction in one round trip; each one's rows.
 
         A psycopg pipeline: ``BEGIN`` (and the settings, behind PgBouncer), the
@@ -254,12 +257,21 @@ class PostgresHotPath:
         that follows a row lock sees everything the lock's previous holder wrote. A
         single statement on a direct connection is sent alone, in autocommit mode (its
         own transaction): a pipeline costs ~100 µs more Python.
+
+        ``None`` (nothing written) when a statement referred to a row another
+        transaction deleted meanwhile (a foreign key violation: a thread deleted while
+        its put_writes' statement ran): the caller's full operation, which locks first,
+        decides then.
         """
         if len(statements) == 1 and self._settings is None:
             try:
                 cursor = self._run(*statements[0])
             except psycopg.errors.UniqueViolation as exc:  # _run leaves it for append
                 raise translate_driver(exc, self._where) from exc
+            except DatabaseError as exc:
+                if isinstance(exc.__cause__, psycopg.errors.ForeignKeyViolation):
+                    return None
+                raise
             return [cursor.fetchall() if cursor.description else []]
         queries = [_params(statement, params) for statement, params in statements]
         with self._using() as conn:
@@ -271,6 +283,9 @@ class PostgresHotPath:
                     cursors = [conn.execute(*query) for query in queries]
                     conn.execute("COMMIT")
                 return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+            except psycopg.errors.ForeignKeyViolation:
+                self._recover(conn)
+                return None
             except psycopg.Error as exc:
                 self._recover(conn)
                 raise translate_driver(exc, self._where) from exc

@@ -154,3 +154,60 @@ def test_concurrent_first_puts_of_new_threads_stay_gapless(
     assert errors == []
     rows = pg_raw("SELECT session_id, count(*), max(seq) FROM checkpoints GROUP BY session_id")
     assert sorted(rows) == sorted((f"t{n}", 12, 12) for n in range(rounds))
+
+
+def test_puts_racing_delete_thread_are_never_an_untyped_error(
+    pg_base_url: str, pg_schema: str
+) -> None:
+    """Round 6: a put_writes whose thread another store deleted between its statement's
+    snapshot and its insert raised the foreign key's raw ``DatabaseError``; the one
+    round trip now gives way to the full put_writes (which locks first), as on SQLite.
+    """
+    import uuid
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from breakpilot_store.langgraph import BreakpilotSaver
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    stores = [CheckpointStore(pg_base_url, schema=pg_schema) for _ in range(4)]
+    writes = [0]
+
+    def writer(store: CheckpointStore, ns: str) -> None:
+        saver = BreakpilotSaver(store)
+        config = {"configurable": {"thread_id": "T", "checkpoint_ns": ns}}
+        while not stop.is_set():
+            try:
+                stored = saver.put(config, empty_checkpoint(), {"source": "loop", "step": 1}, {})
+                saver.put_writes(stored, [("a", 1), ("b", 2)], str(uuid.uuid4()))
+                writes[0] += 1
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    def deleter(store: CheckpointStore) -> None:
+        saver = BreakpilotSaver(store)
+        try:
+            for _ in range(40):
+                saver.delete_thread("T")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    threads = [
+        threading.Thread(target=writer, args=(stores[0], "")),
+        threading.Thread(target=writer, args=(stores[1], "")),
+        threading.Thread(target=writer, args=(stores[2], "sub:1")),
+        threading.Thread(target=deleter, args=(stores[3],)),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for store in stores:
+            store.close()
+    assert errors == []
+    assert writes[0] > 0

@@ -760,9 +760,9 @@ def upgrade(opts: Options) -> None:
     if opts.json:
         out.json({"database": describe(url), "from": before, "to": HEAD})
     elif before == HEAD:
-        out.echo(f"{describe(url)} is already at revision {HEAD} (head)")
+        out.echo(f"{safe(describe(url))} is already at revision {HEAD} (head)")
     else:
-        out.echo(f"upgraded {describe(url)} from {before or 'an empty database'} to {HEAD}")
+        out.echo(f"upgraded {safe(describe(url))} from {before or 'an empty database'} to {HEAD}")
 
 
 def _read_engine(target: str | None) -> tuple[URL, Any]:
@@ -841,7 +841,7 @@ def check(opts: Options) -> None:
     if opts.json:
         out.json({"database": describe(url), "revision": revision, "head": HEAD, "ok": True})
         return
-    out.echo(f"{describe(url)}: schema at {HEAD} (head) and matching the code")
+    out.echo(f"{safe(describe(url))}: schema at {HEAD} (head) and matching the code")
 
 
 @cli.command()
@@ -936,9 +936,10 @@ def vacuum(opts: Options) -> None:
     if opts.json:
         out.json({"database": _where(store), "bytes_before": before, "bytes_after": after})
     elif path is None:
-        out.echo(f"vacuumed {_where(store)}")
+        out.echo(f"vacuumed {safe(_where(store))}")
     else:
-        out.echo(f"vacuumed {path}: {human_bytes(before)} -> {human_bytes(after)} (file + WAL)")
+        sizes = f"{human_bytes(before)} -> {human_bytes(after)}"
+        out.echo(f"vacuumed {safe(str(path))}: {sizes} (file + WAL)")
 
 
 def _disk_size(path: Path | None) -> int | None:

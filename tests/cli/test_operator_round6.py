@@ -114,3 +114,13 @@ def test_doctor_and_vacuum_find_the_wal_through_a_symlink(run, tmp_path) -> None
     assert vacuumed.exit_code == 0, vacuumed.output
     assert json.loads(vacuumed.output)["bytes_before"] > wal  # the file and its WAL
     store.close()
+
+
+def test_a_path_with_a_newline_is_printed_escaped_on_one_line(run, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "new\nline.db"
+    with CheckpointStore(path) as store:
+        store.create("a", "n", {})
+    for args in (["vacuum"], ["db", "upgrade"], ["db", "check"]):
+        result = run("--db", path, *args)
+        assert result.exit_code == 0, result.output
+        assert result.output.count("\n") == 1 and "new\\nline.db" in result.output, args

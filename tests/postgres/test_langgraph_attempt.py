@@ -143,11 +143,7 @@ def test_concurrent_first_puts_of_new_threads_stay_gapless(
                 except BaseException as exc:  # noqa: BLE001 - reported below
                     errors.append(exc)
 
-            threads = [threading.Thread(target=work, args=(s,)) for s in savers]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            _run_all([threading.Thread(target=work, args=(s,)) for s in savers])
     finally:
         for store in stores:
             store.close()
@@ -202,12 +198,16 @@ def test_puts_racing_delete_thread_are_never_an_untyped_error(
         threading.Thread(target=deleter, args=(stores[3],)),
     ]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _run_all(threads)
     finally:
         for store in stores:
             store.close()
     assert errors == []
     assert writes[0] > 0
+
+
+def _run_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

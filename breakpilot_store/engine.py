@@ -111,11 +111,16 @@ def _enable_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
     deadline = time.monotonic() + busy_timeout
     while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorcode", 0) & 0xFF != 5 or time.monotonic() > deadline:
                 raise  # not SQLITE_BUSY, or busy for longer than busy_timeout
             time.sleep(0.005)
+            continue
+        if mode.lower() != "wal":
+            # Refused without an error: a database that cannot be in WAL (in memory,
+            # such as ``file::memory:``). Asked again, it looped here for ever.
+            return
 
 
 def default_url() -> str:
@@ -175,6 +180,8 @@ def sqlite_path(url: URL) -> Path | None:
         return None
     if database.startswith("file:"):
         database = database[5:].split("?", 1)[0]
+        if database in ("", ":memory:"):  # file::memory: is a URI for memory too
+            return None
     return Path(database)
 
 

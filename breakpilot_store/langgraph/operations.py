@@ -529,7 +529,13 @@ def put_writes(
 #: NO KEY UPDATE: it conflicts with every other writer's lock (FOR UPDATE, an UPDATE of
 #: the row) but not with the foreign-key checks of a concurrent put_writes.
 _PG_LOCK = text("SELECT base_seq FROM sessions WHERE session_id = :sid FOR NO KEY UPDATE")
-#: :data:`_PUT_NEXT` for PostgreSQL, after :data:`_PG_LOCK`.
+#: :data:`_PUT_NEXT` for PostgreSQL, after :data:`_PG_LOCK`, and only if that lock was
+#: taken: the row's ``xmax`` is this transaction's id while it holds the lock alone. On a
+#: thread's first puts the lock statement found no row (the first put's, uncommitted),
+#: and the insert, reading the top seq after that commit without the lock, took the seq
+#: a locked writer took too (a duplicate key, or a deadlock with it). Unlocked (or the
+#: lock shared with a foreign-key check, xmax a multixact), nothing is inserted here and
+#: the full put (which locks first) runs.
 _PG_PUT_NEXT = text(
     "INSERT INTO checkpoints (session_id, seq, name, created_at, data, metadata) "
     "SELECT :sid, greatest(s.base_seq, coalesce((SELECT max(c.seq) FROM checkpoints c "
@@ -537,6 +543,7 @@ _PG_PUT_NEXT = text(
     "CAST(:metadata AS JSON) "
     "FROM sessions s JOIN langgraph_threads t ON t.session_id = s.session_id "
     "WHERE s.session_id = :sid AND t.thread_id = :tid AND t.checkpoint_ns = :ns "
+    "AND s.xmax = pg_current_xact_id()::xid "
     "AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.session_id = :sid AND c.name = :name) "
     "RETURNING seq"
 )

@@ -258,10 +258,12 @@ class PostgresHotPath:
         single statement on a direct connection is sent alone, in autocommit mode (its
         own transaction): a pipeline costs ~100 µs more Python.
 
-        ``None`` (nothing written) when a statement referred to a row another
-        transaction deleted meanwhile (a foreign key violation: a thread deleted while
-        its put_writes' statement ran): the caller's full operation, which locks first,
-        decides then.
+        ``None`` (nothing written: the transaction rolled back) when the statements
+        met a concurrent writer: a row another transaction deleted meanwhile (a thread
+        deleted while its put_writes' statement ran: a foreign key violation), a seq
+        another took first, or a deadlock (a thread's first puts: the lock statement
+        found no row while the first put was uncommitted, and the insert after it read
+        the top seq unlocked). The caller's full operation, which locks first, decides.
         """
         if len(statements) == 1 and self._settings is None:
             try:
@@ -269,7 +271,7 @@ class PostgresHotPath:
             except psycopg.errors.UniqueViolation as exc:  # _run leaves it for append
                 raise translate_driver(exc, self._where) from exc
             except DatabaseError as exc:
-                if isinstance(exc.__cause__, psycopg.errors.ForeignKeyViolation):
+                if isinstance(exc.__cause__, _GIVE_WAY):
                     return None
                 raise
             return [cursor.fetchall() if cursor.description else []]
@@ -283,7 +285,7 @@ class PostgresHotPath:
                     cursors = [conn.execute(*query) for query in queries]
                     conn.execute("COMMIT")
                 return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
-            except psycopg.errors.ForeignKeyViolation:
+            except _GIVE_WAY:
                 self._recover(conn)
                 return None
             except psycopg.Error as exc:
@@ -345,6 +347,16 @@ class PostgresHotPath:
             return _checkpoint(cursor)
         except psycopg.Error as exc:  # a stored value Python cannot hold (see translate)
             raise translate_driver(exc, self._where) from exc
+
+
+#: What an attempt (``transaction``) that met a concurrent writer raises: it gives way
+#: to the full operation.
+_GIVE_WAY = (
+    psycopg.errors.ForeignKeyViolation,
+    psycopg.errors.UniqueViolation,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
 
 
 def _checkpoint(cursor: psycopg.Cursor[Any]) -> Checkpoint | None:

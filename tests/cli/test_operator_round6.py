@@ -44,6 +44,7 @@ def _cli(*args: object, env: dict[str, str] | None = None) -> subprocess.Complet
         (["import", "z", "{doc}"], {"BREAKPILOT_STORE_URL": ":memory:"}),
         (["copy", "--from", "{db}", "--to", "sqlite://"], {}),
         (["--db", "sqlite:///:memory:", "compress", "z"], {}),
+        (["--db", "sqlite:///file::memory:?uri=true", "import", "z", "{doc}"], {}),
     ],
 )
 def test_writing_into_an_in_memory_database_is_refused(run, db, tmp_path, args, env) -> None:  # noqa: ANN001
@@ -124,3 +125,17 @@ def test_a_path_with_a_newline_is_printed_escaped_on_one_line(run, tmp_path) -> 
         result = run("--db", path, *args)
         assert result.exit_code == 0, result.output
         assert result.output.count("\n") == 1 and "new\\nline.db" in result.output, args
+
+
+def test_a_memory_uri_opens_instead_of_spinning() -> None:
+    """``file::memory:`` as a URI: its journal mode stays ``memory``, and the switch to
+    WAL was asked again for ever (100% CPU; a review of round 6). A child process, so
+    that the old behaviour fails here instead of hanging the suite."""
+    code = (
+        "from breakpilot_store import CheckpointStore\n"
+        "with CheckpointStore('sqlite:///file::memory:?uri=true') as s:\n"
+        "    print(s.create('a', 'n', {}).id, s.get_latest('a').id)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["a:1", "a:1"]

@@ -115,7 +115,7 @@ def test_a_threads_hot_connection_is_taken_again_by_the_next_thread(pg_url: str)
 def test_concurrent_first_puts_of_new_threads_stay_gapless(
     pg_base_url: str, pg_schema: str, pg_raw: Any
 ) -> None:
-    """Four stores put the first checkpoints of the same new threads at once.
+    """Eight stores put the first checkpoints of the same new threads at once.
 
     Found by a hostile campaign (round 6): a put whose lock found no session row (the
     thread's first put, not yet committed) read the state in its next statement, after
@@ -126,10 +126,10 @@ def test_concurrent_first_puts_of_new_threads_stay_gapless(
 
     from breakpilot_store.langgraph import BreakpilotSaver
 
-    stores = [CheckpointStore(pg_base_url, schema=pg_schema) for _ in range(4)]
+    stores = [CheckpointStore(pg_base_url, schema=pg_schema) for _ in range(8)]
     savers = [BreakpilotSaver(store) for store in stores]
     errors: list[BaseException] = []
-    rounds = 25
+    rounds = 30
     try:
         for n in range(rounds):
             config = {"configurable": {"thread_id": f"t{n}", "checkpoint_ns": ""}}
@@ -149,7 +149,7 @@ def test_concurrent_first_puts_of_new_threads_stay_gapless(
             store.close()
     assert errors == []
     rows = pg_raw("SELECT session_id, count(*), max(seq) FROM checkpoints GROUP BY session_id")
-    assert sorted(rows) == sorted((f"t{n}", 12, 12) for n in range(rounds))
+    assert sorted(rows) == sorted((f"t{n}", 24, 24) for n in range(rounds))
 
 
 def test_puts_racing_delete_thread_are_never_an_untyped_error(
@@ -211,3 +211,25 @@ def _run_all(threads: list[threading.Thread]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_a_known_threads_puts_take_the_one_round_trip(pg_url: str, monkeypatch: Any) -> None:
+    """The guard on the lock (``xmax``) must not turn the common case into the full put."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from breakpilot_store.langgraph import BreakpilotSaver
+    from breakpilot_store.langgraph import operations as ops
+
+    full: list[str] = []
+    real = ops._put_full
+
+    def counting(conn: Any, where: Any, *args: Any) -> Any:
+        full.append(where.thread_id)
+        return real(conn, where, *args)
+
+    monkeypatch.setattr(ops, "_put_full", counting)
+    config = {"configurable": {"thread_id": "known", "checkpoint_ns": ""}}
+    with CheckpointStore(pg_url) as store, BreakpilotSaver(store) as saver:
+        for _ in range(20):
+            config = saver.put(config, empty_checkpoint(), {}, {})
+    assert full == ["known"]  # the thread's first put only

@@ -101,7 +101,11 @@ def stored_time(value: Any, what: str = "a stored timestamp") -> datetime:
         except ValueError:
             moment = None
         if moment is not None:
-            return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+            if moment.tzinfo is timezone.utc:  # the store's own text
+                return moment
+            if moment.tzinfo is None:
+                return moment.replace(tzinfo=timezone.utc)
+            return moment.astimezone(timezone.utc)
     elif isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)

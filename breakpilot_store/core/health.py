@@ -17,10 +17,14 @@ from ..errors import CorruptDatabaseError
 #: How many of the rows found ``doctor`` names.
 SHOWN = 5
 
-# (julianday() also reads a bare number, as a Julian day: the shape is checked too.)
+# julianday() also reads a bare number (a Julian day), rolls 30 February over into
+# March and takes year 0, all of which Python's datetime refuses: the shape, the date
+# as date() writes it back, and the year are checked too.
 _SQLITE_BAD_TIME = (
     "(typeof({col}) <> 'text' OR julianday({col}) IS NULL "
-    "OR {col} NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*')"
+    "OR {col} NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
+    "OR date(julianday(substr({col}, 1, 10))) IS NOT substr({col}, 1, 10) "
+    "OR substr({col}, 1, 4) = '0000')"
 )
 _SQLITE_CHECKPOINTS = text(
     "SELECT session_id || ':' || seq FROM checkpoints WHERE "
@@ -37,15 +41,21 @@ _SQLITE_SESSIONS = text(
     + " ORDER BY session_id"
 )
 # PostgreSQL's column types refuse text that is not JSON or not a timestamp; what a
-# hand edit can still store is JSON that is not an object, and +/-infinity.
+# hand edit can still store is JSON that is not an object, and times Python's datetime
+# cannot hold: +/-infinity, years BC and after 9999.
+_PG_BAD_TIME = "({col} < '0001-01-01 00:00:00+00' OR {col} >= '9999-12-31 23:59:59.999999+00')"
 _PG_CHECKPOINTS = text(
     "SELECT session_id || ':' || seq FROM checkpoints WHERE "
-    "json_typeof(data) <> 'object' OR json_typeof(metadata) <> 'object' "
-    "OR NOT isfinite(created_at) ORDER BY session_id, seq"
+    "json_typeof(data) <> 'object' OR json_typeof(metadata) <> 'object' OR "
+    + _PG_BAD_TIME.format(col="created_at")
+    + " ORDER BY session_id, seq"
 )
 _PG_SESSIONS = text(
-    "SELECT session_id FROM sessions WHERE NOT isfinite(created_at) OR NOT isfinite(base_at) "
-    "ORDER BY session_id"
+    "SELECT session_id FROM sessions WHERE "
+    + _PG_BAD_TIME.format(col="created_at")
+    + " OR "
+    + _PG_BAD_TIME.format(col="base_at")
+    + " ORDER BY session_id"
 )
 
 

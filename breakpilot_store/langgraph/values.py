@@ -67,11 +67,11 @@ KNOWN_MODULE_PREFIXES = ("langchain_core.", "langgraph.")
 
 #: The pathlib classes a path is stored as, and read back as: a concrete path of the
 #: other system's flavour (it cannot be made here) comes back as its pure class.
-_PATH_CLASS = {
-    pathlib.PurePosixPath: "PurePosixPath",
-    pathlib.PureWindowsPath: "PureWindowsPath",
+_PATH_CLASS = {  # (the concrete classes first: they derive from the pure ones)
     pathlib.PosixPath: "PosixPath",
     pathlib.WindowsPath: "WindowsPath",
+    pathlib.PurePosixPath: "PurePosixPath",
+    pathlib.PureWindowsPath: "PureWindowsPath",
 }
 _HERE = pathlib.Path  # PosixPath or WindowsPath, as this system makes them
 _PATH_READ: dict[str, Callable[[str], pathlib.PurePath]] = {
@@ -211,7 +211,7 @@ class ValueCodec:
         if issubclass(kind, pathlib.PurePath):
             # Its class too: read back as Path, a PureWindowsPath became a one-part
             # PosixPath (a different, wrong path).
-            name = _PATH_CLASS.get(kind, "PosixPath")
+            name = next(n for k, n in _PATH_CLASS.items() if issubclass(kind, k))
             return lambda v: {TAG: "path", "class": name, "value": str(v)}
         if issubclass(kind, ZoneInfo):
             return lambda v: {TAG: "zoneinfo", "key": v.key}

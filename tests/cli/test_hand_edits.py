@@ -35,7 +35,18 @@ def _edit(path: Path, sql: str, params: tuple[Any, ...] = ()) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("stamp", ["garbage", "", 12345, "2026-13-45T00:00:00"])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "garbage",
+        "",
+        12345,
+        "2026-13-45T00:00:00",
+        # SQLite's julianday() reads these; Python's datetime does not (a review).
+        "2024-02-30T00:00:00+00:00",
+        "0000-01-01T00:00:00+00:00",
+    ],
+)
 def test_a_hand_written_timestamp_is_a_typed_error_naming_the_row(db, run, stamp) -> None:  # noqa: ANN001
     edit = "UPDATE checkpoints SET created_at = ? WHERE session_id = 'alpha' AND seq = 5"
     _edit(db, edit, (stamp,))
@@ -103,6 +114,17 @@ def test_a_timestamp_without_an_offset_reads_as_utc(db) -> None:  # noqa: ANN001
         exported = store.export_json("beta")
     assert all(s.utcoffset() is not None and s.utcoffset().total_seconds() == 0 for s in stamps)
     assert exported.count("+00:00") == 2
+
+
+def test_a_timestamp_with_another_offset_reads_as_the_same_moment_in_utc(db, run) -> None:  # noqa: ANN001
+    edit = "UPDATE checkpoints SET created_at = ? WHERE session_id = 'beta' AND seq = 1"
+    _edit(db, edit, ("2026-01-01T02:00:00.250000+02:00",))
+    with CheckpointStore(db) as store:
+        stamp = store.get("beta:1").timestamp
+        exported = store.export_json("beta")
+    assert stamp.isoformat() == "2026-01-01T00:00:00.250000+00:00"
+    assert '"2026-01-01T00:00:00.250000+00:00"' in exported
+    assert run("--db", db, "doctor").exit_code == 0  # readable: not a problem
 
 
 def test_a_clean_store_passes_the_new_checks(db, run) -> None:  # noqa: ANN001

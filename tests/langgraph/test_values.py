@@ -308,3 +308,12 @@ def test_a_messages_fields_keep_their_tags_in_every_position() -> None:
     assert plain["example"] is True and plain["name"] == "n" and "id" not in plain
     assert plain["additional_kwargs"]["at"] == {"$type": "datetime", "iso": at.isoformat()}
     assert plain["seen_at"] == {"$type": "datetime", "iso": at.isoformat()}
+
+
+def test_a_path_subclass_comes_back_as_its_pathlib_class() -> None:
+    class Windowsish(pathlib.PureWindowsPath):
+        pass
+
+    codec = ValueCodec()
+    back = codec.loads(codec.dumps(Windowsish("C:/a/b")))
+    assert type(back) is pathlib.PureWindowsPath and back.parts == ("C:\\", "a", "b")

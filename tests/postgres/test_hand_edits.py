@@ -21,6 +21,7 @@ def test_postgres_infinity_and_non_objects_are_typed_and_found(pg_url: str) -> N
     with raw_postgres(pg_url) as conn:
         conn.execute("UPDATE checkpoints SET created_at = 'infinity' WHERE seq = 3")
         conn.execute("UPDATE checkpoints SET data = '[1]' WHERE seq = 1")
+        conn.execute("UPDATE checkpoints SET created_at = '10000-01-01' WHERE seq = 2")
     with CheckpointStore(pg_url) as store:
         with pytest.raises(CorruptDatabaseError, match="cannot read"):
             store.get_latest("a")
@@ -28,4 +29,4 @@ def test_postgres_infinity_and_non_objects_are_typed_and_found(pg_url: str) -> N
             store.list_sessions()
     result = Run()("--db", pg_url, "doctor")
     assert result.exit_code == 1
-    assert "2: a:1, a:3" in result.output
+    assert "3: a:1, a:2, a:3" in result.output

@@ -56,6 +56,7 @@ from .format import (
     SESSION_SORT_KEYS,
     SINCE,
     Output,
+    fit_stdout,
     human_bytes,
     plural,
     safe,
@@ -216,6 +217,7 @@ force_option = click.option(
 def cli(ctx: click.Context, db: str | None, json_mode: bool, debug: bool) -> None:
     """Inspect and look after breakpilot_store checkpoint databases."""
     ctx.obj = Options(db=db, json=json_mode, debug=debug)
+    fit_stdout(json_mode)
 
 
 def _json(opts: Options) -> Output:

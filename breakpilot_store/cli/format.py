@@ -7,6 +7,7 @@ JSON with ``--json``. Progress bars are drawn on stderr, and only on a terminal.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
@@ -443,3 +444,27 @@ class Output:
         if len(removed) > 1:
             total = sum(n for _, n in removed)
             self.echo(f"{verb} {plural(len(removed), 'session')}, {plural(total, 'checkpoint')}")
+
+
+def fit_stdout(json_mode: bool) -> str:
+    r"""Let every stored character through a stdout that cannot encode it.
+
+    Under ``PYTHONIOENCODING=ascii`` or a Latin-1 locale the first non-ASCII name or
+    preview raised ``UnicodeEncodeError`` ("please report it"), mid-listing in
+    ``list``. Text escapes what the terminal cannot show; JSON, whose escapes must be
+    ``\uXXXX``, goes out as UTF-8, JSON's own encoding. Called once per command.
+
+    Returns:
+        The character of the rule under the heading: a box-drawing line where the
+        terminal has it, else ``-``.
+    """
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    if encoding == "utf8" or not isinstance(stream, io.TextIOWrapper):
+        return "\u2500"
+    stream.flush()
+    if json_mode:
+        stream.reconfigure(encoding="utf-8")
+    else:
+        stream.reconfigure(errors="backslashreplace")
+    return "-"

@@ -12,7 +12,6 @@ seq goes down) and followed from its new start.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 from ..core import browse
 from ..store import CheckpointStore
-from .format import Output
+from .format import Output, fit_stdout
 from .lines import LineFormat, json_item, json_line
 
 #: Rows read before the first line is printed, to size the name column.
@@ -34,30 +33,6 @@ def _write(lines: Iterator[str] | Sequence[str]) -> None:
     for line in lines:
         write(line)
         write("\n")
-
-
-def _fit_stdout(json_mode: bool) -> str:
-    r"""Let every stored character through a stdout that cannot encode it.
-
-    Under ``PYTHONIOENCODING=ascii`` or a Latin-1 locale the first non-ASCII name or
-    preview raised ``UnicodeEncodeError`` mid-listing ("please report it"), where
-    ``sessions`` (rich) degrades. Lines escape what the terminal cannot show; JSON,
-    whose escapes must be ``\uXXXX``, goes out as UTF-8, JSON's own encoding.
-
-    Returns:
-        The character of the rule under the heading: a box-drawing line where the
-        terminal has it, else ``-``.
-    """
-    stream = sys.stdout
-    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-    if encoding == "utf8" or not isinstance(stream, io.TextIOWrapper):
-        return "\u2500"
-    stream.flush()
-    if json_mode:
-        stream.reconfigure(encoding="utf-8")
-    else:
-        stream.reconfigure(errors="backslashreplace")
-    return "-"
 
 
 def stream_list(
@@ -91,7 +66,7 @@ def stream_list(
     """
     top: int | None = None
     printed = 0
-    rule = _fit_stdout(json_mode or json_lines)
+    rule = fit_stdout(json_mode or json_lines)
 
     def read(conn: Any) -> Any:
         newest_first = not oldest_first or bool(limit)

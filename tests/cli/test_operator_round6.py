@@ -139,3 +139,22 @@ def test_a_memory_uri_opens_instead_of_spinning() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["a:1", "a:1"]
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_every_command_on_a_stdout_that_cannot_encode_the_data(tmp_path, encoding) -> None:  # noqa: ANN001
+    # A review of the round: `list` was fixed alone; `sessions` and `show` still ended
+    # with "unexpected UnicodeEncodeError ... please report it".
+    path = tmp_path / "t.db"
+    with CheckpointStore(path) as store:
+        store.create("ä€", "n€", {"t": "ä€😀"})
+    env = {"PYTHONIOENCODING": encoding}
+    for args in (["sessions"], ["show", "ä€:1"], ["doctor"]):
+        done = _cli("--db", path, *args, env=env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "please report" not in done.stderr
+    assert "\\u20ac" in _cli("--db", path, "show", "ä€:1", env=env).stdout
+    shown = _cli("--db", path, "--json", "show", "ä€:1", env=env)
+    assert json.loads(shown.stdout)["data"] == {"t": "ä€😀"}
+    listed = _cli("--db", path, "--json", "sessions", env=env)
+    assert json.loads(listed.stdout)[0]["session_id"] == "ä€"

@@ -8,7 +8,7 @@ queries find them all at once, in SQL (no row is decoded in Python).
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 from ..checkpoint import split_id
 from ..codec import decode
@@ -17,45 +17,36 @@ from ..errors import CorruptDatabaseError
 #: How many of the rows found ``doctor`` names.
 SHOWN = 5
 
+
+def _queries(not_object: str, bad_time: str) -> tuple[TextClause, TextClause]:
+    """The checkpoints and the sessions holding what the store cannot read."""
+    times = [bad_time.format(col=col) for col in ("created_at", "base_at")]
+    checkpoints = text(
+        "SELECT session_id || ':' || seq FROM checkpoints WHERE "
+        + " OR ".join([not_object.format(col="data"), not_object.format(col="metadata")])
+        + f" OR {times[0]} ORDER BY session_id, seq"
+    )
+    sessions = text(f"SELECT session_id FROM sessions WHERE {' OR '.join(times)} ORDER BY 1")
+    return checkpoints, sessions
+
+
 # julianday() also reads a bare number (a Julian day), rolls 30 February over into
 # March and takes year 0, all of which Python's datetime refuses: the shape, the date
 # as date() writes it back, and the year are checked too.
-_SQLITE_BAD_TIME = (
+_SQLITE = _queries(
+    # (CASE: json_type() of text that is not JSON is an error, not NULL.)
+    "CASE WHEN json_valid({col}) THEN json_type({col}) <> 'object' ELSE 1 END",
     "(typeof({col}) <> 'text' OR julianday({col}) IS NULL "
     "OR {col} NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
     "OR date(julianday(substr({col}, 1, 10))) IS NOT substr({col}, 1, 10) "
-    "OR substr({col}, 1, 4) = '0000')"
-)
-_SQLITE_CHECKPOINTS = text(
-    "SELECT session_id || ':' || seq FROM checkpoints WHERE "
-    "NOT json_valid(data) OR json_type(data) <> 'object' "
-    "OR NOT json_valid(metadata) OR json_type(metadata) <> 'object' OR "
-    + _SQLITE_BAD_TIME.format(col="created_at")
-    + " ORDER BY session_id, seq"
-)
-_SQLITE_SESSIONS = text(
-    "SELECT session_id FROM sessions WHERE "
-    + _SQLITE_BAD_TIME.format(col="created_at")
-    + " OR "
-    + _SQLITE_BAD_TIME.format(col="base_at")
-    + " ORDER BY session_id"
+    "OR substr({col}, 1, 4) = '0000')",
 )
 # PostgreSQL's column types refuse text that is not JSON or not a timestamp; what a
 # hand edit can still store is JSON that is not an object, and times Python's datetime
 # cannot hold: +/-infinity, years BC and after 9999.
-_PG_BAD_TIME = "({col} < '0001-01-01 00:00:00+00' OR {col} >= '9999-12-31 23:59:59.999999+00')"
-_PG_CHECKPOINTS = text(
-    "SELECT session_id || ':' || seq FROM checkpoints WHERE "
-    "json_typeof(data) <> 'object' OR json_typeof(metadata) <> 'object' OR "
-    + _PG_BAD_TIME.format(col="created_at")
-    + " ORDER BY session_id, seq"
-)
-_PG_SESSIONS = text(
-    "SELECT session_id FROM sessions WHERE "
-    + _PG_BAD_TIME.format(col="created_at")
-    + " OR "
-    + _PG_BAD_TIME.format(col="base_at")
-    + " ORDER BY session_id"
+_PG = _queries(
+    "json_typeof({col}) <> 'object'",
+    "({col} < '0001-01-01 00:00:00+00' OR {col} > '9999-12-31 23:59:59.999999+00')",
 )
 
 
@@ -70,8 +61,9 @@ _SQLITE_BLOBS = text(
 def unreadable(conn: Connection) -> tuple[list[str], list[str]]:
     """The checkpoints (ids) and sessions (ids) holding values the store cannot read."""
     postgres = conn.dialect.name == "postgresql"
-    rows = list(conn.execute(_PG_CHECKPOINTS if postgres else _SQLITE_CHECKPOINTS).scalars())
-    ids = list(conn.execute(_PG_SESSIONS if postgres else _SQLITE_SESSIONS).scalars())
+    checkpoints, sessions = _PG if postgres else _SQLITE
+    rows = list(conn.execute(checkpoints).scalars())
+    ids = list(conn.execute(sessions).scalars())
     if not postgres:
         found = set(rows)
         for checkpoint_id, *values in conn.execute(_SQLITE_BLOBS):

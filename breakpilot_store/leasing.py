@@ -157,7 +157,7 @@ class LeaseState:
         """
         if self.lost or self.released:
             raise LeaseLostError(self.session_id, self.token)
-        if self.pid != os.getpid() and self.token:
+        if self.in_child():
             raise self.forked()
 
     def forked(self) -> LeaseLostError:

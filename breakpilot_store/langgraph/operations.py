@@ -710,19 +710,17 @@ def _drop_calls(conn: Any, thread_id: str, gone: set[str]) -> list[str]:
 
     Kept per namespace, every past run's calls stayed for good (``keep_last=2`` held
     42 checkpoints in 21 namespaces after ten runs). Returns the sessions deleted
-    (with their checkpoints by cascade, and their writes).
+    (with their checkpoints and writes, by cascade, as :func:`delete_thread`).
     """
     postgres = _is_postgres(conn)
     ids = sorted(gone)
     params = {"tid": thread_id, "gone": ids if postgres else orjson.dumps(ids).decode()}
     dropped = [row[0] for row in conn.execute(_CALLS_FROM[conn.dialect.name], params)]
     for sid in dropped:
-        conn.execute(_DELETE_WRITES_ALL, {"sid": sid})
-        conn.execute(_DELETE_SESSION, {"sid": sid})
+        conn.execute(_DELETE_SESSION, {"sid": sid})  # its rows and writes by cascade
     return dropped
 
 
-_DELETE_WRITES_ALL = text("DELETE FROM langgraph_writes WHERE session_id = :sid")
 _KEPT_DATA = select(_c.seq, _c.data).where(_c.session_id == bindparam("sid"))
 _SET_DATA = (
     update(checkpoints)
